@@ -1,0 +1,68 @@
+//! Flags shared by every pair, defined once and `#[command(flatten)]`ed into each binary.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
+use clap::Args;
+
+use crate::{DEFAULT_KEY, Key};
+
+/// `--version` prints `<package> <bin> <version>`, e.g. `file-ipc writer 0.1.0`: clap prints the
+/// command's name and version, so the name carries the package.
+#[macro_export]
+macro_rules! command_name {
+    ($bin:literal) => {
+        concat!(env!("CARGO_PKG_NAME"), " ", $bin)
+    };
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SendArgs {
+    /// Send the whole message list N times
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+
+    /// Messages to send, each as given (any bytes, not only UTF-8) [default: the note's message]
+    #[arg(value_name = "MESSAGE")]
+    pub messages: Vec<OsString>,
+}
+
+impl SendArgs {
+    /// The messages in sending order: the list (or `default` if none was given), `repeat` times.
+    pub fn each<'a>(&'a self, default: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let list: Vec<&[u8]> = if self.messages.is_empty() {
+            vec![default.as_bytes()]
+        } else {
+            self.messages.iter().map(|m| m.as_bytes()).collect()
+        };
+        (0..self.repeat).flat_map(move |_| list.clone())
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReceiveArgs {
+    /// Stop after N messages
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct KeyArgs {
+    /// SysV IPC key, decimal or 0x hex (0, IPC_PRIVATE, is refused)
+    #[arg(long, value_name = "KEY", default_value_t = DEFAULT_KEY)]
+    pub key: Key,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_the_whole_list_or_the_default() {
+        let args = SendArgs { repeat: 2, messages: vec!["a".into(), "b".into()] };
+        let got: Vec<&[u8]> = args.each("x").collect();
+        assert_eq!(got, [b"a", b"b", b"a", b"b"]);
+        let none = SendArgs { repeat: 1, messages: vec![] };
+        assert_eq!(none.each("x").collect::<Vec<_>>(), [b"x"]);
+    }
+}

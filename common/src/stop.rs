@@ -1,0 +1,85 @@
+//! Stop and clean up: on SIGINT or SIGTERM a process removes what it created and has not handed
+//! over, then dies by that same signal, so the shell sees 130 / 143 and a shell loop stops too.
+//!
+//! Why a signal thread: SIGINT and SIGTERM are blocked in every thread and one thread takes them
+//! with sigwait(). It runs ordinary code (no async-signal-safety limits), tells SIGINT from SIGTERM
+//! (ctrlc cannot, so it would lose the 130/143 difference) and does not depend on waking the main
+//! thread: msgrcv and semop are never restarted, but FIFO open() and read() would be under
+//! SA_RESTART, and a flag checked just before a blocking call can miss a signal that lands between
+//! the check and the call. The main thread never sees EINTR from a stop, so it can retry EINTR
+//! (SIGSTOP/SIGCONT interrupts semop even with no handler) unconditionally.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use nix::sys::signal::{SigHandler, SigSet, Signal, raise, signal};
+
+use crate::{Result, SysResult};
+
+type Action = Box<dyn FnOnce() + Send>;
+
+static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn actions() -> MutexGuard<'static, Vec<(u64, Action)>> {
+    ACTIONS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn stop_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set
+}
+
+/// Blocks SIGINT and SIGTERM and starts the thread that handles them. Call it first in `main`,
+/// before any other thread exists, so that every thread inherits the blocked mask.
+pub fn install() -> Result<()> {
+    let set = stop_signals();
+    set.thread_block().sys("pthread_sigmask", "SIGINT, SIGTERM")?;
+    std::thread::Builder::new()
+        .name("stop".into())
+        .spawn(move || {
+            let sig = loop {
+                if let Ok(sig) = set.wait() {
+                    break sig;
+                }
+            };
+            // Hold the lock to the end: nothing can be registered after the clean-up ran.
+            let mut pending = actions();
+            for (_, action) in pending.drain(..) {
+                action();
+            }
+            die_by(sig)
+        })
+        .sys("pthread_create", "stop thread")?;
+    Ok(())
+}
+
+/// While the returned guard lives, `action` runs if the process is stopped by SIGINT or SIGTERM.
+/// Drop the guard once the object is removed or handed over to the peer.
+#[must_use = "the clean-up is cancelled when the guard is dropped"]
+pub struct OnStop(u64);
+
+pub fn on_stop(action: impl FnOnce() + Send + 'static) -> OnStop {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    actions().push((id, Box::new(action)));
+    OnStop(id)
+}
+
+impl Drop for OnStop {
+    fn drop(&mut self) {
+        actions().retain(|(id, _)| *id != self.0);
+    }
+}
+
+/// Ends the process by `sig` with its default action (the exit status a shell reports as 128+sig).
+pub fn die_by(sig: Signal) -> ! {
+    // SAFETY: installing SIG_DFL involves no Rust handler and no shared state.
+    let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    let mut only = SigSet::empty();
+    only.add(sig);
+    let _ = only.thread_unblock();
+    let _ = raise(sig);
+    std::process::exit(128 + sig as i32)
+}

@@ -1,0 +1,38 @@
+//! Waits for message files at the agreed path and prints each (note section 1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::ReceiveArgs;
+use file_ipc::{Reader, default_path};
+
+/// File IPC reader: waits (by inotify, not polling) for a message file at PATH, claims it, prints
+/// it on its own line and removes it.
+#[derive(Parser)]
+#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+struct Cli {
+    /// Where the writer puts its message file [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH")]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    recv: ReceiveArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("reader", || {
+        common::stop::install()?;
+        let path = cli.path.clone().map_or_else(default_path, Ok)?;
+        let mut reader = Reader::new(&path)?;
+        let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
+        let mut on_wait =
+            |p: &Path| common::ready("reader", &format!("for {}", p.display()), "file-ipc", "writer", &peer_args);
+        let mut out = common::out::stdout();
+        for _ in 0..cli.recv.count.unwrap_or(1) {
+            let msg = reader.recv(&mut on_wait)?;
+            out.line(&msg)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,37 @@
+//! Sends each message as one file at the agreed path (note section 1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::SendArgs;
+use file_ipc::{DEFAULT_MESSAGE, Writer, default_path};
+
+/// File IPC writer: each message becomes one whole file at PATH (written beside it, then renamed
+/// onto it); waits while an unread message is still there, so nothing is overwritten.
+#[derive(Parser)]
+#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+struct Cli {
+    /// Where the message file goes [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH")]
+    path: Option<PathBuf>,
+    #[command(flatten)]
+    send: SendArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("writer", || {
+        common::stop::install()?;
+        let path = cli.path.clone().map_or_else(default_path, Ok)?;
+        let mut writer = Writer::new(&path)?;
+        let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
+        let mut on_wait = |p: &Path| {
+            common::ready("writer", &format!("for {} to be read", p.display()), "file-ipc", "reader", &peer_args)
+        };
+        for msg in cli.send.each(DEFAULT_MESSAGE) {
+            writer.send(msg, &mut on_wait)?;
+        }
+        Ok(())
+    })
+}

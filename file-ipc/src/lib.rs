@@ -1,0 +1,199 @@
+//! File IPC (note section 1, claims F1-F2): each message is one whole file. The writer writes a
+//! private temp file and renames it onto the agreed path, so a reader never sees half a message
+//! (the note's hidden trap); the reader is told by inotify, because nothing else tells it that a
+//! file arrived (the real cost of file IPC, more than the disk the note blames: the page cache
+//! usually means no disk I/O at all).
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use common::stop::{OnStop, on_stop};
+use common::{Error, Result, SysResult};
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::stat::Mode;
+
+/// The writer's message when none is given (the note has no example).
+pub const DEFAULT_MESSAGE: &str = "Hello File IPC";
+
+/// Where writer and reader meet unless `--path` says otherwise: in the per-user directory.
+pub fn default_path() -> Result<PathBuf> {
+    common::paths::default_path("file-ipc.msg")
+}
+
+/// The agreed path, split for inotify (which watches the directory) and for the private names
+/// that sit beside it (a rename only works within one file system).
+struct Spot {
+    path: PathBuf,
+    dir: PathBuf,
+    name: PathBuf,
+}
+
+impl Spot {
+    fn new(path: &Path) -> Result<Self> {
+        let name = path.file_name().ok_or_else(|| Error::Usage(format!("{} does not name a file", path.display())))?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Spot { path: path.to_path_buf(), dir, name: name.into() })
+    }
+
+    /// A private name beside the agreed one: dot-prefixed and with our PID, so it never matches.
+    fn private(&self, what: &str) -> PathBuf {
+        let mut n = b".".to_vec();
+        n.extend_from_slice(self.name.as_os_str().as_bytes());
+        n.extend_from_slice(format!(".{}.{what}", std::process::id()).as_bytes());
+        self.dir.join(OsStr::from_bytes(&n))
+    }
+
+    /// Watches the directory for `mask` events. Made before the first look at the path, so an
+    /// event between the look and the wait is not lost.
+    fn watch(&self, mask: AddWatchFlags) -> Result<Watch> {
+        let fd = Inotify::init(InitFlags::IN_CLOEXEC).sys("inotify_init1", "IN_CLOEXEC")?;
+        fd.add_watch(&self.dir, mask)
+            .sys("inotify_add_watch", self.dir.display())
+            .map_err(|e| e.hint("the directory must exist"))?;
+        Ok(Watch { fd, name: self.name.clone() })
+    }
+}
+
+struct Watch {
+    fd: Inotify,
+    name: PathBuf,
+}
+
+impl Watch {
+    /// Blocks until an event names our file, or the event queue overflowed (events were lost:
+    /// the caller looks again either way).
+    fn wait(&self) -> Result<()> {
+        loop {
+            let events = match self.fd.read_events() {
+                Err(Errno::EINTR) => continue,
+                other => other.sys("read", "inotify")?,
+            };
+            let ours = |e: &nix::sys::inotify::InotifyEvent| {
+                e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || e.name.as_deref() == Some(self.name.as_os_str())
+            };
+            if events.iter().any(ours) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Removes `path` if the process is stopped before the guard is dropped.
+fn unlink_on_stop(path: &Path) -> OnStop {
+    let path = path.to_path_buf();
+    on_stop(move || {
+        let _ = std::fs::remove_file(&path);
+    })
+}
+
+pub struct Writer {
+    spot: Spot,
+    tmp: PathBuf,
+    gone: Watch,
+}
+
+impl Writer {
+    pub fn new(path: &Path) -> Result<Self> {
+        let spot = Spot::new(path)?;
+        let gone = spot.watch(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM)?;
+        Ok(Writer { tmp: spot.private("tmp"), spot, gone })
+    }
+
+    /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
+    /// and waits until it is gone: nothing is ever overwritten.
+    pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut(&Path)) -> Result<()> {
+        let cleanup = unlink_on_stop(&self.tmp);
+        self.write_tmp(msg).inspect_err(|_| {
+            let _ = std::fs::remove_file(&self.tmp);
+        })?;
+        let mut waited = false;
+        loop {
+            // RENAME_NOREPLACE: checking "is it there?" then renaming would let two writers both
+            // see it free and the second would overwrite the first's message.
+            match renameat2(AT_FDCWD, &self.tmp, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE) {
+                Ok(()) => break,
+                Err(Errno::EEXIST) => {
+                    if !waited {
+                        on_wait(&self.spot.path);
+                        waited = true;
+                    }
+                    self.gone.wait()?;
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&self.tmp);
+                    return Err(Error::sys("renameat2", self.spot.path.display(), e));
+                }
+            }
+        }
+        drop(cleanup); // handed over: the file is the reader's now
+        Ok(())
+    }
+
+    fn write_tmp(&self, msg: &[u8]) -> Result<()> {
+        // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        let fd = open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
+        File::from(fd).write_all(msg).sys("write", self.tmp.display())
+    }
+}
+
+pub struct Reader {
+    spot: Spot,
+    claimed: PathBuf,
+    arrived: Watch,
+}
+
+impl Reader {
+    pub fn new(path: &Path) -> Result<Self> {
+        let spot = Spot::new(path)?;
+        // IN_MOVED_TO: our writer renames onto the path (that is no IN_CREATE). IN_CLOSE_WRITE: a
+        // plain `echo hi > path` is complete once closed.
+        let arrived = spot.watch(AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE)?;
+        Ok(Reader { claimed: spot.private("claimed"), spot, arrived })
+    }
+
+    /// Waits for a message (calling `on_wait` once if there is none yet), claims it by renaming it
+    /// to a private name, so two readers never both get it, then reads and removes it.
+    pub fn recv(&mut self, on_wait: &mut dyn FnMut(&Path)) -> Result<Vec<u8>> {
+        let mut waited = false;
+        let cleanup = unlink_on_stop(&self.claimed);
+        loop {
+            match std::fs::rename(&self.spot.path, &self.claimed) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !waited {
+                        on_wait(&self.spot.path);
+                        waited = true;
+                    }
+                    self.arrived.wait()?;
+                }
+                Err(e) => return Err(Error::io("rename", self.spot.path.display(), e)),
+            }
+        }
+        let msg = self.read_claimed();
+        let removed = std::fs::remove_file(&self.claimed).sys("unlink", self.claimed.display());
+        drop(cleanup);
+        let msg = msg?;
+        removed?;
+        Ok(msg)
+    }
+
+    fn read_claimed(&self) -> Result<Vec<u8>> {
+        // O_NOFOLLOW: a symlink planted at the agreed path is refused, not followed.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = open(&self.claimed, flags, Mode::empty())
+            .sys("open", self.spot.path.display())
+            .map_err(|e| e.hint("a message must be a regular file, not a symlink"))?;
+        let mut msg = Vec::new();
+        File::from(fd).read_to_end(&mut msg).sys("read", self.spot.path.display())?;
+        Ok(msg)
+    }
+}

@@ -1,0 +1,17 @@
+//! The note's pipe example, done right: the parent sends, the forked child prints (P2).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Runs the note's pipe program: pipe(), fork(), the parent writes "Hello Child Process" and its
+/// NUL (20 bytes), the child prints `20 Hello Child Process`, and the parent waits for it.
+#[derive(Parser)]
+#[command(name = common::command_name!("fork"), bin_name = "fork", version)]
+struct Cli {}
+
+fn main() -> ExitCode {
+    Cli::parse();
+    // No stop::install here: it starts a thread, and fork() must happen while there is none.
+    common::error::main_with_status("fork", pipe_ipc::forked::run)
+}

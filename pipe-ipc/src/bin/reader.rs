@@ -1,0 +1,56 @@
+//! Prints each line read from stdin or from a FIFO (note section 2).
+
+use std::io::{BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::Result;
+use common::cli::ReceiveArgs;
+use pipe_ipc::{copy_lines, fifo};
+
+/// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
+/// of a named pipe, which it makes if missing and removes when done.
+#[derive(Parser)]
+#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+struct Cli {
+    /// Read a named pipe instead of stdin [default PATH: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
+    fifo: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    recv: ReceiveArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("reader", || {
+        let mut out = common::out::stdout();
+        match &cli.fifo {
+            None => {
+                let stdin = std::io::stdin();
+                if stdin.is_terminal() {
+                    eprintln!(
+                        "reader: reading stdin until end of file (pipe the writer in: \
+                         cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
+                    );
+                }
+                copy_lines(&mut stdin.lock(), &mut out, cli.recv.count, "stdin").map(drop)
+            }
+            Some(path) => from_fifo(path.as_deref(), &cli.recv, &mut out),
+        }
+    })
+}
+
+fn from_fifo(given: Option<&Path>, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
+    common::stop::install()?;
+    let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
+    fifo::make(&path)?;
+    let _remove = fifo::remove_on_stop(&path);
+    let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
+    common::ready("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer);
+    let end = fifo::open_end(&path, false)?;
+    let copied = copy_lines(&mut BufReader::new(end), out, recv.count, &path.display().to_string());
+    let removed = std::fs::remove_file(&path).map_err(|e| common::Error::io("unlink", path.display(), e));
+    copied?;
+    removed
+}

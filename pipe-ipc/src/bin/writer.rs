@@ -1,0 +1,50 @@
+//! Writes messages, one per line, to stdout or to a FIFO (note section 2).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::SendArgs;
+use common::{Error, Result};
+use pipe_ipc::{DEFAULT_MESSAGE, fifo, write_lines};
+
+/// Pipe writer: writes each message on its own line to stdout, for `writer | reader`, or with
+/// --fifo to a named pipe that a reader in another terminal opens.
+#[derive(Parser)]
+#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+struct Cli {
+    /// Write to a named pipe instead of stdout, made 0600 if missing [default PATH: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
+    fifo: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    send: SendArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("writer", || match &cli.fifo {
+        None => {
+            let closed = |e: std::io::Error| match e.kind() {
+                std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
+                _ => Error::io("write", "stdout", e),
+            };
+            write_lines(&mut std::io::stdout().lock(), cli.send.each(DEFAULT_MESSAGE), closed)
+        }
+        Some(path) => to_fifo(path.as_deref(), &cli.send),
+    })
+}
+
+fn to_fifo(given: Option<&Path>, send: &SendArgs) -> Result<()> {
+    common::stop::install()?;
+    let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
+    fifo::make(&path)?;
+    let waiting = fifo::remove_on_stop(&path);
+    let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
+    common::ready("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer);
+    let mut end = fifo::open_end(&path, true)?;
+    drop(waiting); // connected: the reader removes the FIFO when it is done
+    let broken = |e: std::io::Error| {
+        Error::io("write", path.display(), e).hint("the reader closed the FIFO before all messages were written")
+    };
+    write_lines(&mut std::io::BufWriter::new(&mut end), send.each(DEFAULT_MESSAGE), broken)
+}

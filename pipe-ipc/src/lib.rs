@@ -1,0 +1,63 @@
+//! Pipes (note section 2, claims P1-P2, M5-M6): a one-way byte stream. An anonymous pipe joins
+//! processes with a common ancestor (the shell's `writer | reader`, or the note's fork), a named
+//! pipe (FIFO) joins unrelated ones, which the note says only message queues can do.
+
+pub mod fifo;
+pub mod forked;
+
+use std::io::{BufRead, Write};
+
+use common::Result;
+use common::out::Out;
+
+/// The writer's message when none is given: the note's.
+pub const DEFAULT_MESSAGE: &str = common::PIPE_MESSAGE;
+
+/// Writes each message and a newline. A pipe keeps no message boundaries (M6), so the newline is
+/// what tells the reader where one ends. `closed` maps a write error (EPIPE above all).
+pub fn write_lines<'a>(
+    to: &mut impl Write,
+    msgs: impl Iterator<Item = &'a [u8]>,
+    closed: impl Fn(std::io::Error) -> common::Error,
+) -> Result<()> {
+    for msg in msgs {
+        to.write_all(msg).map_err(&closed)?;
+        to.write_all(b"\n").map_err(&closed)?;
+    }
+    to.flush().map_err(&closed)
+}
+
+/// Prints each line of `from` (bytes as they are) until end of file, or `count` lines.
+pub fn copy_lines(from: &mut impl BufRead, out: &mut Out, count: Option<u64>, what: &str) -> Result<u64> {
+    let mut line = Vec::new();
+    let mut n = 0;
+    while count.is_none_or(|c| n < c) {
+        line.clear();
+        match from.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(common::Error::io("read", what, e)),
+        }
+        out.line(line.strip_suffix(b"\n").unwrap_or(&line))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::unistd::{pipe, read, write};
+
+    /// M6: a pipe is a byte stream. Two writes can come out of one read(), so a message needs a
+    /// delimiter or a length; a message queue hands out exactly what each msgsnd put in.
+    #[test]
+    fn a_pipe_can_hand_two_writes_to_one_read() {
+        let (r, w) = pipe().expect("pipe");
+        assert_eq!(write(&w, b"first").expect("write"), 5);
+        assert_eq!(write(&w, b"second").expect("write"), 6);
+        let mut buf = [0u8; 64];
+        let n = read(&r, &mut buf).expect("read");
+        assert_eq!(&buf[..n], b"firstsecond", "one read() returned both writes");
+    }
+}

@@ -1,0 +1,88 @@
+//! Builds each mechanism package on its own and hands out its binaries.
+//!
+//! Every mechanism crate has bins named `writer` and `reader`. Built in one cargo invocation they
+//! collide in target/debug (cargo warns "output filename collision" and keeps the last one), so
+//! `CARGO_BIN_EXE_writer` could run another package's writer. Here each package is built with
+//! its own `cargo build -p NAME --bins`, and its bins are copied to `target/bins/NAME/` while a
+//! file lock is held: cargo reports the shared `target/bins/build/debug/writer`, which the next
+//! package's build overwrites, and tests in other processes (nextest) build in parallel. Each
+//! binary's `--version` is then checked to name the package, so a mix-up fails loudly.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// The path of package `package`'s binary `name`, built and checked once per test process.
+pub fn bin(package: &str, name: &str) -> PathBuf {
+    static READY: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut ready = READY.lock().unwrap_or_else(PoisonError::into_inner);
+    let ready = ready.get_or_insert_with(HashMap::new);
+    let dir = ready.entry(package.to_string()).or_insert_with(|| build(package)).clone();
+    let path = dir.join(name);
+    ready.entry(format!("{package}/{name}")).or_insert_with(|| {
+        check_version(&path, package, name);
+        path.clone()
+    });
+    path
+}
+
+/// `bin` as an assert_cmd command.
+pub fn cmd(package: &str, name: &str) -> assert_cmd::Command {
+    assert_cmd::Command::new(bin(package, name))
+}
+
+fn target_dir() -> PathBuf {
+    // This test binary sits in <target>/debug/deps/.
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors().nth(3).expect("test binary inside a target directory").to_path_buf()
+}
+
+fn build(package: &str) -> PathBuf {
+    let bins = target_dir().join("bins");
+    fs::create_dir_all(&bins).expect("create target/bins");
+    let lock = File::create(bins.join(".lock")).expect("create target/bins/.lock");
+    let _held = Flock::lock(lock, FlockArg::LockExclusive).map_err(|(_, e)| e).expect("flock target/bins/.lock");
+
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        .args(["build", "--quiet", "--message-format=json-render-diagnostics", "--bins", "-p", package])
+        .arg("--target-dir")
+        .arg(bins.join("build"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p {package} --bins failed");
+
+    let dir = bins.join(package);
+    fs::create_dir_all(&dir).expect("create target/bins/<package>");
+    let mut copied = 0;
+    for line in out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let msg: serde_json::Value = serde_json::from_slice(line).expect("cargo JSON message");
+        let ours = msg["package_id"]
+            .as_str()
+            .is_some_and(|id| id.contains(&format!("/{package}#")) || id.contains(&format!("#{package}@")));
+        if let (true, Some(exe)) = (ours, msg["executable"].as_str()) {
+            let exe = Path::new(exe);
+            let dest = dir.join(exe.file_name().expect("executable name"));
+            let tmp = dest.with_extension("copying");
+            fs::copy(exe, &tmp).expect("copy binary");
+            // rename: a test still running the previous copy keeps its file.
+            fs::rename(&tmp, &dest).expect("rename binary");
+            copied += 1;
+        }
+    }
+    assert!(copied > 0, "cargo build -p {package} --bins reported no executable");
+    dir
+}
+
+fn check_version(path: &Path, package: &str, name: &str) {
+    let out = Command::new(path).arg("--version").output().expect("run --version");
+    let want = format!("{package} {name} {}\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{} is not {package}'s {name}", path.display());
+}

@@ -1,0 +1,20 @@
+//! The end-to-end harness: the right binary for each package, unique keys and paths, and child
+//! processes waited on with bounded timeouts (never a sleep as synchronisation).
+
+pub mod bins;
+pub mod keys;
+pub mod running;
+
+pub use bins::{bin, cmd};
+pub use keys::unique_key;
+pub use running::Running;
+
+/// The names in `dir`, sorted: what a test left behind.
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,42 @@
+//! Conventions every binary keeps: --version names the package, --help, exit 2 on bad usage.
+
+use predicates::prelude::*;
+use tests::cmd;
+
+/// Every (package, binary) of the workspace.
+const BINARIES: &[(&str, &str)] = &[
+    ("file-ipc", "writer"),
+    ("file-ipc", "reader"),
+    ("pipe-ipc", "writer"),
+    ("pipe-ipc", "reader"),
+    ("pipe-ipc", "fork"),
+];
+
+#[test]
+fn version_names_package_and_binary() {
+    for (package, name) in BINARIES {
+        let want = format!("{package} {name} {}\n", env!("CARGO_PKG_VERSION"));
+        cmd(package, name).arg("--version").assert().success().stdout(want).stderr("");
+    }
+}
+
+#[test]
+fn help_is_on_stdout() {
+    for (package, name) in BINARIES {
+        cmd(package, name).arg("--help").assert().success().stdout(predicate::str::contains(format!("Usage: {name}")));
+    }
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message_on_stderr() {
+    for (package, name) in BINARIES {
+        cmd(package, name)
+            .arg("--no-such-flag")
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("--no-such-flag"));
+    }
+    cmd("file-ipc", "writer").args(["--repeat", "0"]).assert().code(2);
+    cmd("file-ipc", "reader").args(["--count", "x"]).assert().code(2);
+}
