@@ -53,6 +53,15 @@ pub struct KeyArgs {
     pub key: Key,
 }
 
+impl KeyArgs {
+    /// The arguments a peer needs to meet us, for a ready line: `--key K` unless it is the
+    /// default, then `extra` (e.g. `--posix`).
+    pub fn peer_args(&self, extra: &[&str]) -> String {
+        let key = (self.key != DEFAULT_KEY).then(|| format!("--key {}", self.key));
+        key.into_iter().chain(extra.iter().map(|s| s.to_string())).collect::<Vec<_>>().join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +73,20 @@ mod tests {
         assert_eq!(got, [b"a", b"b", b"a", b"b"]);
         let none = SendArgs { repeat: 1, messages: vec![] };
         assert_eq!(none.each("x").collect::<Vec<_>>(), [b"x"]);
+    }
+}
+
+/// Permission bits for objects a binary creates: 0600 unless the user widens them on purpose.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ModeArgs {
+    /// Permissions (octal) for objects this process creates; the note's 0666 lets every local user read and overwrite them
+    #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = parse_mode)]
+    pub mode: u32,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("'{s}' is not a permission mode: give octal digits up to 777, e.g. 600 or 640")),
     }
 }

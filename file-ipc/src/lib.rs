@@ -109,22 +109,18 @@ impl Writer {
 
     /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
     /// and waits until it is gone: nothing is ever overwritten.
-    pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut(&Path)) -> Result<()> {
+    pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
         let cleanup = unlink_on_stop(&self.tmp);
         self.write_tmp(msg).inspect_err(|_| {
             let _ = std::fs::remove_file(&self.tmp);
         })?;
-        let mut waited = false;
         loop {
             // RENAME_NOREPLACE: checking "is it there?" then renaming would let two writers both
             // see it free and the second would overwrite the first's message.
             match renameat2(AT_FDCWD, &self.tmp, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE) {
                 Ok(()) => break,
                 Err(Errno::EEXIST) => {
-                    if !waited {
-                        on_wait(&self.spot.path);
-                        waited = true;
-                    }
+                    on_wait();
                     self.gone.wait()?;
                 }
                 Err(e) => {
@@ -162,17 +158,13 @@ impl Reader {
 
     /// Waits for a message (calling `on_wait` once if there is none yet), claims it by renaming it
     /// to a private name, so two readers never both get it, then reads and removes it.
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut(&Path)) -> Result<Vec<u8>> {
-        let mut waited = false;
+    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
         let cleanup = unlink_on_stop(&self.claimed);
         loop {
             match std::fs::rename(&self.spot.path, &self.claimed) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    if !waited {
-                        on_wait(&self.spot.path);
-                        waited = true;
-                    }
+                    on_wait();
                     self.arrived.wait()?;
                 }
                 Err(e) => return Err(Error::io("rename", self.spot.path.display(), e)),

@@ -86,3 +86,30 @@ fn check_version(path: &Path, package: &str, name: &str) {
     let want = format!("{package} {name} {}\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{} is not {package}'s {name}", path.display());
 }
+
+/// The C program `tests/c/NAME.c`, compiled once per test process with the system's `cc`.
+pub fn c_program(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    built
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_string())
+        .or_insert_with(|| {
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(format!("{name}.c"));
+            let dir = target_dir().join("bins").join("c");
+            fs::create_dir_all(&dir).expect("create target/bins/c");
+            let out = dir.join(name);
+            // Compiled under a name of this process's own, then renamed: parallel test processes.
+            let tmp = dir.join(format!("{name}.{}", std::process::id()));
+            let status = Command::new("cc")
+                .args(["-std=c11", "-D_DEFAULT_SOURCE", "-O1", "-Wall", "-Wextra", "-Werror", "-o"])
+                .arg(&tmp)
+                .arg(&src)
+                .status()
+                .expect("run cc (a C compiler is needed for the compatibility tests)");
+            assert!(status.success(), "cc {} failed", src.display());
+            fs::rename(&tmp, &out).expect("rename C program");
+            out
+        })
+        .clone()
+}

@@ -5,8 +5,8 @@ pub mod bins;
 pub mod keys;
 pub mod running;
 
-pub use bins::{bin, cmd};
-pub use keys::unique_key;
+pub use bins::{bin, c_program, cmd};
+pub use keys::{TestKey, unique_key};
 pub use running::Running;
 
 /// The names in `dir`, sorted: what a test left behind.

@@ -10,6 +10,11 @@ const BINARIES: &[(&str, &str)] = &[
     ("pipe-ipc", "writer"),
     ("pipe-ipc", "reader"),
     ("pipe-ipc", "fork"),
+    ("msgq-ipc", "writer"),
+    ("msgq-ipc", "reader"),
+    ("shm-ipc", "writer"),
+    ("shm-ipc", "reader"),
+    ("shm-ipc", "layout"),
 ];
 
 #[test]
@@ -39,4 +44,11 @@ fn bad_usage_exits_2_with_a_message_on_stderr() {
     }
     cmd("file-ipc", "writer").args(["--repeat", "0"]).assert().code(2);
     cmd("file-ipc", "reader").args(["--count", "x"]).assert().code(2);
+    for key in ["0", "0x100000000", "twelve", "-5"] {
+        cmd("msgq-ipc", "reader")
+            .arg(format!("--key={key}"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--key"));
+    }
 }

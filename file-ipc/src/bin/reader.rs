@@ -1,6 +1,6 @@
 //! Waits for message files at the agreed path and prints each (note section 1).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,11 +26,11 @@ fn main() -> ExitCode {
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         let mut reader = Reader::new(&path)?;
         let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
-        let mut on_wait =
-            |p: &Path| common::ready("reader", &format!("for {}", p.display()), "file-ipc", "writer", &peer_args);
+        let mut ready =
+            common::Ready::new("reader", &format!("for {}", path.display()), "file-ipc", "writer", &peer_args);
         let mut out = common::out::stdout();
         for _ in 0..cli.recv.count.unwrap_or(1) {
-            let msg = reader.recv(&mut on_wait)?;
+            let msg = reader.recv(&mut || ready.show())?;
             out.line(&msg)?;
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Sends each message as one file at the agreed path (note section 1).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,11 +26,15 @@ fn main() -> ExitCode {
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         let mut writer = Writer::new(&path)?;
         let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
-        let mut on_wait = |p: &Path| {
-            common::ready("writer", &format!("for {} to be read", p.display()), "file-ipc", "reader", &peer_args)
-        };
+        let mut ready = common::Ready::new(
+            "writer",
+            &format!("for {} to be read", path.display()),
+            "file-ipc",
+            "reader",
+            &peer_args,
+        );
         for msg in cli.send.each(DEFAULT_MESSAGE) {
-            writer.send(msg, &mut on_wait)?;
+            writer.send(msg, &mut || ready.show())?;
         }
         Ok(())
     })

@@ -47,7 +47,8 @@ fn from_fifo(given: Option<&Path>, recv: &ReceiveArgs, out: &mut common::out::Ou
     fifo::make(&path)?;
     let _remove = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    common::ready("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer);
+    common::Ready::new("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer)
+        .show();
     let end = fifo::open_end(&path, false)?;
     let copied = copy_lines(&mut BufReader::new(end), out, recv.count, &path.display().to_string());
     let removed = std::fs::remove_file(&path).map_err(|e| common::Error::io("unlink", path.display(), e));

@@ -40,7 +40,8 @@ fn to_fifo(given: Option<&Path>, send: &SendArgs) -> Result<()> {
     fifo::make(&path)?;
     let waiting = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    common::ready("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer);
+    common::Ready::new("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer)
+        .show();
     let mut end = fifo::open_end(&path, true)?;
     drop(waiting); // connected: the reader removes the FIFO when it is done
     let broken = |e: std::io::Error| {

@@ -1,0 +1,183 @@
+//! Thin safe wrappers over the System V IPC calls, which nix does not wrap: message queues,
+//! shared memory and semaphores. Every libc call of the workspace's SysV code is here; each
+//! returns the errno as a nix `Errno` so callers name the call and object in their error.
+
+use std::ptr::NonNull;
+
+use nix::errno::Errno;
+
+use crate::Key;
+
+fn check(ret: i32) -> nix::Result<i32> {
+    Errno::result(ret)
+}
+
+// ---- message queues -------------------------------------------------------------------------
+
+pub fn msgget(key: Key, flags: i32) -> nix::Result<i32> {
+    // SAFETY: msgget takes plain integers.
+    check(unsafe { libc::msgget(key.raw(), flags) })
+}
+
+// c_long is i64 here but i32 on 32-bit targets: the conversions are not useless there.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+/// Sends `text` with type `mtype` (> 0). `flags` is 0 or IPC_NOWAIT.
+pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32) -> nix::Result<()> {
+    // struct msgbuf { long mtype; char mtext[]; }, built in c_long units so mtype is aligned.
+    let longs = 1 + text.len().div_ceil(size_of::<libc::c_long>());
+    let mut buf: Vec<libc::c_long> = vec![0; longs];
+    buf[0] = libc::c_long::try_from(mtype).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: buf holds 8 bytes of mtype followed by at least text.len() bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.as_mut_ptr().add(1).cast::<u8>(), text.len());
+    }
+    // SAFETY: buf is a valid msgbuf whose mtext has text.len() bytes.
+    check(unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), flags) }).map(drop)
+}
+
+/// A buffer for [`msgrcv`], sized once for the largest message (kernel.msgmax).
+pub struct MsgBuf(Vec<libc::c_long>, usize);
+
+impl MsgBuf {
+    pub fn new(max_text: usize) -> Self {
+        MsgBuf(vec![0; 1 + max_text.div_ceil(size_of::<libc::c_long>())], max_text)
+    }
+}
+
+/// Receives (and removes: msgrcv takes the message off the queue) one message of type `mtype`
+/// (0: the oldest; > 0: the oldest of that type; < 0: the lowest type <= |mtype|). Returns its
+/// type and its text.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+pub fn msgrcv(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32) -> nix::Result<(i64, &[u8])> {
+    let mtype = libc::c_long::try_from(mtype).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: buf.0 is a msgbuf with room for buf.1 bytes of mtext.
+    let n = unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), buf.1, mtype, flags) };
+    let n = Errno::result(n)? as usize;
+    // SAFETY: the kernel wrote n <= buf.1 bytes after mtype.
+    let text = unsafe { std::slice::from_raw_parts(buf.0.as_ptr().add(1).cast::<u8>(), n) };
+    Ok((i64::from(buf.0[0]), text))
+}
+
+pub fn msg_stat(id: i32) -> nix::Result<libc::msqid_ds> {
+    // SAFETY: msqid_ds is plain data; the kernel fills it.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: ds is a valid msqid_ds for IPC_STAT to write.
+    check(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
+    Ok(ds)
+}
+
+pub fn msg_remove(id: i32) -> nix::Result<()> {
+    // SAFETY: IPC_RMID ignores the buffer.
+    check(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+// ---- shared memory --------------------------------------------------------------------------
+
+pub fn shmget(key: Key, size: usize, flags: i32) -> nix::Result<i32> {
+    // SAFETY: shmget takes plain integers.
+    check(unsafe { libc::shmget(key.raw(), size, flags) })
+}
+
+/// shmget(IPC_PRIVATE, ...): a new segment with no key, shared only through fork.
+pub fn shmget_private(size: usize, flags: i32) -> nix::Result<i32> {
+    // SAFETY: shmget takes plain integers.
+    check(unsafe { libc::shmget(libc::IPC_PRIVATE, size, flags) })
+}
+
+pub fn shm_stat(id: i32) -> nix::Result<libc::shmid_ds> {
+    // SAFETY: shmid_ds is plain data; the kernel fills it.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: ds is a valid shmid_ds for IPC_STAT to write.
+    check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
+    Ok(ds)
+}
+
+pub fn shm_remove(id: i32) -> nix::Result<()> {
+    // SAFETY: IPC_RMID ignores the buffer.
+    check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+}
+
+/// A segment attached to this process's address space, detached (shmdt) on drop.
+pub struct Attached {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is process-wide; callers serialise access with semaphores.
+unsafe impl Send for Attached {}
+
+impl Attached {
+    /// shmat: maps segment `id` (of `len` bytes, checked by the caller with IPC_STAT) wherever the
+    /// kernel chooses, read-only if asked.
+    pub fn attach(id: i32, len: usize, read_only: bool) -> nix::Result<Self> {
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: a null address lets the kernel pick a free range.
+        let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        if p as isize == -1 {
+            return Err(Errno::last());
+        }
+        Ok(Attached { addr: NonNull::new(p.cast()).ok_or(Errno::EFAULT)?, len })
+    }
+}
+
+impl crate::Memory for Attached {
+    fn base(&self) -> NonNull<u8> {
+        self.addr
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: addr came from shmat and is detached once.
+        unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+    }
+}
+
+// ---- semaphores -----------------------------------------------------------------------------
+
+pub fn semget(key: Key, nsems: i32, flags: i32) -> nix::Result<i32> {
+    // SAFETY: semget takes plain integers.
+    check(unsafe { libc::semget(key.raw(), nsems, flags) })
+}
+
+/// One operation of a [`semop`] call: on semaphore `num`, add `op` (> 0), wait to subtract it
+/// (< 0), or wait for zero (0).
+pub fn sembuf(num: u16, op: i16, flags: i16) -> libc::sembuf {
+    libc::sembuf { sem_num: num, sem_op: op, sem_flg: flags }
+}
+
+/// Performs all `ops` atomically: all at once or none.
+pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
+    // SAFETY: ops points at ops.len() valid sembufs.
+    check(unsafe { libc::semop(id, ops.as_mut_ptr(), ops.len()) }).map(drop)
+}
+
+pub fn sem_value(id: i32, num: i32) -> nix::Result<i32> {
+    // SAFETY: GETVAL takes no argument.
+    check(unsafe { libc::semctl(id, num, libc::GETVAL) })
+}
+
+pub fn sem_remove(id: i32) -> nix::Result<()> {
+    // SAFETY: IPC_RMID takes no argument.
+    check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(drop)
+}
+
+/// Gets the object of `key` with `get(flags)`, creating it (0600 or `mode`) if missing. Returns the
+/// id and whether this call created it: IPC_CREAT|IPC_EXCL first, so "created" is never a guess.
+pub fn get_or_create(mode: i32, get: impl Fn(i32) -> nix::Result<i32>) -> nix::Result<(i32, bool)> {
+    loop {
+        match get(libc::IPC_CREAT | libc::IPC_EXCL | mode) {
+            Ok(id) => return Ok((id, true)),
+            Err(Errno::EEXIST) => match get(0) {
+                Ok(id) => return Ok((id, false)),
+                Err(Errno::ENOENT) => continue, // removed in between: try to create again
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Receives messages from a message queue, the note's process B (msgget + msgrcv).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
+use common::out::Out;
+use common::stop::on_stop;
+use common::{Error, Result};
+use msgq_ipc::{PosixQueue, Queue, c_text, finish, serve};
+
+/// Message queue reader: msgget (creating the queue, 0600, if the writer has not yet), then msgrcv
+/// of one message of type T per line printed; at the end it removes the queue if it is empty.
+#[derive(Parser)]
+#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+struct Cli {
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    mode: ModeArgs,
+    /// Message type to take: 0 the oldest, T > 0 the oldest of type T, T < 0 the lowest type <= |T|
+    #[arg(long = "type", value_name = "T", default_value_t = 1, allow_negative_numbers = true)]
+    mtype: i64,
+    #[command(flatten)]
+    recv: ReceiveArgs,
+    /// Leave the queue in place at the end (by default it is removed once empty)
+    #[arg(long)]
+    keep: bool,
+    /// Answer requests of `writer --request` until stopped (or --count requests): type 1 in, type <pid> back
+    #[arg(long, conflicts_with = "mtype")]
+    serve: bool,
+    /// Fail if the queue does not exist yet, instead of creating it
+    #[arg(long)]
+    no_create: bool,
+    /// Remove the queue of the key (e.g. left by a process killed with SIGKILL) and exit
+    #[arg(long, conflicts_with_all = ["mtype", "count", "keep", "serve", "no_create"])]
+    clean: bool,
+    /// Use a POSIX message queue (mq_open, /msgq-ipc-<key>) instead of System V
+    #[arg(long, conflicts_with_all = ["serve", "mtype"])]
+    posix: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("reader", || {
+        let key = cli.key.key;
+        if cli.clean {
+            eprintln!("reader: {}", msgq_ipc::clean(key, cli.posix)?);
+            return Ok(());
+        }
+        common::stop::install()?;
+        let mut queue = match (cli.posix, cli.no_create) {
+            (true, no_create) => Queue::Posix(PosixQueue::open(key, cli.mode.mode, !no_create)?.0),
+            (false, true) => Queue::existing(key)?,
+            (false, false) => Queue::get_or_create(key, cli.mode.mode)?.0,
+        };
+        let handle = queue.handle();
+        // Stopped while waiting: the same clean-up as a normal end.
+        let _cleanup = (!cli.keep).then(|| {
+            let h = handle.clone();
+            on_stop(move || {
+                if let Err(e) = finish(&h, "reader") {
+                    eprintln!("reader: {e}");
+                }
+            })
+        });
+        let mut out = common::out::stdout();
+        let received = if cli.serve { serve(&cli, &mut queue, &mut out) } else { receive(&cli, &mut queue, &mut out) };
+        let finished = if cli.keep { Ok(()) } else { finish(&handle, "reader") };
+        received.and(finished)
+    })
+}
+
+fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
+    let name = queue.handle().name();
+    let peer = cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] });
+    let mut ready = common::Ready::new("reader", &format!("on {name}"), "msgq-ipc", "writer", &peer);
+    for _ in 0..cli.recv.count.unwrap_or(1) {
+        let (_, msg) = queue.recv(cli.mtype, &mut || ready.show())?;
+        out.line(c_text(&msg))?;
+    }
+    Ok(())
+}
+
+fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
+    let name = queue.handle().name();
+    let peer = format!("--request hello{}", {
+        let k = cli.key.peer_args(&[]);
+        if k.is_empty() { k } else { format!(" {k}") }
+    });
+    let mut ready = common::Ready::new("reader", &format!("for requests on {name}"), "msgq-ipc", "writer", &peer);
+    let mut served = 0;
+    while cli.recv.count.is_none_or(|c| served < c) {
+        let (_, text) = queue.recv(serve::REQUEST_TYPE, &mut || ready.show())?;
+        match serve::parse_request(c_text(&text)) {
+            Ok((pid, msg)) => {
+                out.raw(format!("request from pid {pid}: ").as_bytes())?;
+                out.line(msg)?;
+                queue.send(pid, &serve::reply(msg), true, &mut || {})?;
+            }
+            Err(Error::Failed(why)) => eprintln!("reader: skipped {why}"),
+            Err(e) => return Err(e),
+        }
+        served += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Prints the message in the shared segment once the writer says it is ready.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
+use common::stop::on_stop;
+use shm_ipc::{Channel, clean, legacy_message, remove_segment};
+
+/// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
+/// the segment read-only, prints the string, detaches, and removes the segment and semaphores.
+#[derive(Parser)]
+#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+struct Cli {
+    #[command(flatten)]
+    key: KeyArgs,
+    #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
+    recv: ReceiveArgs,
+    /// Leave the segment and semaphores in place at the end
+    #[arg(long)]
+    keep: bool,
+    /// Fail if the segment does not exist yet, instead of creating it and waiting
+    #[arg(long)]
+    no_create: bool,
+    /// Remove the segment and semaphores of the key (e.g. left after a SIGKILL) and exit
+    #[arg(long, conflicts_with_all = ["count", "keep", "no_create"])]
+    clean: bool,
+    /// Use POSIX shared memory (shm_open /shm-ipc-<key>) and named semaphores instead of System V
+    #[arg(long)]
+    posix: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("reader", || {
+        let key = cli.key.key;
+        if cli.clean {
+            eprintln!("reader: {}", clean(key, cli.posix)?);
+            return Ok(());
+        }
+        common::stop::install()?;
+        let mut out = common::out::stdout();
+        let mut left = cli.recv.count.unwrap_or(1);
+        // The note's C writer posts no semaphore: its finished message is read at once.
+        if !cli.posix
+            && let Some(text) = legacy_message(key)?
+        {
+            out.line(&text)?;
+            if !cli.keep {
+                remove_segment(key)?;
+            }
+            left -= 1;
+            if left == 0 {
+                return Ok(());
+            }
+        }
+        let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create)?;
+        let objects = chan.objects();
+        let _cleanup = (!cli.keep).then(|| {
+            let objects = objects.clone();
+            on_stop(move || {
+                if let Err(e) = objects.remove() {
+                    eprintln!("reader: {e}");
+                }
+            })
+        });
+        let (name, peer) = (objects.name(), cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] }));
+        let mut ready = common::Ready::new("reader", &format!("on {name}"), "shm-ipc", "writer", &peer);
+        let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
+        drop(chan); // shmdt before IPC_RMID, as a C program would
+        let removed = if cli.keep { Ok(()) } else { objects.remove() };
+        received.and(removed)
+    })
+}

@@ -1,0 +1,100 @@
+//! The address-space claims, shown on a live process pair (N1, S1-S3, S5-S7): after fork a plain
+//! variable is private (copy-on-write) at the same virtual address, while a SysV segment's bytes
+//! are shared; and where things sit in a 64-bit address space, which is not the note's 0-3 GB /
+//! 3-4 GB split (that is 32-bit x86 only).
+
+use std::io::Write;
+
+use common::sysv::{self, Attached};
+use common::{Error, Memory, Result, SysResult};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork, getpid};
+
+use crate::SIZE;
+
+/// Runs the walk-through; returns the exit status.
+pub fn run() -> Result<u8> {
+    // IPC_PRIVATE and IPC_RMID at once: the segment is shared through fork only and goes away
+    // when the last process detaches, even if this one is killed. Nothing can leak.
+    let id = sysv::shmget_private(SIZE, libc::IPC_CREAT | 0o600).sys("shmget", "IPC_PRIVATE")?;
+    let attached = Attached::attach(id, SIZE, false);
+    let removed = sysv::shm_remove(id).sys("shmctl(IPC_RMID)", format!("segment id {id}"));
+    let mut seg = attached.sys("shmat", format!("segment id {id}"))?;
+    removed?;
+    seg.write_c_string(b"(nothing yet)");
+    let plain = Box::new(42u64); // a heap variable: private to each process after fork
+    let plain_at = &*plain as *const u64;
+    let stack_var = 0u8;
+
+    say(&format!("pointer width: {} bits; this process: pid {}", usize::BITS, getpid()));
+    std::io::stdout().flush().sys("fflush", "stdout")?;
+    // SAFETY: no thread has been started (the layout binary installs no stop thread), so the
+    // child is a copy of a single-threaded process; it ends with _exit.
+    match unsafe { fork() }.sys("fork", "child")? {
+        ForkResult::Child => {
+            let mut child_plain = plain;
+            *child_plain = 99;
+            let me = getpid();
+            seg.write_c_string(format!("hello from the child, pid {me}").as_bytes());
+            say(&format!("child  pid {me}: wrote 99 to the plain variable at {plain_at:p}"));
+            say(&format!("child  pid {me}: wrote a string into the segment at {:p}", seg.base()));
+            let _ = std::io::stdout().flush();
+            // SAFETY: _exit ends the child without running the parent's atexit handlers twice.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            match waitpid(child, None).sys("waitpid", child)? {
+                WaitStatus::Exited(_, 0) => {}
+                other => return Err(Error::Failed(format!("the child ended with {other:?}"))),
+            }
+            let me = getpid();
+            say(&format!(
+                "parent pid {me}: reads {} from the plain variable at {plain_at:p}: same virtual address, its own copy (N1, S1: separate address spaces, copy-on-write after fork)",
+                *plain
+            ));
+            say(&format!(
+                "parent pid {me}: reads {:?} from the segment at {:p}: the same physical pages, mapped into both (S5-S7)",
+                String::from_utf8_lossy(&seg.read_c_string()),
+                seg.base()
+            ));
+            where_things_are(seg.base().as_ptr() as usize, plain_at as usize, &stack_var as *const u8 as usize);
+            Ok(0)
+        }
+    }
+}
+
+fn say(line: &str) {
+    println!("{line}");
+}
+
+/// Prints where the segment, heap and stack sit, from /proc/self/maps, and the top of user space.
+fn where_things_are(seg: usize, heap: usize, stack: usize) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut top = 0usize;
+    for line in maps.lines() {
+        let Some((range, rest)) = line.split_once(' ') else { continue };
+        let Some((lo, hi)) = range.split_once('-') else { continue };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else { continue };
+        if !rest.contains("[vsyscall]") {
+            top = top.max(hi);
+        }
+        let name = rest.split_whitespace().nth(4).unwrap_or("");
+        for (what, addr) in [("segment", seg), ("heap variable", heap), ("stack variable", stack)] {
+            if (lo..hi).contains(&addr) {
+                say(&format!("  {what:<15} {addr:#014x}  in {lo:#014x}-{hi:#014x} {name}"));
+            }
+        }
+    }
+    say(&format!("  highest user mapping ends at {top:#x} ({:.1} TiB)", top as f64 / (1u64 << 40) as f64));
+    say("S2: the note's 4 GB per process with user 0-3 GB and kernel 3-4 GB is 32-bit x86 only. On x86-64 user space");
+    say(
+        "    is the lower half of a 48-bit address space, 0 to 0x7fffffffffff (128 TiB); the kernel has the upper half,",
+    );
+    say(
+        "    shared by all processes and closed to user mode (S3: all of it virtual, S4). S5: the segment is not \"in kernel",
+    );
+    say(
+        "    space\": the kernel owns its pages, but shmat mapped them into this process's own user address space (the",
+    );
+    say("    segment line above), so reading and writing it are plain memory accesses with no system call.");
+}
