@@ -15,6 +15,9 @@ const BINARIES: &[(&str, &str)] = &[
     ("shm-ipc", "writer"),
     ("shm-ipc", "reader"),
     ("shm-ipc", "layout"),
+    ("signal-ipc", "writer"),
+    ("signal-ipc", "reader"),
+    ("signal-ipc", "demo"),
 ];
 
 #[test]

@@ -1,0 +1,36 @@
+//! The note's two SIGINT programs, done right, and a reader for any other signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use common::Result;
+use signal_ipc::{Sig, catch, parse_signal};
+
+/// Signal reader: waits for SIGINT (Ctrl-C or the writer) and prints "Catch SIGINT!". With
+/// --ignore, SIGINT is ignored and SIGTERM ends it; with --signal, waits for any other signal and
+/// prints who sent it and the value it carries.
+#[derive(Parser)]
+#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+struct Cli {
+    /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
+    #[arg(long, conflicts_with = "signal")]
+    ignore: bool,
+    /// Wait for this signal instead (USR1, SIGTSTP, RTMIN+3, 10, ...) and print its sender and value
+    #[arg(long, value_name = "NAME", value_parser = parse_signal)]
+    signal: Option<Sig>,
+    /// With --signal: how many to wait for
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("reader", || -> Result<()> {
+        let mut out = common::out::stdout();
+        match (cli.ignore, cli.signal) {
+            (true, _) => catch::ignore_sigint(&mut out),
+            (false, Some(sig)) => catch::wait_for(sig, cli.count, &mut out),
+            (false, None) => catch::catch_sigint(&mut out),
+        }
+    })
+}

@@ -1,0 +1,244 @@
+//! The note's signal claims, one forked child each (G3-G11). A child ends with _exit or dies by
+//! its signal; the parent reads how it ended from waitpid, which is how a shell knows too.
+
+use std::io::Write;
+use std::time::Instant;
+
+use common::{Error, Result, SysResult};
+use nix::sys::signal::{SigHandler, SigSet, Signal, kill, raise, signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use crate::catch::{install_recorder, recorded};
+use crate::names::{Sig, kill_l};
+use crate::sys;
+
+fn say(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Forks; the child runs `body` and ends with `_exit(body())`. Returns the child's PID.
+fn spawn(body: impl FnOnce() -> i32) -> Result<Pid> {
+    let _ = std::io::stdout().flush(); // else the child would print the parent's buffer again
+    // SAFETY: the demo starts no thread, so the child is a copy of a single-threaded process;
+    // it ends with _exit and never returns into the parent's code.
+    match unsafe { fork() }.sys("fork", "child")? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = body();
+            let _ = std::io::stdout().flush();
+            // SAFETY: ends the child at once, without the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn wait(child: Pid, flags: Option<WaitPidFlag>) -> Result<WaitStatus> {
+    loop {
+        match waitpid(child, flags) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other.sys("waitpid", format!("pid {child}")),
+        }
+    }
+}
+
+/// How a child ended, in words, and whether it is what the step expects.
+fn ended(status: WaitStatus, expect: &WaitStatus) -> Result<()> {
+    let text = match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => {
+            format!("was killed by {} (the default action; a shell shows status {})", sig.as_str(), 128 + sig as i32)
+        }
+        other => format!("{other:?}"),
+    };
+    say(&format!("  -> the child {text}"));
+    let same = match (status, expect) {
+        (WaitStatus::Exited(_, a), WaitStatus::Exited(_, b)) => a == *b,
+        (WaitStatus::Signaled(_, a, _), WaitStatus::Signaled(_, b, _)) => a == *b,
+        _ => false,
+    };
+    if same { Ok(()) } else { Err(Error::Failed(format!("expected {expect:?}, got {status:?}"))) }
+}
+
+fn exits(code: i32) -> WaitStatus {
+    WaitStatus::Exited(Pid::from_raw(0), code)
+}
+
+fn killed(sig: Signal) -> WaitStatus {
+    WaitStatus::Signaled(Pid::from_raw(0), sig, false)
+}
+
+/// Runs one step: a title, a child, and how the child must end.
+fn step(title: &str, body: impl FnOnce() -> i32, expect: WaitStatus) -> Result<()> {
+    say(&format!("\n{title}"));
+    let child = spawn(body)?;
+    ended(wait(child, None)?, &expect)
+}
+
+pub fn run() -> Result<()> {
+    step(
+        "G4.1 ignored: SIG_IGN, then raise(SIGUSR1)",
+        || {
+            // SAFETY: SIG_IGN runs no code.
+            let _ = unsafe { signal(Signal::SIGUSR1, SigHandler::SigIgn) };
+            let _ = raise(Signal::SIGUSR1);
+            say("  child: raised SIGUSR1 while it is ignored: nothing happened, it goes on");
+            0
+        },
+        exits(0),
+    )?;
+    step(
+        "G4.2 blocked: sigprocmask(SIG_BLOCK), raise, then unblock",
+        || {
+            let _ = install_recorder(Signal::SIGUSR1);
+            let mut usr1 = SigSet::empty();
+            usr1.add(Signal::SIGUSR1);
+            let _ = usr1.thread_block();
+            let _ = raise(Signal::SIGUSR1);
+            let pending = sys::is_pending(libc::SIGUSR1).unwrap_or(false);
+            say(&format!("  child: while blocked: pending = {pending}, handler ran = {}", recorded() != 0));
+            let _ = usr1.thread_unblock(); // delivered now, before this call returns
+            say(&format!("  child: after unblocking: handler ran = {}", recorded() != 0));
+            if pending && recorded() == libc::SIGUSR1 { 0 } else { 1 }
+        },
+        exits(0),
+    )?;
+    step(
+        "G3, G4.3 handled: sigaction(SIGINT, handler), then raise(SIGINT)",
+        || {
+            let _ = install_recorder(Signal::SIGINT);
+            let _ = raise(Signal::SIGINT);
+            say(&format!(
+                "  child: the handler ran and recorded signal {}; the child goes on (the handler only records:\n         printf and exit are not async-signal-safe, so printing happens here, outside it)",
+                recorded()
+            ));
+            if recorded() == libc::SIGINT { 0 } else { 1 }
+        },
+        exits(0),
+    )?;
+    step(
+        "G4.4 default action: no handler, raise(SIGTERM)",
+        || raise(Signal::SIGTERM).map_or(1, |_| 0),
+        killed(Signal::SIGTERM),
+    )?;
+    step(
+        "G6 SIGKILL and SIGSTOP cannot be caught or ignored (any process allowed to signal the target may send them)",
+        || {
+            let caught = install_recorder(Signal::SIGKILL);
+            // SAFETY: SIG_IGN runs no code.
+            let ignored = unsafe { signal(Signal::SIGSTOP, SigHandler::SigIgn) };
+            say(&format!("  child: sigaction(SIGKILL, handler): {}", describe(caught.map(drop))));
+            say(&format!("  child: signal(SIGSTOP, SIG_IGN): {}", describe(ignored.map(drop))));
+            let _ = raise(Signal::SIGKILL);
+            0
+        },
+        killed(Signal::SIGKILL),
+    )?;
+    stop_and_continue()?;
+    step(
+        "G10 SIGSEGV: an invalid memory access (here a read of a kernel address, S4: user code cannot touch the kernel's half)",
+        || {
+            no_core_dump();
+            let kernel_half = 0xffff_8000_0000_0000usize as *const u8;
+            // SAFETY: it is not safe, on purpose: the read faults and the kernel kills the child
+            // with SIGSEGV before the value could be used.
+            let byte = unsafe { std::ptr::read_volatile(kernel_half) };
+            say(&format!("  child: read {byte}: the kernel half was readable?!"));
+            1
+        },
+        killed(Signal::SIGSEGV),
+    )?;
+    step(
+        "G11 SIGUSR1 has no defined meaning, but a default action: terminate",
+        || raise(Signal::SIGUSR1).map_or(1, |_| 0),
+        killed(Signal::SIGUSR1),
+    )?;
+    let start = Instant::now();
+    step(
+        "G7 SIGALRM (the note's \"SIGALRAM\" is a misspelling) from alarm(1), default action",
+        || {
+            nix::unistd::alarm::set(1);
+            nix::unistd::pause();
+            1
+        },
+        killed(Signal::SIGALRM),
+    )?;
+    say(&format!("  -> after {:.1} s", start.elapsed().as_secs_f64()));
+    say(
+        "\nG5 the signals, as `kill -l` lists them: standard 1-31, real-time SIGRTMIN-SIGRTMAX (32 and 33 are glibc's own)",
+    );
+    print!("{}", kill_l());
+    queue_versus_merge()
+}
+
+fn describe(r: nix::Result<()>) -> String {
+    match r {
+        Ok(()) => "accepted?!".into(),
+        Err(e) => format!("fails with {e:?} ({})", e.desc()),
+    }
+}
+
+fn no_core_dump() {
+    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+}
+
+/// G8, G9: SIGTSTP (Ctrl+Z; the note's "SIGSTP" is a misspelling) can be caught, SIGSTOP cannot;
+/// SIGCONT resumes a stopped process.
+fn stop_and_continue() -> Result<()> {
+    say(
+        "\nG8 SIGTSTP (Ctrl+Z; the note's \"SIGSTP\" is a misspelling) can be caught; SIGSTOP cannot; G9 SIGCONT resumes",
+    );
+    let child = spawn(|| {
+        let _ = install_recorder(Signal::SIGTSTP);
+        let _ = raise(Signal::SIGTSTP);
+        say(&format!(
+            "  child: raised SIGTSTP: the handler caught it (recorded {}), the child did not stop",
+            recorded()
+        ));
+        say("  child: raising SIGSTOP");
+        let _ = raise(Signal::SIGSTOP);
+        say("  child: resumed by SIGCONT, going on");
+        0
+    })?;
+    match wait(child, Some(WaitPidFlag::WUNTRACED))? {
+        WaitStatus::Stopped(_, sig) => {
+            say(&format!("  parent: the child is stopped by {}; sending SIGCONT", sig.as_str()))
+        }
+        other => return Err(Error::Failed(format!("expected the child to stop, got {other:?}"))),
+    }
+    kill(child, Signal::SIGCONT).sys("kill", format!("pid {child}"))?;
+    ended(wait(child, None)?, &exits(0))
+}
+
+/// Real-time signals queue, each with its value; standard signals of one kind merge while pending.
+fn queue_versus_merge() -> Result<()> {
+    let rtmin = sys::rtmin();
+    step(
+        "Real-time signals queue, standard ones merge: with both blocked, three SIGRTMIN (values 1, 2, 3)\nand three SIGUSR1 (values 1, 2, 3) are sent, then everything pending is taken",
+        || {
+            let Ok(both) = sys::sigset(&[rtmin, libc::SIGUSR1]) else { return 1 };
+            if sys::block(&both).is_err() {
+                return 1;
+            }
+            let me = std::process::id() as i32;
+            for v in 1..=3 {
+                let _ = sys::sigqueue(me, rtmin, v);
+                let _ = sys::sigqueue(me, libc::SIGUSR1, v);
+            }
+            let mut got = Vec::new();
+            while let Ok(Some(c)) = sys::take_pending(&both) {
+                say(&format!("  child: took {} value {}", Sig(c.signo), c.value));
+                got.push((c.signo, c.value));
+            }
+            let rt: Vec<i32> = got.iter().filter(|g| g.0 == rtmin).map(|g| g.1).collect();
+            let usr1 = got.iter().filter(|g| g.0 == libc::SIGUSR1).count();
+            say(&format!(
+                "  child: SIGRTMIN arrived {} times, in order {rt:?}; SIGUSR1 arrived {usr1} time(s)",
+                rt.len()
+            ));
+            if rt == [1, 2, 3] && usr1 == 1 { 0 } else { 1 }
+        },
+        exits(0),
+    )
+}

@@ -1,0 +1,187 @@
+//! signal-ipc end to end (claims G1-G11): real signals between real processes.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use predicates::prelude::*;
+use tests::{Running, bin, cmd};
+
+fn reader() -> Command {
+    Command::new(bin("signal-ipc", "reader"))
+}
+
+/// Starts the reader and waits for its ready line; returns it and its PID as printed.
+fn ready_reader(args: &[&str]) -> (Running, String) {
+    let mut r = Running::spawn(reader().args(args));
+    let line = r.wait_for_stderr("reader: pid");
+    let pid = r.pid.to_string();
+    assert!(line.starts_with(&format!("reader: pid {pid}, ")), "{line}");
+    (r, pid)
+}
+
+#[test]
+fn the_writer_sends_sigint_as_the_ready_line_says() {
+    let (r, pid) = ready_reader(&[]);
+    let line =
+        format!("reader: pid {pid}, waiting for SIGINT (send it with: cargo run -p signal-ipc --bin writer -- {pid})");
+    cmd("signal-ipc", "writer").arg(&pid).assert().success().stdout("").stderr("");
+    let done = r.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "Catch SIGINT!\n");
+    assert!(done.stderr.contains(&line), "{}", done.stderr);
+}
+
+#[test]
+fn ctrl_c_is_sigint_to_the_foreground_process_group() {
+    // A process group of its own: the test runner's group is never signalled.
+    let mut r = Running::spawn(reader().process_group(0));
+    r.wait_for_stderr("waiting for SIGINT");
+    killpg(Pid::from_raw(r.pid.as_raw()), Signal::SIGINT).unwrap();
+    let done = r.finish();
+    assert!(done.status.success());
+    assert_eq!(done.stdout_str(), "Catch SIGINT!\n");
+}
+
+#[test]
+fn ignore_survives_sigint_and_stops_on_sigterm() {
+    let (r, pid) = ready_reader(&["--ignore"]);
+    cmd("signal-ipc", "writer").arg(&pid).assert().success(); // SIGINT: discarded
+    cmd("signal-ipc", "writer").args([&pid, "--signal", "TERM"]).assert().success();
+    let done = r.finish();
+    assert!(done.status.success(), "SIGINT must not have killed it: {done:?}");
+    assert!(
+        predicate::str::is_match(r"^Caught SIGTERM from pid \d+: exiting\n$").unwrap().eval(&done.stdout_str()),
+        "{}",
+        done.stdout_str()
+    );
+}
+
+#[test]
+fn queued_value_and_sender_pid_arrive() {
+    let (r, pid) = ready_reader(&["--signal", "usr1"]);
+    cmd("signal-ipc", "writer").args([&pid, "--signal", "SIGUSR1", "--value", "-7"]).assert().success();
+    let out = r.finish().stdout_str();
+    assert!(predicate::str::is_match(r"^Catch SIGUSR1 from pid \d+ value -7\n$").unwrap().eval(&out), "{out}");
+}
+
+#[test]
+fn ten_thousand_realtime_values_arrive_all_in_order() {
+    let (r, pid) = ready_reader(&["--signal", "RTMIN+1", "--count", "10000"]);
+    cmd("signal-ipc", "writer")
+        .args([&pid, "--signal", "rtmin+1", "--value", "0", "--count", "10000"])
+        .assert()
+        .success();
+    let done = r.finish();
+    assert!(done.status.success());
+    let values: Vec<i32> = done
+        .stdout_str()
+        .lines()
+        .map(|l| l.rsplit_once(" value ").expect("a value").1.parse().expect("a number"))
+        .collect();
+    assert_eq!(values, (0..10_000).collect::<Vec<_>>());
+    assert!(done.stdout_str().starts_with("Catch SIGRTMIN+1 from pid "));
+}
+
+#[test]
+fn sigtstp_can_be_waited_for_and_says_who_sent_it() {
+    let (r, pid) = ready_reader(&["--signal", "TSTP"]);
+    cmd("signal-ipc", "writer").args([&pid, "--signal", "20"]).assert().success();
+    let out = r.finish().stdout_str();
+    assert!(out.starts_with("Catch SIGTSTP from pid "), "{out}");
+}
+
+#[test]
+fn kill_and_stop_cannot_be_waited_for() {
+    for name in ["KILL", "SIGSTOP"] {
+        cmd("signal-ipc", "reader")
+            .args(["--signal", name])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("cannot be caught, blocked or ignored"));
+    }
+}
+
+#[test]
+fn bad_pids_and_names_are_refused_before_any_call() {
+    for (pid, why) in
+        [("0", "whole process group"), ("-1", "every process"), ("-42", "process group 42"), ("x", "not a PID")]
+    {
+        cmd("signal-ipc", "writer").arg(pid).assert().code(2).stderr(predicate::str::contains(why));
+    }
+    cmd("signal-ipc", "writer")
+        .args(["1", "--signal", "SIGALRAM"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown signal 'SIGALRAM'").and(predicate::str::contains("ALRM")));
+}
+
+#[test]
+fn a_dead_pid_is_no_such_process() {
+    let mut child = Command::new(bin("signal-ipc", "writer")).arg("--version").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap(); // reaped: the PID names no process now
+    cmd("signal-ipc", "writer")
+        .arg(pid.to_string())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(format!("writer: kill(pid {pid}): No such process")));
+}
+
+#[test]
+fn another_users_process_is_eperm_explained() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the writer as user nobody");
+        return;
+    }
+    // The writer runs as nobody from a 0755 copy (the build tree may not be readable by nobody).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("writer");
+    std::fs::copy(bin("signal-ipc", "writer"), &exe).unwrap();
+    let (r, pid) = ready_reader(&[]);
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .arg(&pid)
+        .output()
+        .map(|out| {
+            assert_eq!(out.status.code(), Some(1), "{out:?}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.starts_with(&format!("writer: kill(pid {pid}): Operation not permitted; you may signal only")),
+                "{err}"
+            );
+        })
+        .expect("setpriv");
+    cmd("signal-ipc", "writer").arg(&pid).assert().success();
+    assert_eq!(r.finish().stdout_str(), "Catch SIGINT!\n");
+}
+
+#[test]
+fn demo_shows_every_claim() {
+    let out = cmd("signal-ipc", "demo").assert().success().get_output().stdout.clone();
+    let out = String::from_utf8(out).unwrap();
+    for want in [
+        "raised SIGUSR1 while it is ignored",
+        "while blocked: pending = true, handler ran = false",
+        "after unblocking: handler ran = true",
+        "was killed by SIGTERM",
+        "sigaction(SIGKILL, handler): fails with EINVAL",
+        "signal(SIGSTOP, SIG_IGN): fails with EINVAL",
+        "the child did not stop",
+        "stopped by SIGSTOP; sending SIGCONT",
+        "resumed by SIGCONT",
+        "was killed by SIGSEGV",
+        "was killed by SIGUSR1",
+        "\"SIGALRAM\" is a misspelling",
+        "was killed by SIGALRM",
+        "\"SIGSTP\" is a misspelling",
+        "34) SIGRTMIN",
+        "64) SIGRTMAX",
+        "SIGRTMIN arrived 3 times, in order [1, 2, 3]; SIGUSR1 arrived 1 time(s)",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
