@@ -30,11 +30,11 @@ pub trait Memory {
     /// The note's layout: a NUL-terminated C string at offset 0. Returns the text before the NUL
     /// (all of it if there is none).
     fn read_c_string(&self) -> Vec<u8> {
-        let mut all = vec![0u8; self.len()];
-        self.read(0, &mut all);
-        let end = all.iter().position(|&b| b == 0).unwrap_or(all.len());
-        all.truncate(end);
-        all
+        // SAFETY: in bounds of a live mapping; the caller holds the semaphore, so nobody writes
+        // while this view exists.
+        let bytes = unsafe { std::slice::from_raw_parts(self.base().as_ptr(), self.len()) };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        bytes[..end].to_vec()
     }
 
     /// strcpy: the text and its NUL at offset 0. The caller checked it fits.

@@ -43,8 +43,14 @@ impl Channel {
         Ok(if posix {
             Channel::Posix(posix::PosixChannel::open(key, mode, create)?)
         } else {
-            Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create)?)
+            Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE)?)
         })
+    }
+
+    /// A SysV channel with a segment of `size` bytes instead of the note's SIZE (the benchmark
+    /// sends bigger messages); the same protocol otherwise.
+    pub fn open_sysv_sized(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Channel> {
+        Ok(Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create, size)?))
     }
 
     /// Waits until the last message was taken (calling `on_wait` once if it must), then copies

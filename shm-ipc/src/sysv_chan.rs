@@ -14,7 +14,7 @@ use common::sysv::{self, Attached, get_or_create, sembuf};
 use common::{Error, Key, Memory, Result};
 use nix::errno::Errno;
 
-use crate::{Objects, SIZE};
+use crate::Objects;
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
@@ -29,7 +29,7 @@ pub struct SysvChannel {
 }
 
 impl SysvChannel {
-    pub fn open(key: Key, mode: u32, writer: bool, create: bool) -> Result<Self> {
+    pub fn open(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Self> {
         let obj = || format!("key {key}");
         let missing = |call: &'static str, e: Errno| {
             let err = Error::sys(call, obj(), e);
@@ -51,18 +51,18 @@ impl SysvChannel {
         .map_err(|e| missing("semget", e))?;
         // Size 0 to find an existing segment of any size; its real size is checked below.
         let shm_id = if create {
-            get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { SIZE }, f)).map(|(id, _)| id)
+            get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { size }, f)).map(|(id, _)| id)
         } else {
             sysv::shmget(key, 0, 0)
         }
         .map_err(|e| missing("shmget", e))?;
-        let size = sysv::shm_stat(shm_id).map_err(|e| missing("shmctl(IPC_STAT)", e))?.shm_segsz;
-        if size != SIZE {
+        let has = sysv::shm_stat(shm_id).map_err(|e| missing("shmctl(IPC_STAT)", e))?.shm_segsz;
+        if has != size {
             return Err(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
-                "the segment of this key has {size} bytes, not {SIZE}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
+                "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
             )));
         }
-        let mem = Attached::attach(shm_id, SIZE, !writer).map_err(|e| missing("shmat", e))?;
+        let mem = Attached::attach(shm_id, size, !writer).map_err(|e| missing("shmat", e))?;
         Ok(SysvChannel { key, shm_id, sem_id, mem })
     }
 

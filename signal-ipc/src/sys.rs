@@ -33,8 +33,13 @@ pub fn block(set: &libc::sigset_t) -> nix::Result<()> {
 
 /// sigqueue(3): sends `sig` with an integer value (nix has no sigqueue).
 pub fn sigqueue(pid: i32, sig: i32, value: i32) -> nix::Result<()> {
-    // The receiver reads sival_int; on Linux the int shares its low bytes with sival_ptr.
-    let val = libc::sigval { sival_ptr: value as isize as *mut libc::c_void };
+    // A C receiver reads sival_int; on little-endian Linux it shares its low bytes with sival_ptr.
+    sigqueue_word(pid, sig, value as isize as usize)
+}
+
+/// sigqueue with the whole pointer-sized `union sigval` (8 bytes here) as the payload.
+pub fn sigqueue_word(pid: i32, sig: i32, word: usize) -> nix::Result<()> {
+    let val = libc::sigval { sival_ptr: word as *mut libc::c_void };
     // SAFETY: plain values.
     Errno::result(unsafe { libc::sigqueue(pid, sig, val) }).map(drop)
 }
@@ -51,16 +56,18 @@ pub struct Caught {
     pub signo: i32,
     pub code: i32,
     pub pid: i32,
-    /// The sigqueue value (only meaningful when `code == SI_QUEUE`).
+    /// The sigqueue value as an int (only meaningful when `code == SI_QUEUE`).
     pub value: i32,
+    /// The whole `union sigval` word.
+    pub word: usize,
 }
 
 impl Caught {
     fn from(info: &libc::siginfo_t) -> Caught {
         // SAFETY: for signals sent by a process (SI_USER, SI_QUEUE, SI_TKILL) the kernel fills
         // si_pid and si_value; for others we do not print them.
-        let (pid, value) = unsafe { (info.si_pid(), info.si_value().sival_ptr as isize as i32) };
-        Caught { signo: info.si_signo, code: info.si_code, pid, value }
+        let (pid, word) = unsafe { (info.si_pid(), info.si_value().sival_ptr as usize) };
+        Caught { signo: info.si_signo, code: info.si_code, pid, value: word as i32, word }
     }
 
     /// Sent by a process with kill/sigqueue/tkill (si_code <= 0), not by the kernel.

@@ -83,7 +83,7 @@ fn build(package: &str) -> PathBuf {
 
 fn check_version(path: &Path, package: &str, name: &str) {
     let out = Command::new(path).arg("--version").output().expect("run --version");
-    let want = format!("{package} {name} {}\n", env!("CARGO_PKG_VERSION"));
+    let want = version_line(package, name);
     assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{} is not {package}'s {name}", path.display());
 }
 
@@ -112,4 +112,11 @@ pub fn c_program(name: &str) -> PathBuf {
             out
         })
         .clone()
+}
+
+/// What `--version` prints: `<package> <bin> <version>`, or `<package> <version>` for a package's
+/// own-named bin (bench).
+pub fn version_line(package: &str, name: &str) -> String {
+    let v = env!("CARGO_PKG_VERSION");
+    if package == name { format!("{package} {v}\n") } else { format!("{package} {name} {v}\n") }
 }

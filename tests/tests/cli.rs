@@ -18,12 +18,13 @@ const BINARIES: &[(&str, &str)] = &[
     ("signal-ipc", "writer"),
     ("signal-ipc", "reader"),
     ("signal-ipc", "demo"),
+    ("bench", "bench"),
 ];
 
 #[test]
 fn version_names_package_and_binary() {
     for (package, name) in BINARIES {
-        let want = format!("{package} {name} {}\n", env!("CARGO_PKG_VERSION"));
+        let want = tests::bins::version_line(package, name);
         cmd(package, name).arg("--version").assert().success().stdout(want).stderr("");
     }
 }

@@ -1,0 +1,122 @@
+//! `cargo run --release -p bench`: every mechanism side by side, against the hardware's limits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bench::mechs::{self, ALL, SIGNAL_SIZE};
+use bench::report::{self, Limits, Machine};
+use bench::run::{self, Config, Placement};
+use clap::{Parser, ValueEnum};
+use common::{Error, Result, SysResult};
+
+/// Measures every IPC mechanism of the note between two processes: round-trip latency
+/// (ping-pong, min/p50/p99/p99.9) and one-way throughput, next to the hardware's limits (a
+/// cache line bouncing between two CPUs, memcpy bandwidth). Every message is checked.
+#[derive(Parser)]
+#[command(name = "bench", version)]
+struct Cli {
+    /// A short run (fewer round trips, sizes 64 B and 4 KiB, one placement): under 15 s
+    #[arg(long)]
+    quick: bool,
+    /// Only these mechanisms (file, pipe, fifo, unix-socket, sysv-mq, posix-mq, sysv-shm-sem, sysv-shm-spin, posix-shm-futex, signal)
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the two processes run: both on one CPU, on two CPUs, or unpinned [default: same,cross]
+    #[arg(long, value_name = "WHERE", value_delimiter = ',')]
+    pin: Vec<Pin>,
+    /// Also write the results as JSON
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Also write a bar chart as SVG
+    #[arg(long, value_name = "PATH")]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Pin {
+    Same,
+    Cross,
+    None,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    common::error::main("bench", || {
+        // The signal row's signal is blocked in every thread (so set before the stop thread
+        // starts), else the kernel could deliver it to a thread that does not wait for it.
+        let set = signal_ipc::sys::sigset(&[mechs::bench_signal()]).sys("sigaddset", "SIGRTMIN")?;
+        signal_ipc::sys::block(&set).sys("sigprocmask", "SIGRTMIN")?;
+        common::stop::install()?;
+        bench(&cli)
+    })
+}
+
+fn bench(cli: &Cli) -> Result<()> {
+    if let Some(bad) = cli.only.iter().find(|id| !ALL.iter().any(|m| m.id == id.as_str())) {
+        let ids: Vec<&str> = ALL.iter().map(|m| m.id).collect();
+        return Err(Error::Usage(format!("unknown mechanism '{bad}'; valid: {}", ids.join(", "))));
+    }
+    let allowed = run::cpus()?;
+    let placements: Vec<Placement> = if cli.pin.is_empty() {
+        match (cli.quick, allowed.len() >= 2) {
+            (true, true) => vec![Placement::Cross],
+            (true, false) | (false, false) => vec![Placement::Same],
+            (false, true) => vec![Placement::Same, Placement::Cross],
+        }
+    } else {
+        cli.pin
+            .iter()
+            .map(|p| match p {
+                Pin::Same => Placement::Same,
+                Pin::Cross => Placement::Cross,
+                Pin::None => Placement::None,
+            })
+            .collect()
+    };
+    let (sizes, cfg): (&[usize], Config) = if cli.quick {
+        (&[64, 4096], Config { warmup: 100, rtts: 1000, stream: Duration::from_millis(50) })
+    } else {
+        (&[64, 4096, 65536], Config { warmup: 1000, rtts: 10_000, stream: Duration::from_millis(250) })
+    };
+    let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
+    let mut plan = Vec::new();
+    for m in &mechs {
+        let its_sizes: Vec<usize> = if m.id == "signal" {
+            vec![SIGNAL_SIZE]
+        } else {
+            sizes.iter().copied().filter(|&s| s <= (m.max_size)()).collect()
+        };
+        for &p in &placements {
+            for &s in &its_sizes {
+                plan.push((*m, p, s));
+            }
+        }
+    }
+
+    let spins = bench::ring::calibrate_spin();
+    eprintln!("bench: measuring the limits (cache line, memcpy); spinning waits last {spins} pauses (~2 µs)");
+    let limits = Limits {
+        cacheline: run::cpus_for(Placement::Cross, &allowed).and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts)),
+        memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+    };
+    // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
+    // and two per row.
+    let base = 0x2000_0000 | (std::process::id() & 0x1_ffff) << 12;
+    let mut rows = Vec::new();
+    for (i, (m, p, s)) in plan.iter().enumerate() {
+        eprintln!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
+        rows.push(run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?);
+    }
+    let machine = Machine::read();
+    print!("{}", report::table(&rows, &limits, &machine));
+    if let Some(path) = &cli.json {
+        let text = serde_json::to_string_pretty(&report::json(&rows, &limits, &machine))
+            .map_err(|e| Error::Failed(format!("JSON: {e}")))?;
+        std::fs::write(path, text + "\n").sys("write", path.display())?;
+    }
+    if let Some(path) = &cli.svg {
+        std::fs::write(path, report::svg(&rows, &limits, &machine)).sys("write", path.display())?;
+    }
+    Ok(())
+}
