@@ -45,7 +45,13 @@ fn with_nul(text: &[u8]) -> Vec<u8> {
 
 /// Either kind of queue, opened for sending and receiving.
 pub enum Queue {
-    SysV { id: i32, key: Key, buf: MsgBuf },
+    /// `waited`: set after the first wait; see [`Queue::recv`].
+    SysV {
+        id: i32,
+        key: Key,
+        buf: MsgBuf,
+        waited: bool,
+    },
     Posix(PosixQueue),
 }
 
@@ -55,7 +61,7 @@ impl Queue {
     pub fn get_or_create(key: Key, mode: u32) -> Result<(Queue, bool)> {
         let (id, created) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
             .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
-        Ok((Queue::SysV { id, key, buf: MsgBuf::new(msgmax()) }, created))
+        Ok((Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false }, created))
     }
 
     /// msgget(key, 0): the existing queue of `key`.
@@ -66,7 +72,7 @@ impl Queue {
                 _ => "the queue belongs to someone else",
             })
         })?;
-        Ok(Queue::SysV { id, key, buf: MsgBuf::new(msgmax()) })
+        Ok(Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false })
     }
 
     /// A copyable handle for naming, counting and removing the queue (also from the stop thread).
@@ -119,16 +125,19 @@ impl Queue {
     }
 
     /// Receives one message of type `mtype` (see [`sysv::msgrcv`]; POSIX: the oldest of the highest
-    /// priority) and returns its type and raw bytes. Calls `on_wait` once before blocking.
+    /// priority) and returns its type and raw bytes. Calls `on_wait` before it first blocks (a
+    /// non-blocking try tells); after that first wait, calls block at once: one system call per
+    /// message, as in C.
     pub fn recv(&mut self, mtype: i64, on_wait: &mut dyn FnMut()) -> Result<(i64, Vec<u8>)> {
         match self {
-            Queue::SysV { id, key, buf } => {
-                let mut flags = libc::IPC_NOWAIT;
+            Queue::SysV { id, key, buf, waited } => {
+                let mut flags = if *waited { 0 } else { libc::IPC_NOWAIT };
                 loop {
                     match sysv::msgrcv(*id, buf, mtype, flags) {
                         Ok((t, text)) => return Ok((t, text.to_vec())),
                         Err(Errno::ENOMSG) if flags != 0 => {
                             on_wait();
+                            *waited = true;
                             flags = 0;
                         }
                         // SIGSTOP/SIGCONT (Ctrl-Z, fg) interrupts msgrcv even with no handler.

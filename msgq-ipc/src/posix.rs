@@ -19,6 +19,7 @@ pub struct PosixQueue {
     pub(crate) mqd: MqdT,
     pub(crate) name: String,
     pub(crate) msgsize: usize,
+    waited: bool,
 }
 
 impl PosixQueue {
@@ -38,7 +39,7 @@ impl PosixQueue {
             (mq_open(name.as_str(), rw, mode, None).map_err(|e| open_err(&name, e))?, false)
         };
         let msgsize = mq_getattr(&mqd).map_err(|e| Error::sys("mq_getattr", &name, e))?.msgsize() as usize;
-        Ok((PosixQueue { mqd, name, msgsize }, created))
+        Ok((PosixQueue { mqd, name, msgsize, waited: false }, created))
     }
 
     pub(crate) fn send(&self, msg: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
@@ -70,9 +71,11 @@ impl PosixQueue {
         }
     }
 
-    pub(crate) fn recv(&self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        if self.curmsgs()? == 0 {
+    pub(crate) fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
+        // Looked at only until the first wait (for the ready line); then straight to mq_receive.
+        if !self.waited && self.curmsgs()? == 0 {
             on_wait();
+            self.waited = true;
         }
         let mut buf = vec![0u8; self.msgsize];
         let mut prio = 0;

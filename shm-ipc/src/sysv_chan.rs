@@ -26,6 +26,8 @@ pub struct SysvChannel {
     shm_id: i32,
     sem_id: i32,
     mem: Attached,
+    /// Set after the first wait: from then on, waits block at once (one semop, as in C).
+    waited: bool,
 }
 
 impl SysvChannel {
@@ -63,7 +65,7 @@ impl SysvChannel {
             )));
         }
         let mem = Attached::attach(shm_id, size, !writer).map_err(|e| missing("shmat", e))?;
-        Ok(SysvChannel { key, shm_id, sem_id, mem })
+        Ok(SysvChannel { key, shm_id, sem_id, mem, waited: false })
     }
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
@@ -83,17 +85,21 @@ impl SysvChannel {
         Objects::SysV { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id }
     }
 
-    /// semop that first tries without blocking, so `on_wait` (the ready line) is called only
-    /// when it really has to wait; EINTR (Ctrl-Z then fg) is retried: nothing was applied.
-    fn semop<const N: usize>(&self, mut ops: [libc::sembuf; N], on_wait: &mut dyn FnMut()) -> Result<()> {
+    /// semop that, until the first wait, tries without blocking first, so `on_wait` (the ready
+    /// line) is called only when it really has to wait; EINTR (Ctrl-Z then fg) is retried:
+    /// nothing was applied.
+    fn semop<const N: usize>(&mut self, mut ops: [libc::sembuf; N], on_wait: &mut dyn FnMut()) -> Result<()> {
         let nowait = libc::IPC_NOWAIT as i16;
-        ops.iter_mut().for_each(|op| op.sem_flg |= nowait);
-        let mut blocking = false;
+        let mut blocking = self.waited;
+        if !blocking {
+            ops.iter_mut().for_each(|op| op.sem_flg |= nowait);
+        }
         loop {
             match sysv::semop(self.sem_id, &mut ops) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EAGAIN) if !blocking => {
                     on_wait();
+                    self.waited = true;
                     ops.iter_mut().for_each(|op| op.sem_flg &= !nowait);
                     blocking = true;
                 }
