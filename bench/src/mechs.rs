@@ -181,8 +181,8 @@ impl Setup for Fifos {
 
 fn fifo(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
     let dir = scratch_dir(key)?;
-    pipe_ipc::fifo::make(&dir.join("down"))?;
-    pipe_ipc::fifo::make(&dir.join("up"))?;
+    pipe_ipc::fifo::make(&dir.join("down"), 0o600)?;
+    pipe_ipc::fifo::make(&dir.join("up"), 0o600)?;
     Ok(Arc::new(Fifos(dir)))
 }
 
@@ -214,7 +214,7 @@ impl Link for FileLink {
 impl Setup for Files {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
         let (tx, rx) = pick(side, self.0.join("down"), self.0.join("up"));
-        let (tx, rx) = (file_ipc::Writer::new(&tx)?, file_ipc::Reader::new(&rx)?);
+        let (tx, rx) = (file_ipc::Writer::new(&tx, 0o600)?, file_ipc::Reader::new(&rx)?);
         Ok(Ends { tx: Box::new(FileLink::Tx(tx)), rx: Box::new(FileLink::Rx(rx)) })
     }
 

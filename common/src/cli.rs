@@ -1,5 +1,6 @@
 //! Flags shared by every pair, defined once and `#[command(flatten)]`ed into each binary.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -22,20 +23,35 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub repeat: u64,
 
+    /// Put a sequence number (0, 1, ...) and a space before each message, so a reader can show
+    /// that none was lost, doubled or reordered
+    #[arg(long)]
+    pub numbered: bool,
+
     /// Messages to send, each as given (any bytes, not only UTF-8) [default: the note's message]
     #[arg(value_name = "MESSAGE")]
     pub messages: Vec<OsString>,
 }
 
 impl SendArgs {
-    /// The messages in sending order: the list (or `default` if none was given), `repeat` times.
-    pub fn each<'a>(&'a self, default: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    /// The messages in sending order: the list (or `default` if none was given), `repeat` times,
+    /// numbered if asked.
+    pub fn each<'a>(&'a self, default: &'a str) -> impl Iterator<Item = Cow<'a, [u8]>> + 'a {
         let list: Vec<&[u8]> = if self.messages.is_empty() {
             vec![default.as_bytes()]
         } else {
             self.messages.iter().map(|m| m.as_bytes()).collect()
         };
-        (0..self.repeat).flat_map(move |_| list.clone())
+        let numbered = self.numbered;
+        (0..self.repeat).flat_map(move |_| list.clone()).enumerate().map(move |(i, m)| {
+            if numbered {
+                let mut v = format!("{i} ").into_bytes();
+                v.extend_from_slice(m);
+                Cow::Owned(v)
+            } else {
+                Cow::Borrowed(m)
+            }
+        })
     }
 }
 
@@ -68,11 +84,13 @@ mod tests {
 
     #[test]
     fn repeats_the_whole_list_or_the_default() {
-        let args = SendArgs { repeat: 2, messages: vec!["a".into(), "b".into()] };
-        let got: Vec<&[u8]> = args.each("x").collect();
-        assert_eq!(got, [b"a", b"b", b"a", b"b"]);
-        let none = SendArgs { repeat: 1, messages: vec![] };
-        assert_eq!(none.each("x").collect::<Vec<_>>(), [b"x"]);
+        let args = SendArgs { repeat: 2, numbered: false, messages: vec!["a".into(), "b".into()] };
+        let got: Vec<Cow<[u8]>> = args.each("x").collect();
+        assert_eq!(got, [&b"a"[..], b"b", b"a", b"b"]);
+        let none = SendArgs { repeat: 1, numbered: false, messages: vec![] };
+        assert_eq!(none.each("x").collect::<Vec<_>>(), [&b"x"[..]]);
+        let numbered = SendArgs { repeat: 2, numbered: true, messages: vec![] };
+        assert_eq!(numbered.each("x").collect::<Vec<_>>(), [&b"0 x"[..], b"1 x"]);
     }
 }
 

@@ -15,7 +15,7 @@ use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, fchmod};
 
 /// The writer's message when none is given (the note has no example).
 pub const DEFAULT_MESSAGE: &str = "Hello File IPC";
@@ -98,13 +98,15 @@ pub struct Writer {
     spot: Spot,
     tmp: PathBuf,
     gone: Watch,
+    mode: u32,
 }
 
 impl Writer {
-    pub fn new(path: &Path) -> Result<Self> {
+    /// A writer of message files with permissions `mode` (0600 unless the user widens it).
+    pub fn new(path: &Path, mode: u32) -> Result<Self> {
         let spot = Spot::new(path)?;
         let gone = spot.watch(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM)?;
-        Ok(Writer { tmp: spot.private("tmp"), spot, gone })
+        Ok(Writer { tmp: spot.private("tmp"), spot, gone, mode })
     }
 
     /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
@@ -137,6 +139,10 @@ impl Writer {
         // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
         let fd = open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
+        if self.mode != 0o600 {
+            // Set exactly (open's mode is cut by the umask): the user asked for these bits.
+            fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
+        }
         File::from(fd).write_all(msg).sys("write", self.tmp.display())
     }
 }
@@ -188,4 +194,28 @@ impl Reader {
         File::from(fd).read_to_end(&mut msg).sys("read", self.spot.path.display())?;
         Ok(msg)
     }
+}
+
+/// `reader --clean`: removes an unread message at `path` and the private files that a writer or
+/// reader killed with SIGKILL left beside it (`.NAME.PID.tmp`, `.NAME.PID.claimed`).
+pub fn clean(path: &Path) -> Result<String> {
+    let spot = Spot::new(path)?;
+    let mut removed = Vec::new();
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path).sys("unlink", path.display())?;
+        removed.push(path.display().to_string());
+    }
+    let prefix = format!(".{}.", spot.name.display());
+    for entry in std::fs::read_dir(&spot.dir).sys("opendir", spot.dir.display())?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && (name.ends_with(".tmp") || name.ends_with(".claimed")) {
+            std::fs::remove_file(entry.path()).sys("unlink", entry.path().display())?;
+            removed.push(entry.path().display().to_string());
+        }
+    }
+    Ok(if removed.is_empty() {
+        format!("nothing to remove at {}", path.display())
+    } else {
+        format!("removed {}", removed.join(", "))
+    })
 }

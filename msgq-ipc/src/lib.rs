@@ -14,6 +14,10 @@ use nix::errno::Errno;
 
 pub use posix::PosixQueue;
 
+/// msgget with flags 0 finds another user's queue; msgsnd/msgrcv then check its mode.
+const NOT_YOURS: &str =
+    "the queue belongs to another user and its mode does not let you use it (see: ipcs -q); pick another --key";
+
 /// The writer's message when none is given.
 pub const DEFAULT_MESSAGE: &str = "Hello Message Queue";
 
@@ -106,6 +110,7 @@ impl Queue {
                             msgmnb()
                         )),
                         Errno::EIDRM | Errno::EINVAL => err.hint("the queue was removed"),
+                        Errno::EACCES => err.hint(NOT_YOURS),
                         _ => err,
                     }
                 };
@@ -146,6 +151,7 @@ impl Queue {
                             let err = Error::sys("msgrcv", format!("queue {key}"), e);
                             return Err(match e {
                                 Errno::EIDRM | Errno::EINVAL => err.hint("the queue was removed while we waited"),
+                                Errno::EACCES => err.hint(NOT_YOURS),
                                 _ => err,
                             });
                         }

@@ -15,13 +15,13 @@ pub const DEFAULT_MESSAGE: &str = common::PIPE_MESSAGE;
 
 /// Writes each message and a newline. A pipe keeps no message boundaries (M6), so the newline is
 /// what tells the reader where one ends. `closed` maps a write error (EPIPE above all).
-pub fn write_lines<'a>(
+pub fn write_lines(
     to: &mut impl Write,
-    msgs: impl Iterator<Item = &'a [u8]>,
+    msgs: impl Iterator<Item = impl AsRef<[u8]>>,
     closed: impl Fn(std::io::Error) -> common::Error,
 ) -> Result<()> {
     for msg in msgs {
-        to.write_all(msg).map_err(&closed)?;
+        to.write_all(msg.as_ref()).map_err(&closed)?;
         to.write_all(b"\n").map_err(&closed)?;
     }
     to.flush().map_err(&closed)

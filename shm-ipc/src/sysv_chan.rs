@@ -108,6 +108,9 @@ impl SysvChannel {
                     let err = Error::sys("semop", format!("semaphores {}", self.key), e);
                     return Err(match e {
                         Errno::EIDRM | Errno::EINVAL => err.hint("they were removed: the peer has finished"),
+                        Errno::EACCES => err.hint(
+                            "they belong to another user and their mode does not let you use them (see: ipcs -s); pick another --key",
+                        ),
                         _ => err,
                     });
                 }

@@ -120,3 +120,21 @@ pub fn version_line(package: &str, name: &str) -> String {
     let v = env!("CARGO_PKG_VERSION");
     if package == name { format!("{package} {v}\n") } else { format!("{package} {name} {v}\n") }
 }
+
+/// A command that runs package `package`'s binary `name` as user nobody (setpriv), from a copy in
+/// a 0755 directory (the build tree need not be readable by nobody). None, after saying so on
+/// stderr, when the tests do not run as root.
+pub fn as_nobody(package: &str, name: &str) -> Option<(tempfile::TempDir, Command)> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run {package} {name} as user nobody");
+        return None;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+    let exe = dir.path().join(name);
+    fs::copy(bin(package, name), &exe).expect("copy binary");
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
+    Some((dir, cmd))
+}

@@ -5,7 +5,7 @@ pub mod bins;
 pub mod keys;
 pub mod running;
 
-pub use bins::{bin, c_program, cmd};
+pub use bins::{as_nobody, bin, c_program, cmd};
 pub use keys::{TestKey, unique_key};
 pub use running::Running;
 

@@ -1,8 +1,36 @@
 //! The benchmark runs in the suite (`--quick`), and its JSON is checked for shape and sanity.
 //! No test asserts a speed: numbers vary by machine.
 
+use std::process::Command;
+
+use common::{Key, sysv};
 use serde_json::Value;
-use tests::cmd;
+use tests::{Running, bin, cmd};
+
+/// The bench's keys are `0x2000_0000 | (pid & 0x1ffff) << 12`, two per row: none of the SysV or
+/// POSIX objects or scratch directories of any of them may be left.
+fn assert_nothing_left(pid: u32) {
+    let base = 0x2000_0000 | (pid & 0x1_ffff) << 12;
+    let mut left = Vec::new();
+    for k in base..base + 128 {
+        let key = Key::new(k);
+        if sysv::msgget(key, 0).is_ok() || sysv::shmget(key, 0, 0).is_ok() || sysv::semget(key, 0, 0).is_ok() {
+            left.push(format!("SysV object {key}"));
+        }
+        for name in [format!("/dev/shm/bench-{k:x}-down"), format!("/dev/shm/bench-{k:x}-up")] {
+            if std::path::Path::new(&name).exists() {
+                left.push(name);
+            }
+        }
+        if nix::mqueue::mq_unlink(format!("/msgq-ipc-{key}").as_str()).is_ok() {
+            left.push(format!("POSIX queue of {key}"));
+        }
+        if common::paths::user_dir().is_ok_and(|d| d.join(format!("bench-{k:x}")).exists()) {
+            left.push(format!("scratch directory bench-{k:x}"));
+        }
+    }
+    assert!(left.is_empty(), "the bench left {left:?}");
+}
 
 const IDS: &[&str] = &[
     "file",
@@ -21,8 +49,14 @@ const IDS: &[&str] = &[
 fn quick_run_reports_every_mechanism_with_sane_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
-    let out = cmd("bench", "bench").arg("--quick").arg("--json").arg(&json).arg("--svg").arg(&svg).assert().success();
-    let table = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let run = Running::spawn(
+        Command::new(bin("bench", "bench")).arg("--quick").arg("--json").arg(&json).arg("--svg").arg(&svg),
+    );
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_nothing_left(pid);
+    let table = done.stdout_str();
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
 
     assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);

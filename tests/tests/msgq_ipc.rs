@@ -177,19 +177,6 @@ fn two_clients_of_one_server_each_get_their_own_reply() {
 }
 
 #[test]
-fn ten_thousand_messages_in_order_none_lost_or_doubled() {
-    let k = TestKey::new();
-    let msgs: Vec<String> = (0..10_000).map(|i| format!("seq {i}")).collect();
-    let r = Running::spawn(reader(&k).args(["--count", "10000"]));
-    let w = Running::spawn(writer(&k).arg("--wait").args(&msgs));
-    assert!(w.finish().status.success());
-    let done = r.finish();
-    assert!(done.status.success());
-    assert_eq!(done.stdout_str().lines().collect::<Vec<_>>(), msgs);
-    k.assert_clean();
-}
-
-#[test]
 fn posix_queue_either_order() {
     let k = TestKey::new();
     let mut r = Running::spawn(reader(&k).arg("--posix"));

@@ -50,19 +50,6 @@ fn writer_first_makes_a_0600_segment_of_size_4096() {
 }
 
 #[test]
-fn streaming_two_thousand_messages_none_lost_or_doubled() {
-    let k = TestKey::new();
-    let msgs: Vec<String> = (0..2000).map(|i| format!("seq {i}")).collect();
-    let r = Running::spawn(reader(&k).args(["--count", "2000"]));
-    let w = Running::spawn(writer(&k).args(&msgs));
-    assert!(w.finish().status.success());
-    let done = r.finish();
-    assert!(done.status.success(), "{done:?}");
-    assert_eq!(done.stdout_str().lines().collect::<Vec<_>>(), msgs);
-    k.assert_clean();
-}
-
-#[test]
 fn the_notes_c_writer_then_our_reader_and_our_writer_then_a_c_reader() {
     let k = TestKey::new();
     let status = Command::new(c_program("shm_write")).args([&k.arg(), "strcpy from C"]).status().unwrap();

@@ -131,30 +131,15 @@ fn a_dead_pid_is_no_such_process() {
 
 #[test]
 fn another_users_process_is_eperm_explained() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run the writer as user nobody");
-        return;
-    }
-    // The writer runs as nobody from a 0755 copy (the build tree may not be readable by nobody).
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("writer");
-    std::fs::copy(bin("signal-ipc", "writer"), &exe).unwrap();
+    let Some((_dir, mut writer)) = tests::as_nobody("signal-ipc", "writer") else { return };
     let (r, pid) = ready_reader(&[]);
-    Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
-        .arg(&pid)
-        .output()
-        .map(|out| {
-            assert_eq!(out.status.code(), Some(1), "{out:?}");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                err.starts_with(&format!("writer: kill(pid {pid}): Operation not permitted; you may signal only")),
-                "{err}"
-            );
-        })
-        .expect("setpriv");
+    let out = writer.arg(&pid).output().expect("setpriv");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("writer: kill(pid {pid}): Operation not permitted; you may signal only")),
+        "{err}"
+    );
     cmd("signal-ipc", "writer").arg(&pid).assert().success();
     assert_eq!(r.finish().stdout_str(), "Catch SIGINT!\n");
 }

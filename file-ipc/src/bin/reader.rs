@@ -17,13 +17,20 @@ struct Cli {
     path: Option<PathBuf>,
     #[command(flatten)]
     recv: ReceiveArgs,
+    /// Remove an unread message and files left by a killed writer or reader, and exit
+    #[arg(long, conflicts_with = "count")]
+    clean: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     common::error::main("reader", || {
-        common::stop::install()?;
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
+        if cli.clean {
+            eprintln!("reader: {}", file_ipc::clean(&path)?);
+            return Ok(());
+        }
+        common::stop::install()?;
         let mut reader = Reader::new(&path)?;
         let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
         let mut ready =

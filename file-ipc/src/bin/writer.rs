@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::SendArgs;
+use common::cli::{ModeArgs, SendArgs};
 use file_ipc::{DEFAULT_MESSAGE, Writer, default_path};
 
 /// File IPC writer: each message becomes one whole file at PATH (written beside it, then renamed
@@ -16,6 +16,8 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     path: Option<PathBuf>,
     #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
     send: SendArgs,
 }
 
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
     common::error::main("writer", || {
         common::stop::install()?;
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
-        let mut writer = Writer::new(&path)?;
+        let mut writer = Writer::new(&path, cli.mode.mode)?;
         let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
         let mut ready = common::Ready::new(
             "writer",
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
             &peer_args,
         );
         for msg in cli.send.each(DEFAULT_MESSAGE) {
-            writer.send(msg, &mut || ready.show())?;
+            writer.send(&msg, &mut || ready.show())?;
         }
         Ok(())
     })

@@ -39,8 +39,8 @@ fn main() -> ExitCode {
     common::error::main("writer", || {
         // Refused before any system call, so a bad message creates nothing.
         let limit = if cli.posix { 8192 } else { msgmax() };
-        let texts: Vec<&[u8]> = match &cli.request {
-            Some(m) => vec![m.as_bytes()],
+        let texts: Vec<std::borrow::Cow<[u8]>> = match &cli.request {
+            Some(m) => vec![m.as_bytes().into()],
             None => cli.send.each(DEFAULT_MESSAGE).collect(),
         };
         if let Some(big) = texts.iter().find(|t| t.len() + 1 > limit) {

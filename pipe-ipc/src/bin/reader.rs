@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::Result;
-use common::cli::ReceiveArgs;
+use common::cli::{ModeArgs, ReceiveArgs};
 use pipe_ipc::{copy_lines, fifo};
 
 /// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
@@ -18,7 +18,12 @@ struct Cli {
     #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
     fifo: Option<Option<PathBuf>>,
     #[command(flatten)]
+    mode: ModeArgs,
+    #[command(flatten)]
     recv: ReceiveArgs,
+    /// With --fifo: remove a FIFO left by a killed process, and exit
+    #[arg(long, requires = "fifo", conflicts_with = "count")]
+    clean: bool,
 }
 
 fn main() -> ExitCode {
@@ -36,15 +41,20 @@ fn main() -> ExitCode {
                 }
                 copy_lines(&mut stdin.lock(), &mut out, cli.recv.count, "stdin").map(drop)
             }
-            Some(path) => from_fifo(path.as_deref(), &cli.recv, &mut out),
+            Some(path) if cli.clean => {
+                let path = path.clone().map_or_else(fifo::default_path, Ok)?;
+                eprintln!("reader: {}", fifo::clean(&path)?);
+                Ok(())
+            }
+            Some(path) => from_fifo(path.as_deref(), cli.mode.mode, &cli.recv, &mut out),
         }
     })
 }
 
-fn from_fifo(given: Option<&Path>, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
+fn from_fifo(given: Option<&Path>, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
     common::stop::install()?;
     let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    fifo::make(&path)?;
+    fifo::make(&path, mode)?;
     let _remove = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
     common::Ready::new("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer)

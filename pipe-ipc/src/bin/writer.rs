@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::SendArgs;
+use common::cli::{ModeArgs, SendArgs};
 use common::{Error, Result};
 use pipe_ipc::{DEFAULT_MESSAGE, fifo, write_lines};
 
@@ -16,6 +16,8 @@ struct Cli {
     /// Write to a named pipe instead of stdout, made 0600 if missing [default PATH: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
     #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
     fifo: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    mode: ModeArgs,
     #[command(flatten)]
     send: SendArgs,
 }
@@ -30,14 +32,14 @@ fn main() -> ExitCode {
             };
             write_lines(&mut std::io::stdout().lock(), cli.send.each(DEFAULT_MESSAGE), closed)
         }
-        Some(path) => to_fifo(path.as_deref(), &cli.send),
+        Some(path) => to_fifo(path.as_deref(), cli.mode.mode, &cli.send),
     })
 }
 
-fn to_fifo(given: Option<&Path>, send: &SendArgs) -> Result<()> {
+fn to_fifo(given: Option<&Path>, mode: u32, send: &SendArgs) -> Result<()> {
     common::stop::install()?;
     let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    fifo::make(&path)?;
+    fifo::make(&path, mode)?;
     let waiting = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
     common::Ready::new("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer)

@@ -26,7 +26,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     common::error::main("writer", || {
-        cli.send.each(DEFAULT_MESSAGE).try_for_each(check_fits)?; // before any system call
+        cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;
         let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true)?;
         let (name, peer) = (chan.objects().name(), cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] }));
@@ -38,6 +38,6 @@ fn main() -> ExitCode {
             &peer,
         );
         // The writer removes nothing: what it wrote is the reader's, and the reader removes it.
-        cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| chan.send(text, &mut || ready.show()))
+        cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| chan.send(&text, &mut || ready.show()))
     })
 }
