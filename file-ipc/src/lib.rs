@@ -219,3 +219,22 @@ pub fn clean(path: &Path) -> Result<String> {
         format!("removed {}", removed.join(", "))
     })
 }
+
+/// F2: this process's reads, from /proc/self/io: `rchar` counts the bytes read() returned,
+/// `read_bytes` the bytes fetched from the storage device. A message file just written by another
+/// process is in the page cache, so `read_bytes` stays 0: file IPC's cost is not the disk.
+pub fn io_report() -> Result<String> {
+    let io = std::fs::read_to_string("/proc/self/io").sys("read", "/proc/self/io")?;
+    let field = |name: &str| {
+        io.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok()).unwrap_or(0)
+    };
+    let (rchar, read_bytes) = (field("rchar"), field("read_bytes"));
+    let verdict = if read_bytes == 0 {
+        "every byte came from the page cache: the disk was not touched"
+    } else {
+        "some bytes came from the storage device (a cold cache)"
+    };
+    Ok(format!(
+        "read() returned {rchar} bytes in all (rchar), {read_bytes} of them fetched from storage (read_bytes): {verdict}"
+    ))
+}

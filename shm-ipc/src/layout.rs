@@ -58,6 +58,7 @@ pub fn run() -> Result<u8> {
                 seg.base()
             ));
             where_things_are(seg.base().as_ptr() as usize, plain_at as usize, &stack_var as *const u8 as usize);
+            kernel_half_is_closed()?;
             Ok(0)
         }
     }
@@ -97,4 +98,34 @@ fn where_things_are(seg: usize, heap: usize, stack: usize) {
         "    space\": the kernel owns its pages, but shmat mapped them into this process's own user address space (the",
     );
     say("    segment line above), so reading and writing it are plain memory accesses with no system call.");
+}
+
+/// S4: every process shares the kernel's half, but user code cannot touch it: a forked child
+/// that reads a kernel address is killed by SIGSEGV.
+fn kernel_half_is_closed() -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    const KERNEL_HALF: usize = 0xffff_8000_0000_0000;
+    #[cfg(not(target_arch = "x86_64"))]
+    const KERNEL_HALF: usize = usize::MAX & !0xfff;
+    std::io::stdout().flush().sys("fflush", "stdout")?;
+    // SAFETY: single-threaded (see run); the child ends by the signal or with _exit.
+    match unsafe { fork() }.sys("fork", "child")? {
+        ForkResult::Child => {
+            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+            // SAFETY: not safe, on purpose: the read faults and the kernel kills the child.
+            let byte = unsafe { std::ptr::read_volatile(KERNEL_HALF as *const u8) };
+            say(&format!("child: read {byte} from the kernel's half?!"));
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(1) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None).sys("waitpid", child)? {
+            WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSEGV, _) => {
+                say(&format!(
+                    "S4: a child that read kernel address {KERNEL_HALF:#x} was killed by SIGSEGV: the kernel's half is in every address space, but closed to user mode"
+                ));
+                Ok(())
+            }
+            other => Err(Error::Failed(format!("the child reading kernel memory ended with {other:?}"))),
+        },
+    }
 }

@@ -17,6 +17,10 @@ struct Cli {
     path: Option<PathBuf>,
     #[command(flatten)]
     recv: ReceiveArgs,
+    /// At the end, print on stderr how many bytes this process read, and how many of them came
+    /// from the storage device (/proc/self/io)
+    #[arg(long)]
+    show_io: bool,
     /// Remove an unread message and files left by a killed writer or reader, and exit
     #[arg(long, conflicts_with = "count")]
     clean: bool,
@@ -39,6 +43,9 @@ fn main() -> ExitCode {
         for _ in 0..cli.recv.count.unwrap_or(1) {
             let msg = reader.recv(&mut || ready.show())?;
             out.line(&msg)?;
+        }
+        if cli.show_io {
+            eprintln!("reader: {}", file_ipc::io_report()?);
         }
         Ok(())
     })

@@ -29,6 +29,9 @@ struct Cli {
     /// Answer requests of `writer --request` until stopped (or --count requests): type 1 in, type <pid> back
     #[arg(long, conflicts_with = "mtype")]
     serve: bool,
+    /// After each message, print on stderr how many messages the queue held before and after (IPC_STAT)
+    #[arg(long)]
+    show_count: bool,
     /// Fail if the queue does not exist yet, instead of creating it
     #[arg(long)]
     no_create: bool,
@@ -75,9 +78,18 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     let name = queue.handle().name();
     let peer = cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] });
     let mut ready = common::Ready::new("reader", &format!("on {name}"), "msgq-ipc", "writer", &peer);
+    let handle = queue.handle();
     for _ in 0..cli.recv.count.unwrap_or(1) {
+        let before = if cli.show_count { handle.remaining()? } else { 0 };
         let (_, msg) = queue.recv(cli.mtype, &mut || ready.show())?;
         out.line(c_text(&msg))?;
+        if cli.show_count {
+            // M4: msgrcv takes the message off the queue (the note says it "pushes").
+            eprintln!(
+                "reader: msgrcv took one message: {name} held {before} before and {} after (IPC_STAT msg_qnum)",
+                handle.remaining()?
+            );
+        }
     }
     Ok(())
 }
