@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use common::process::{fork_child, wait_child};
 use common::stop::on_stop;
 use common::{Error, Result, SysResult};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork, getpid};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{Pid, getpid};
 
 use crate::mechs::{Ends, Mechanism, Setup, Side};
 use crate::msg::{Message, STOP, check, seq_of};
@@ -98,44 +99,35 @@ fn fork_and_measure(
 ) -> Result<(Stats, f64, f64)> {
     let setup = shared.as_ref();
     let parent = getpid();
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    // SAFETY: the only other thread is the stop thread, parked in sigwait and holding no lock,
-    // and glibc's fork resets malloc's locks in the child; the child ends with _exit.
-    match unsafe { fork() }.sys("fork", "bench child")? {
-        ForkResult::Child => {
-            // If the parent dies (even by SIGKILL), so does a child that may be spinning.
-            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let code = match pin(child_cpus).and_then(|()| child(setup, parent, size, cfg)) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("bench: {}: child: {e}", mech.id);
-                    1
-                }
-            };
-            // SAFETY: ends the child at once; nothing of the parent's runs twice.
-            unsafe { libc::_exit(code) }
-        }
-        ForkResult::Parent { child } => {
-            let stop = {
-                let setup = shared.clone();
-                on_stop(move || {
-                    let _ = kill(child, Signal::SIGKILL);
-                    setup.cleanup();
-                })
-            };
-            let result = pin(parent_cpus).and_then(|()| parent_side(setup, child, size, cfg));
-            if result.is_err() {
-                let _ = kill(child, Signal::SIGKILL); // it may wait for a message that never comes
-            }
-            let status = waitpid(child, None).sys("waitpid", format!("pid {child}"))?;
-            drop(stop);
-            let measured = result?;
-            match status {
-                WaitStatus::Exited(_, 0) => Ok(measured),
-                other => Err(Error::Failed(format!("{}: the child failed ({other:?})", mech.id))),
+    // The stop thread exists here, parked in sigwait and holding no lock (see fork_child).
+    let child = fork_child(|| {
+        // If the parent dies (even by SIGKILL), so does a child that may be spinning.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        match pin(child_cpus).and_then(|()| child_side(setup, parent, size, cfg)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("bench: {}: child: {e}", mech.id);
+                1
             }
         }
+    })?;
+    let stop = {
+        let setup = shared.clone();
+        on_stop(move || {
+            let _ = kill(child, Signal::SIGKILL);
+            setup.cleanup();
+        })
+    };
+    let result = pin(parent_cpus).and_then(|()| parent_side(setup, child, size, cfg));
+    if result.is_err() {
+        let _ = kill(child, Signal::SIGKILL); // it may wait for a message that never comes
+    }
+    let status = wait_child(child, None)?;
+    drop(stop);
+    let measured = result?;
+    match status {
+        WaitStatus::Exited(_, 0) => Ok(measured),
+        other => Err(Error::Failed(format!("{}: the child failed ({other:?})", mech.id))),
     }
 }
 
@@ -170,7 +162,7 @@ fn parent_side(setup: &dyn Setup, child: Pid, size: usize, cfg: &Config) -> Resu
     Ok((Stats::from(samples), sent as f64 / secs, (sent as f64 * size as f64) / secs / 1e6))
 }
 
-fn child(setup: &dyn Setup, parent: Pid, size: usize, cfg: &Config) -> Result<()> {
+fn child_side(setup: &dyn Setup, parent: Pid, size: usize, cfg: &Config) -> Result<()> {
     let Ends { mut tx, mut rx } = setup.open(Side::Child, parent)?;
     let mut buf = vec![0u8; size];
     for i in 0..(cfg.warmup + cfg.rtts) as u64 {

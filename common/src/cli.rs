@@ -71,10 +71,10 @@ pub struct KeyArgs {
 
 impl KeyArgs {
     /// The arguments a peer needs to meet us, for a ready line: `--key K` unless it is the
-    /// default, then `extra` (e.g. `--posix`).
-    pub fn peer_args(&self, extra: &[&str]) -> String {
+    /// default, and `--posix` for the POSIX variant.
+    pub fn peer_args(&self, posix: bool) -> String {
         let key = (self.key != DEFAULT_KEY).then(|| format!("--key {}", self.key));
-        key.into_iter().chain(extra.iter().map(|s| s.to_string())).collect::<Vec<_>>().join(" ")
+        key.into_iter().chain(posix.then(|| "--posix".to_string())).collect::<Vec<_>>().join(" ")
     }
 }
 

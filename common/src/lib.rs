@@ -9,6 +9,7 @@ mod memory;
 pub mod out;
 pub mod paths;
 pub mod posix;
+pub mod process;
 pub mod stop;
 pub mod sysv;
 

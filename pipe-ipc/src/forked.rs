@@ -5,49 +5,38 @@
 //! unused ends stay open, so a reader would never see end-of-file; the parent does not wait, so
 //! the child may print after the shell prompt is back.
 
-use std::io::Write;
 use std::os::fd::OwnedFd;
 
+use common::process::{fork_child, wait_child};
 use common::{PIPE_MESSAGE, PIPE_MSGSIZE, Result, SysResult};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork, read, write};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::{read, write};
 
 /// Runs the exchange and returns the exit status for the parent (the child's).
 pub fn run() -> Result<u8> {
     let (rd, wr) = nix::unistd::pipe().sys("pipe", "fd[2]")?;
-    // Buffered output would be copied into the child and printed twice.
-    std::io::stdout().flush().sys("fflush", "stdout")?;
-    // SAFETY: the caller runs this before creating any thread, so the child is a copy of a
-    // single-threaded process and may run ordinary code until it ends with _exit.
-    match unsafe { fork() }.sys("fork", "child")? {
-        ForkResult::Parent { child } => {
-            drop(rd); // the parent only writes
-            let mut msg = PIPE_MESSAGE.as_bytes().to_vec();
-            msg.push(0); // the C writes MSGSIZE bytes: the text and its NUL
-            write_all(&wr, &msg)?;
-            drop(wr); // end-of-file for the child once the message is read
-            loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as u8),
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => return Err(common::Error::sys("waitpid", child, e)),
-                }
+    let mut wr = Some(wr);
+    // The caller runs this before creating any thread.
+    let child = fork_child(|| {
+        drop(wr.take()); // the child only reads; with a write end open it would never see EOF
+        match child(&rd) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("fork: child: {e}");
+                1
             }
         }
-        ForkResult::Child => {
-            drop(wr); // the child only reads; with a write end open it would never see EOF
-            let code = match child(&rd) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("fork: child: {e}");
-                    1
-                }
-            };
-            // _exit: no atexit handlers or buffers inherited from the parent run twice.
-            // SAFETY: _exit is async-signal-safe and ends the process at once.
-            unsafe { nix::libc::_exit(code) }
-        }
+    })?;
+    drop(rd); // the parent only writes
+    let wr = wr.take().expect("the parent keeps its write end");
+    let mut msg = PIPE_MESSAGE.as_bytes().to_vec();
+    msg.push(0); // the C writes MSGSIZE bytes: the text and its NUL
+    write_all(&wr, &msg)?;
+    drop(wr); // end-of-file for the child once the message is read
+    match wait_child(child, None)? {
+        WaitStatus::Exited(_, code) => Ok(code as u8),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as u8),
+        other => Err(common::Error::Failed(format!("the child ended with {other:?}"))),
     }
 }
 

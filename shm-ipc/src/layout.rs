@@ -3,12 +3,11 @@
 //! are shared; and where things sit in a 64-bit address space, which is not the note's 0-3 GB /
 //! 3-4 GB split (that is 32-bit x86 only).
 
-use std::io::Write;
-
+use common::process::{fork_child, wait_child};
 use common::sysv::{self, Attached};
 use common::{Error, Memory, Result, SysResult};
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork, getpid};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::getpid;
 
 use crate::SIZE;
 
@@ -22,46 +21,37 @@ pub fn run() -> Result<u8> {
     let mut seg = attached.sys("shmat", format!("segment id {id}"))?;
     removed?;
     seg.write_c_string(b"(nothing yet)");
-    let plain = Box::new(42u64); // a heap variable: private to each process after fork
+    let mut plain = Box::new(42u64); // a heap variable: private to each process after fork
     let plain_at = &*plain as *const u64;
     let stack_var = 0u8;
 
     say(&format!("pointer width: {} bits; this process: pid {}", usize::BITS, getpid()));
-    std::io::stdout().flush().sys("fflush", "stdout")?;
-    // SAFETY: no thread has been started (the layout binary installs no stop thread), so the
-    // child is a copy of a single-threaded process; it ends with _exit.
-    match unsafe { fork() }.sys("fork", "child")? {
-        ForkResult::Child => {
-            let mut child_plain = plain;
-            *child_plain = 99;
-            let me = getpid();
-            seg.write_c_string(format!("hello from the child, pid {me}").as_bytes());
-            say(&format!("child  pid {me}: wrote 99 to the plain variable at {plain_at:p}"));
-            say(&format!("child  pid {me}: wrote a string into the segment at {:p}", seg.base()));
-            let _ = std::io::stdout().flush();
-            // SAFETY: _exit ends the child without running the parent's atexit handlers twice.
-            unsafe { libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => {
-            match waitpid(child, None).sys("waitpid", child)? {
-                WaitStatus::Exited(_, 0) => {}
-                other => return Err(Error::Failed(format!("the child ended with {other:?}"))),
-            }
-            let me = getpid();
-            say(&format!(
-                "parent pid {me}: reads {} from the plain variable at {plain_at:p}: same virtual address, its own copy (N1, S1: separate address spaces, copy-on-write after fork)",
-                *plain
-            ));
-            say(&format!(
-                "parent pid {me}: reads {:?} from the segment at {:p}: the same physical pages, mapped into both (S5-S7)",
-                String::from_utf8_lossy(&seg.read_c_string()),
-                seg.base()
-            ));
-            where_things_are(seg.base().as_ptr() as usize, plain_at as usize, &stack_var as *const u8 as usize);
-            kernel_half_is_closed()?;
-            Ok(0)
-        }
+    // The layout binary starts no thread, so fork is safe here.
+    let child = fork_child(|| {
+        *plain = 99;
+        let me = getpid();
+        seg.write_c_string(format!("hello from the child, pid {me}").as_bytes());
+        say(&format!("child  pid {me}: wrote 99 to the plain variable at {plain_at:p}"));
+        say(&format!("child  pid {me}: wrote a string into the segment at {:p}", seg.base()));
+        0
+    })?;
+    match wait_child(child, None)? {
+        WaitStatus::Exited(_, 0) => {}
+        other => return Err(Error::Failed(format!("the child ended with {other:?}"))),
     }
+    let me = getpid();
+    say(&format!(
+        "parent pid {me}: reads {} from the plain variable at {plain_at:p}: same virtual address, its own copy (N1, S1: separate address spaces, copy-on-write after fork)",
+        *plain
+    ));
+    say(&format!(
+        "parent pid {me}: reads {:?} from the segment at {:p}: the same physical pages, mapped into both (S5-S7)",
+        String::from_utf8_lossy(&seg.read_c_string()),
+        seg.base()
+    ));
+    where_things_are(seg.base().as_ptr() as usize, plain_at as usize, &stack_var as *const u8 as usize);
+    kernel_half_is_closed()?;
+    Ok(0)
 }
 
 fn say(line: &str) {
@@ -107,25 +97,20 @@ fn kernel_half_is_closed() -> Result<()> {
     const KERNEL_HALF: usize = 0xffff_8000_0000_0000;
     #[cfg(not(target_arch = "x86_64"))]
     const KERNEL_HALF: usize = usize::MAX & !0xfff;
-    std::io::stdout().flush().sys("fflush", "stdout")?;
-    // SAFETY: single-threaded (see run); the child ends by the signal or with _exit.
-    match unsafe { fork() }.sys("fork", "child")? {
-        ForkResult::Child => {
-            let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-            // SAFETY: not safe, on purpose: the read faults and the kernel kills the child.
-            let byte = unsafe { std::ptr::read_volatile(KERNEL_HALF as *const u8) };
-            say(&format!("child: read {byte} from the kernel's half?!"));
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(1) }
+    let child = fork_child(|| {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+        // SAFETY: not safe, on purpose: the read faults and the kernel kills the child.
+        let byte = unsafe { std::ptr::read_volatile(KERNEL_HALF as *const u8) };
+        say(&format!("child: read {byte} from the kernel's half?!"));
+        1
+    })?;
+    match wait_child(child, None)? {
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSEGV, _) => {
+            say(&format!(
+                "S4: a child that read kernel address {KERNEL_HALF:#x} was killed by SIGSEGV: the kernel's half is in every address space, but closed to user mode"
+            ));
+            Ok(())
         }
-        ForkResult::Parent { child } => match waitpid(child, None).sys("waitpid", child)? {
-            WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSEGV, _) => {
-                say(&format!(
-                    "S4: a child that read kernel address {KERNEL_HALF:#x} was killed by SIGSEGV: the kernel's half is in every address space, but closed to user mode"
-                ));
-                Ok(())
-            }
-            other => Err(Error::Failed(format!("the child reading kernel memory ended with {other:?}"))),
-        },
+        other => Err(Error::Failed(format!("the child reading kernel memory ended with {other:?}"))),
     }
 }

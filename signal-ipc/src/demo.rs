@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::time::Instant;
 
+use common::process::{fork_child, wait_child};
 use common::{Error, Result, SysResult};
 use nix::sys::signal::{SigHandler, SigSet, Signal, kill, raise, signal};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use crate::catch::{install_recorder, recorded};
 use crate::names::{Sig, kill_l};
@@ -16,31 +17,6 @@ use crate::sys;
 fn say(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
-}
-
-/// Forks; the child runs `body` and ends with `_exit(body())`. Returns the child's PID.
-fn spawn(body: impl FnOnce() -> i32) -> Result<Pid> {
-    let _ = std::io::stdout().flush(); // else the child would print the parent's buffer again
-    // SAFETY: the demo starts no thread, so the child is a copy of a single-threaded process;
-    // it ends with _exit and never returns into the parent's code.
-    match unsafe { fork() }.sys("fork", "child")? {
-        ForkResult::Parent { child } => Ok(child),
-        ForkResult::Child => {
-            let code = body();
-            let _ = std::io::stdout().flush();
-            // SAFETY: ends the child at once, without the parent's atexit handlers.
-            unsafe { libc::_exit(code) }
-        }
-    }
-}
-
-fn wait(child: Pid, flags: Option<WaitPidFlag>) -> Result<WaitStatus> {
-    loop {
-        match waitpid(child, flags) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            other => return other.sys("waitpid", format!("pid {child}")),
-        }
-    }
 }
 
 /// How a child ended, in words, and whether it is what the step expects.
@@ -72,8 +48,8 @@ fn killed(sig: Signal) -> WaitStatus {
 /// Runs one step: a title, a child, and how the child must end.
 fn step(title: &str, body: impl FnOnce() -> i32, expect: WaitStatus) -> Result<()> {
     say(&format!("\n{title}"));
-    let child = spawn(body)?;
-    ended(wait(child, None)?, &expect)
+    let child = fork_child(body)?;
+    ended(wait_child(child, None)?, &expect)
 }
 
 pub fn run() -> Result<()> {
@@ -189,7 +165,7 @@ fn stop_and_continue() -> Result<()> {
     say(
         "\nG8 SIGTSTP (Ctrl+Z; the note's \"SIGSTP\" is a misspelling) can be caught; SIGSTOP cannot; G9 SIGCONT resumes",
     );
-    let child = spawn(|| {
+    let child = fork_child(|| {
         let _ = install_recorder(Signal::SIGTSTP);
         let _ = raise(Signal::SIGTSTP);
         say(&format!(
@@ -201,14 +177,14 @@ fn stop_and_continue() -> Result<()> {
         say("  child: resumed by SIGCONT, going on");
         0
     })?;
-    match wait(child, Some(WaitPidFlag::WUNTRACED))? {
+    match wait_child(child, Some(WaitPidFlag::WUNTRACED))? {
         WaitStatus::Stopped(_, sig) => {
             say(&format!("  parent: the child is stopped by {}; sending SIGCONT", sig.as_str()))
         }
         other => return Err(Error::Failed(format!("expected the child to stop, got {other:?}"))),
     }
     kill(child, Signal::SIGCONT).sys("kill", format!("pid {child}"))?;
-    ended(wait(child, None)?, &exits(0))
+    ended(wait_child(child, None)?, &exits(0))
 }
 
 /// Real-time signals queue, each with its value; standard signals of one kind merge while pending.

@@ -18,3 +18,16 @@ pub fn entries(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Package `package`'s binary `name` with `--key` set to the test's own key.
+pub fn keyed(package: &str, name: &str, key: &TestKey) -> std::process::Command {
+    let mut c = std::process::Command::new(bin(package, name));
+    c.args(["--key", &key.arg()]);
+    c
+}
+
+/// Runs `c` to the end and returns assert_cmd's assertions on it.
+pub fn run(c: &mut std::process::Command) -> assert_cmd::assert::Assert {
+    use assert_cmd::assert::OutputAssertExt;
+    c.assert()
+}

@@ -5,23 +5,14 @@ use std::process::Command;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
-use tests::{Running, TestKey, bin, c_program};
+use tests::{Running, TestKey, c_program, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
-    let mut c = Command::new(bin("msgq-ipc", "writer"));
-    c.args(["--key", &k.arg()]);
-    c
+    keyed("msgq-ipc", "writer", k)
 }
 
 fn reader(k: &TestKey) -> Command {
-    let mut c = Command::new(bin("msgq-ipc", "reader"));
-    c.args(["--key", &k.arg()]);
-    c
-}
-
-fn run(c: &mut Command) -> assert_cmd::assert::Assert {
-    use assert_cmd::assert::OutputAssertExt;
-    c.assert()
+    keyed("msgq-ipc", "reader", k)
 }
 
 #[test]

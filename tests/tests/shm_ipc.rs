@@ -5,23 +5,14 @@ use std::process::Command;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
-use tests::{Running, TestKey, bin, c_program, cmd};
+use tests::{Running, TestKey, c_program, cmd, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
-    let mut c = Command::new(bin("shm-ipc", "writer"));
-    c.args(["--key", &k.arg()]);
-    c
+    keyed("shm-ipc", "writer", k)
 }
 
 fn reader(k: &TestKey) -> Command {
-    let mut c = Command::new(bin("shm-ipc", "reader"));
-    c.args(["--key", &k.arg()]);
-    c
-}
-
-fn run(c: &mut Command) -> assert_cmd::assert::Assert {
-    use assert_cmd::assert::OutputAssertExt;
-    c.assert()
+    keyed("shm-ipc", "reader", k)
 }
 
 #[test]

@@ -76,7 +76,7 @@ fn main() -> ExitCode {
 
 fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     let name = queue.handle().name();
-    let peer = cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] });
+    let peer = cli.key.peer_args(cli.posix);
     let mut ready = common::Ready::new("reader", &format!("on {name}"), "msgq-ipc", "writer", &peer);
     let handle = queue.handle();
     for _ in 0..cli.recv.count.unwrap_or(1) {
@@ -97,7 +97,7 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
 fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     let name = queue.handle().name();
     let peer = format!("--request hello{}", {
-        let k = cli.key.peer_args(&[]);
+        let k = cli.key.peer_args(false);
         if k.is_empty() { k } else { format!(" {k}") }
     });
     let mut ready = common::Ready::new("reader", &format!("for requests on {name}"), "msgq-ipc", "writer", &peer);

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         } else {
             Queue::get_or_create(key, cli.mode.mode)?
         };
-        let peer = cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] });
+        let peer = cli.key.peer_args(cli.posix);
         let mut room = common::Ready::new(
             "writer",
             &format!("for room in {}", queue.handle().name()),

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
                 }
             })
         });
-        let (name, peer) = (objects.name(), cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] }));
+        let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new("reader", &format!("on {name}"), "shm-ipc", "writer", &peer);
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
         drop(chan); // shmdt before IPC_RMID, as a C program would

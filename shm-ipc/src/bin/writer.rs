@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;
         let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true)?;
-        let (name, peer) = (chan.objects().name(), cli.key.peer_args(if cli.posix { &["--posix"] } else { &[] }));
+        let (name, peer) = (chan.objects().name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new(
             "writer",
             &format!("for the reader to take the last message from {name}"),
