@@ -147,27 +147,17 @@ fn a_hundred_thousand_through_a_pipe() {
 }
 
 #[test]
-fn a_hundred_thousand_through_a_message_queue() {
-    let k = TestKey::new();
-    let r = Running::spawn(keyed("msgq-ipc", "reader", &k).args(["--count", "100000"]));
-    let w = Running::spawn(keyed("msgq-ipc", "writer", &k).args(["--wait", "--numbered", "--repeat", "100000", "m"]));
-    assert!(w.finish().status.success());
-    let done = r.finish();
-    assert!(done.status.success(), "{}", done.stderr);
-    assert_lines(&done.stdout, &numbered(100_000, "m"));
-    k.assert_clean();
-}
-
-#[test]
-fn a_hundred_thousand_through_shared_memory() {
-    let k = TestKey::new();
-    let r = Running::spawn(keyed("shm-ipc", "reader", &k).args(["--count", "100000"]));
-    let w = Running::spawn(keyed("shm-ipc", "writer", &k).args(["--numbered", "--repeat", "100000", "m"]));
-    assert!(w.finish().status.success());
-    let done = r.finish();
-    assert!(done.status.success(), "{}", done.stderr);
-    assert_lines(&done.stdout, &numbered(100_000, "m"));
-    k.assert_clean();
+fn a_hundred_thousand_through_a_message_queue_and_shared_memory() {
+    for (package, wait) in [("msgq-ipc", &["--wait"][..]), ("shm-ipc", &[][..])] {
+        let k = TestKey::new();
+        let r = Running::spawn(keyed(package, "reader", &k).args(["--count", "100000"]));
+        let w = Running::spawn(keyed(package, "writer", &k).args(wait).args(["--numbered", "--repeat", "100000", "m"]));
+        assert!(w.finish().status.success(), "{package}");
+        let done = r.finish();
+        assert!(done.status.success(), "{package}: {}", done.stderr);
+        assert_lines(&done.stdout, &numbered(100_000, "m"));
+        k.assert_clean();
+    }
 }
 
 #[test]
