@@ -113,14 +113,16 @@ fn stopped_reader_exits_130_or_143_and_leaves_nothing() {
 
 #[test]
 fn stopped_writer_removes_its_temp_file_and_keeps_the_delivered_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("msg");
-    let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["kept", "never sent"]));
-    w.wait_for_stderr("writer: waiting");
-    w.signal(Signal::SIGTERM);
-    assert_eq!(w.finish().shell_status(), 143);
-    assert_eq!(entries(dir.path()), ["msg"]);
-    assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+    for (sig, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("msg");
+        let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["kept", "never sent"]));
+        w.wait_for_stderr("writer: waiting");
+        w.signal(sig);
+        assert_eq!(w.finish().shell_status(), status);
+        assert_eq!(entries(dir.path()), ["msg"]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+    }
 }
 
 #[test]

@@ -101,7 +101,13 @@ fn fifo_joins_two_unrelated_processes_in_either_order() {
 
 #[test]
 fn either_side_stopped_while_waiting_removes_the_fifo() {
-    for (bin, sig, status) in [("reader", Signal::SIGINT, 130), ("writer", Signal::SIGTERM, 143)] {
+    let cases = [
+        ("reader", Signal::SIGINT, 130),
+        ("reader", Signal::SIGTERM, 143),
+        ("writer", Signal::SIGINT, 130),
+        ("writer", Signal::SIGTERM, 143),
+    ];
+    for (bin, sig, status) in cases {
         let dir = tempfile::tempdir().unwrap();
         let mut p = Running::spawn(
             Command::new(tests::bin("pipe-ipc", bin)).arg(format!("--fifo={}", dir.path().join("f").display())),
@@ -112,6 +118,19 @@ fn either_side_stopped_while_waiting_removes_the_fifo() {
         assert_eq!(done.shell_status(), status, "{bin}: {done:?}");
         assert!(entries(dir.path()).is_empty(), "{bin} left {:?}", entries(dir.path()));
     }
+}
+
+#[test]
+fn a_fifo_in_a_missing_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    cmd("pipe-ipc", "reader")
+        .arg(format!("--fifo={}", dir.path().join("missing/f").display()))
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::starts_with("reader: mkfifo(")
+                .and(predicate::str::contains("No such file or directory; the directory must exist and be writable")),
+        );
 }
 
 #[test]

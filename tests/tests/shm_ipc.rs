@@ -1,5 +1,6 @@
 //! shm-ipc end to end (claims S1-S7, N1): real segments and semaphores under keys of the tests' own.
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::sysv;
@@ -103,6 +104,10 @@ fn posix_shared_memory_either_order() {
     let k = TestKey::new();
     let mut r = Running::spawn(reader(&k).arg("--posix"));
     r.wait_for_stderr("reader: waiting on POSIX shared memory");
+    for name in [format!("shm-ipc-{}", k.arg()), format!("sem.shm-ipc-{}-full", k.arg())] {
+        let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "/dev/shm/{name}");
+    }
     run(writer(&k).args(["--posix", "over shm_open"])).success();
     assert_eq!(r.finish().stdout_str(), "over shm_open\n");
     run(writer(&k).args(["--posix", "writer first"])).success();
