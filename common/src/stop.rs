@@ -25,11 +25,24 @@ fn actions() -> MutexGuard<'static, Vec<(u64, Action)>> {
     ACTIONS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// SIGINT and SIGTERM, less any that this process was started with ignored: a job that a
+/// non-interactive shell starts with `&` ignores SIGINT, and should stay deaf to Ctrl-C.
 fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        if !ignored(sig) {
+            set.add(sig);
+        }
+    }
     set
+}
+
+fn ignored(sig: Signal) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig as i32, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// Blocks SIGINT and SIGTERM and starts the thread that handles them. Call it first in `main`,

@@ -257,3 +257,24 @@ fn ctrl_z_and_fg_on_every_waiting_reader() {
     }
     assert!(entries(dir.path()).is_empty());
 }
+
+#[test]
+fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
+    // As a non-interactive shell starts `reader &`: SIGINT ignored. Then only SIGTERM stops it.
+    use std::os::unix::process::CommandExt;
+    let k = TestKey::new();
+    let mut reader = keyed("msgq-ipc", "reader", &k);
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        reader.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut r = Running::spawn(&mut reader);
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGINT);
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.finish().shell_status(), 143, "SIGINT must have been ignored");
+    k.assert_clean();
+}
