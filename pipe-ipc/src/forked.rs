@@ -28,7 +28,7 @@ pub fn run() -> Result<u8> {
         }
     })?;
     drop(rd); // the parent only writes
-    let wr = wr.take().expect("the parent keeps its write end");
+    let wr = wr.take().ok_or_else(|| common::Error::Failed("the write end of the pipe is gone".into()))?;
     let mut msg = PIPE_MESSAGE.as_bytes().to_vec();
     msg.push(0); // the C writes MSGSIZE bytes: the text and its NUL
     write_all(&wr, &msg)?;
