@@ -52,12 +52,16 @@ pub struct Ring<M: Memory> {
     mem: M,
     size: usize,
     wait: Wait,
+    /// The peer's counter as last read: the producer reloads `tail` only when the ring looks
+    /// full, the consumer `head` only when it looks empty, so the peer's cache line crosses
+    /// between CPUs only when it must.
+    seen: u32,
 }
 
 impl<M: Memory> Ring<M> {
     pub fn new(mem: M, size: usize, wait: Wait) -> Self {
         assert!(mem.len() >= bytes(size));
-        Ring { mem, size, wait }
+        Ring { mem, size, wait, seen: 0 }
     }
 
     fn word(&self, line: usize) -> &AtomicU32 {
@@ -81,7 +85,9 @@ impl<M: Memory> Ring<M> {
     /// Producer: copies `msg` into the next slot once there is room, then publishes it.
     pub fn send(&mut self, msg: &[u8]) {
         let head = self.head().load(Ordering::Relaxed);
-        self.wait_until(1, |tail| head.wrapping_sub(tail) < SLOTS as u32);
+        if head.wrapping_sub(self.seen) >= SLOTS as u32 {
+            self.seen = self.wait_until(1, |tail| head.wrapping_sub(tail) < SLOTS as u32);
+        }
         let at = 4 * LINE + (head as usize % SLOTS) * self.size;
         self.mem.write(at, &msg[..self.size]);
         self.publish(0, head.wrapping_add(1));
@@ -90,7 +96,9 @@ impl<M: Memory> Ring<M> {
     /// Consumer: waits for the next message, copies it into `out`, then frees its slot.
     pub fn recv(&mut self, out: &mut [u8]) {
         let tail = self.tail().load(Ordering::Relaxed);
-        self.wait_until(0, |head| head != tail);
+        if self.seen == tail {
+            self.seen = self.wait_until(0, |head| head != tail);
+        }
         let at = 4 * LINE + (tail as usize % SLOTS) * self.size;
         self.mem.read(at, &mut out[..self.size]);
         self.publish(1, tail.wrapping_add(1));
@@ -108,14 +116,16 @@ impl<M: Memory> Ring<M> {
     /// Waits until `ready(counter)` for counter `which` (Acquire: the slot's bytes are visible).
     /// Both kinds spin for ~2 µs, then yield the CPU (so a peer on the same CPU runs at once) and
     /// spin again; the futex kind, after [`YIELDS_BEFORE_SLEEP`] rounds, sleeps in the kernel.
-    fn wait_until(&self, which: usize, ready: impl Fn(u32) -> bool) {
+    /// Returns the counter's value that made it ready.
+    fn wait_until(&self, which: usize, ready: impl Fn(u32) -> bool) -> u32 {
         let word = self.word(which);
         let spins = SPINS.load(Ordering::Relaxed);
         let mut rounds = 0;
         loop {
             for _ in 0..spins {
-                if ready(word.load(Ordering::Acquire)) {
-                    return;
+                let now = word.load(Ordering::Acquire);
+                if ready(now) {
+                    return now;
                 }
                 std::hint::spin_loop();
             }
