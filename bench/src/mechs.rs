@@ -235,6 +235,16 @@ fn copy_exact(got: &[u8], buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// Makes the down (0) and up (1) objects of `setup` with `make`; if either fails, removes what
+/// was made before returning the error.
+fn make_both<S: Setup + 'static>(setup: S, make: impl Fn(&S, usize) -> Result<()>) -> Result<Arc<dyn Setup>> {
+    if let Err(e) = make(&setup, 0).and_then(|()| make(&setup, 1)) {
+        setup.cleanup();
+        return Err(e);
+    }
+    Ok(Arc::new(setup))
+}
+
 /// Strips the NUL that msgq_ipc and shm_ipc add, as the note's C does (strlen+1).
 fn copy_c_text(got: &[u8], buf: &mut [u8]) -> Result<()> {
     copy_exact(got.strip_suffix(&[0]).unwrap_or(got), buf)
@@ -299,14 +309,7 @@ impl Setup for PosixMq {
 
 fn posix_mq(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
     let (down, up) = (Key::new(key), Key::new(key + 1));
-    let made = Arc::new(PosixMq(down, up));
-    for k in [down, up] {
-        if let Err(e) = PosixQueue::open(k, 0o600, true) {
-            made.cleanup();
-            return Err(e);
-        }
-    }
-    Ok(made)
+    make_both(PosixMq(down, up), |m, i| PosixQueue::open([m.0, m.1][i], 0o600, true).map(drop))
 }
 
 // ---- shared memory with semaphores: shm_ipc -------------------------------------------------
@@ -346,14 +349,8 @@ impl Setup for SysvShmSem {
 }
 
 fn sysv_shm_sem(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    let made = Arc::new(SysvShmSem { keys: (Key::new(key), Key::new(key + 1)), seg: size + 1 });
-    for k in [made.keys.0, made.keys.1] {
-        if let Err(e) = Channel::open_sysv_sized(k, 0o600, true, true, made.seg) {
-            made.cleanup();
-            return Err(e);
-        }
-    }
-    Ok(made)
+    let made = SysvShmSem { keys: (Key::new(key), Key::new(key + 1)), seg: size + 1 };
+    make_both(made, |m, i| Channel::open_sysv_sized([m.keys.0, m.keys.1][i], 0o600, true, true, m.seg).map(drop))
 }
 
 // ---- shared-memory rings: spin (SysV) and futex (POSIX) -------------------------------------
@@ -429,14 +426,11 @@ impl Setup for PosixFutex {
 }
 
 fn posix_shm_futex(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    let made = Arc::new(PosixFutex { names: (format!("/bench-{key:x}-down"), format!("/bench-{key:x}-up")), size });
-    for name in [&made.names.0, &made.names.1] {
-        if let Err(e) = Mapped::open(name, ring::bytes(size), 0o600, true) {
-            made.cleanup();
-            return Err(Error::sys("shm_open", name, e));
-        }
-    }
-    Ok(made)
+    let made = PosixFutex { names: (format!("/bench-{key:x}-down"), format!("/bench-{key:x}-up")), size };
+    make_both(made, |m, i| {
+        let name = [&m.names.0, &m.names.1][i];
+        Mapped::open(name, ring::bytes(m.size), 0o600, true).map(drop).map_err(|e| Error::sys("shm_open", name, e))
+    })
 }
 
 // ---- signals: signal_ipc's sigqueue and sigwaitinfo -----------------------------------------
