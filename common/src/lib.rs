@@ -1,6 +1,6 @@
 //! What every IPC pair of the workspace shares: the note's default keys and sizes, key parsing,
 //! the CLI flags, the error type and exit statuses, stdout handling and stop-and-clean-up on
-//! SIGINT/SIGTERM.
+//! SIGINT, SIGTERM, SIGQUIT and SIGHUP.
 
 pub mod cli;
 pub mod error;

@@ -1,7 +1,8 @@
-//! Stop and clean up: on SIGINT or SIGTERM a process removes what it created and has not handed
-//! over, then dies by that same signal, so the shell sees 130 / 143 and a shell loop stops too.
+//! Stop and clean up: on SIGINT (Ctrl-C), SIGTERM, SIGQUIT (Ctrl-\) or SIGHUP (its terminal was
+//! closed) a process removes what it created and has not handed over, then dies by that same
+//! signal, so the shell sees 130 / 143 / 131 / 129 and a shell loop stops too.
 //!
-//! Why a signal thread: SIGINT and SIGTERM are blocked in every thread and one thread takes them
+//! Why a signal thread: the stop signals are blocked in every thread and one thread takes them
 //! with sigwait(). It runs ordinary code (no async-signal-safety limits), tells SIGINT from SIGTERM
 //! (ctrlc cannot, so it would lose the 130/143 difference) and does not depend on waking the main
 //! thread: msgrcv and semop are never restarted, but FIFO open() and read() would be under
@@ -12,6 +13,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigHandler, SigSet, Signal, raise, signal};
 
 use crate::{Result, SysResult};
@@ -25,11 +27,15 @@ fn actions() -> MutexGuard<'static, Vec<(u64, Action)>> {
     ACTIONS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// SIGINT and SIGTERM, less any that this process was started with ignored: a job that a
-/// non-interactive shell starts with `&` ignores SIGINT, and should stay deaf to Ctrl-C.
+/// The signals that stop a process cleanly.
+pub const STOP_SIGNALS: [Signal; 4] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGQUIT, Signal::SIGHUP];
+
+/// [`STOP_SIGNALS`], less any that this process was started with ignored: a job that a
+/// non-interactive shell starts with `&` ignores SIGINT and SIGQUIT and should stay deaf to them,
+/// and `nohup` ignores SIGHUP so that the job outlives its terminal.
 fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    for sig in STOP_SIGNALS {
         if !ignored(sig) {
             set.add(sig);
         }
@@ -45,11 +51,11 @@ fn ignored(sig: Signal) -> bool {
     }
 }
 
-/// Blocks SIGINT and SIGTERM and starts the thread that handles them. Call it first in `main`,
+/// Blocks the stop signals and starts the thread that handles them. Call it first in `main`,
 /// before any other thread exists, so that every thread inherits the blocked mask.
 pub fn install() -> Result<()> {
     let set = stop_signals();
-    set.thread_block().sys("pthread_sigmask", "SIGINT, SIGTERM")?;
+    set.thread_block().sys("pthread_sigmask", "SIGINT, SIGTERM, SIGQUIT, SIGHUP")?;
     std::thread::Builder::new()
         .name("stop".into())
         .spawn(move || {
@@ -69,7 +75,7 @@ pub fn install() -> Result<()> {
     Ok(())
 }
 
-/// While the returned guard lives, `action` runs if the process is stopped by SIGINT or SIGTERM.
+/// While the returned guard lives, `action` runs if the process is stopped by a stop signal.
 /// Drop the guard once the object is removed or handed over to the peer.
 #[must_use = "the clean-up is cancelled when the guard is dropped"]
 pub struct OnStop(u64);
@@ -87,7 +93,12 @@ impl Drop for OnStop {
 }
 
 /// Ends the process by `sig` with its default action (the exit status a shell reports as 128+sig).
+/// SIGQUIT's default action also dumps core: after a clean stop there is nothing to debug, so the
+/// core size limit is set to 0 first.
 pub fn die_by(sig: Signal) -> ! {
+    if sig == Signal::SIGQUIT {
+        let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    }
     // SAFETY: installing SIG_DFL involves no Rust handler and no shared state.
     let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     let mut only = SigSet::empty();
