@@ -100,7 +100,7 @@ pub fn main_with_status(bin: &str, body: impl FnOnce() -> Result<u8>) -> ExitCod
         Ok(status) => ExitCode::from(status),
         Err(Error::StdoutClosed) => crate::stop::die_by(nix::sys::signal::Signal::SIGPIPE),
         Err(e) => {
-            eprintln!("{bin}: {e}");
+            crate::diag!("{bin}: {e}");
             ExitCode::from(e.exit_code())
         }
     }

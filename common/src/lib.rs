@@ -46,7 +46,7 @@ impl Ready {
 
     pub fn show(&mut self) {
         if !self.shown {
-            eprintln!("{}", self.line);
+            crate::diag!("{}", self.line);
             self.shown = true;
         }
     }

@@ -32,3 +32,21 @@ impl Out {
 fn closed_or_io(e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::BrokenPipe { Error::StdoutClosed } else { Error::io("write", "stdout", e) }
 }
+
+/// `eprintln!` that cannot panic, and writes the line in one `write`: once a terminal is closed
+/// (SIGHUP) its stderr fails with EIO, and a diagnostic must not turn a clean stop into a crash
+/// (`eprintln!` panics on a failed write). One write also keeps the line whole next to a peer's.
+#[macro_export]
+macro_rules! diag {
+    ($($arg:tt)*) => {
+        $crate::out::diag_line(&format!($($arg)*))
+    };
+}
+
+#[doc(hidden)]
+pub fn diag_line(text: &str) {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    let _ = io::stderr().write_all(line.as_bytes());
+}
