@@ -50,3 +50,15 @@ pub fn diag_line(text: &str) {
     line.push('\n');
     let _ = io::stderr().write_all(line.as_bytes());
 }
+
+/// Prints a line of a walk-through at once (forked children print too, and a line must not wait
+/// in a buffer that fork copies); a reader that has gone (`demo | head`) ends the process
+/// quietly, as a filter ends. Other write errors (a closed terminal) are not worth a crash.
+pub fn say(line: &str) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        crate::stop::die_by(nix::sys::signal::Signal::SIGPIPE)
+    }
+}

@@ -38,3 +38,14 @@ pub fn wait_child(pid: Pid, flags: Option<WaitPidFlag>) -> Result<WaitStatus> {
         }
     }
 }
+
+/// [`wait_child`] for a child that prints to the same stdout: if it was killed by SIGPIPE, the
+/// reader of that stdout has gone (`demo | head -1`), so this process ends the same way, quietly.
+pub fn wait_printing_child(pid: Pid, flags: Option<WaitPidFlag>) -> Result<WaitStatus> {
+    match wait_child(pid, flags)? {
+        WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGPIPE, _) => {
+            crate::stop::die_by(nix::sys::signal::Signal::SIGPIPE)
+        }
+        other => Ok(other),
+    }
+}

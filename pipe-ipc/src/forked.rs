@@ -7,7 +7,7 @@
 
 use std::os::fd::OwnedFd;
 
-use common::process::{fork_child, wait_child};
+use common::process::{fork_child, wait_printing_child};
 use common::{PIPE_MESSAGE, PIPE_MSGSIZE, Result, SysResult};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{read, write};
@@ -33,7 +33,7 @@ pub fn run() -> Result<u8> {
     msg.push(0); // the C writes MSGSIZE bytes: the text and its NUL
     write_all(&wr, &msg)?;
     drop(wr); // end-of-file for the child once the message is read
-    match wait_child(child, None)? {
+    match wait_printing_child(child, None)? {
         WaitStatus::Exited(_, code) => Ok(code as u8),
         WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as u8),
         other => Err(common::Error::Failed(format!("the child ended with {other:?}"))),

@@ -3,7 +3,8 @@
 //! are shared; and where things sit in a 64-bit address space, which is not the note's 0-3 GB /
 //! 3-4 GB split (that is 32-bit x86 only).
 
-use common::process::{fork_child, wait_child};
+use common::out::say;
+use common::process::{fork_child, wait_printing_child};
 use common::sysv::{self, Attached};
 use common::{Error, Memory, Result, SysResult};
 use nix::sys::wait::WaitStatus;
@@ -35,59 +36,73 @@ pub fn run() -> Result<u8> {
         say(&format!("child  pid {me}: wrote a string into the segment at {:p}", seg.base()));
         0
     })?;
-    match wait_child(child, None)? {
+    match wait_printing_child(child, None)? {
         WaitStatus::Exited(_, 0) => {}
         other => return Err(Error::Failed(format!("the child ended with {other:?}"))),
     }
     let me = getpid();
+
+    claim("N1, S1", "processes cannot touch each other's data: Linux keeps their address spaces fully separate");
     say(&format!(
         "parent pid {me}: reads {} from the plain variable at {plain_at:p}: same virtual address, its own copy (N1, S1: separate address spaces, copy-on-write after fork)",
         *plain
     ));
+
+    claim("S2, S3", "each process has 4 GB, user space 0-3 GB and the kernel 3-4 GB; virtual memory, not RAM");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    for (what, addr) in [("heap variable", plain_at as usize), ("stack variable", &stack_var as *const u8 as usize)] {
+        say_mapping(&maps, what, addr);
+    }
+    let top = top_of_user_space(&maps);
+    say(&format!("  highest user mapping ends at {top:#x} ({:.1} TiB)", top as f64 / (1u64 << 40) as f64));
+    say("  The 0-3 GB / 3-4 GB split is 32-bit x86 only. On x86-64 user space is the lower half of a 48-bit");
+    say("  address space, 0 to 0x7fffffffffff (128 TiB); the kernel has the upper half. All of it is virtual (S3).");
+
+    claim("S4", "all processes share the kernel part");
+    kernel_half_is_closed()?;
+
+    claim(
+        "S5, S6, S7",
+        "shared memory is made in kernel space and used like a variable, with no copying; a key lets processes attach it",
+    );
     say(&format!(
         "parent pid {me}: reads {:?} from the segment at {:p}: the same physical pages, mapped into both (S5-S7)",
         String::from_utf8_lossy(&seg.read_c_string()),
         seg.base()
     ));
-    where_things_are(seg.base().as_ptr() as usize, plain_at as usize, &stack_var as *const u8 as usize);
-    kernel_half_is_closed()?;
+    say_mapping(&maps, "segment", seg.base().as_ptr() as usize);
+    say("  The segment is not \"in kernel space\": the kernel owns its pages,");
+    say("  but shmat mapped them into this process's own user address space (the segment line above),");
+    say("  so reading and writing it are plain memory accesses with no system call and no copy.");
+    say("  The key is how unrelated processes find it (shmget).");
     Ok(0)
 }
 
-fn say(line: &str) {
-    println!("{line}");
+/// A claim's heading: its id and what the note says.
+fn claim(id: &str, note: &str) {
+    say(&format!("\n{id} the note: {note}"));
 }
 
-/// Prints where the segment, heap and stack sit, from /proc/self/maps, and the top of user space.
-fn where_things_are(seg: usize, heap: usize, stack: usize) {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut top = 0usize;
-    for line in maps.lines() {
-        let Some((range, rest)) = line.split_once(' ') else { continue };
-        let Some((lo, hi)) = range.split_once('-') else { continue };
-        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) else { continue };
-        if !rest.contains("[vsyscall]") {
-            top = top.max(hi);
-        }
-        let name = rest.split_whitespace().nth(4).unwrap_or("");
-        for (what, addr) in [("segment", seg), ("heap variable", heap), ("stack variable", stack)] {
-            if (lo..hi).contains(&addr) {
-                say(&format!("  {what:<15} {addr:#014x}  in {lo:#014x}-{hi:#014x} {name}"));
-            }
+/// The line of /proc/self/maps that holds `addr`: its range and what is mapped there.
+fn say_mapping(maps: &str, what: &str, addr: usize) {
+    for (lo, hi, name) in maps.lines().filter_map(mapping) {
+        if (lo..hi).contains(&addr) {
+            say(&format!("  {what:<15} {addr:#014x}  in {lo:#014x}-{hi:#014x} {name}"));
         }
     }
-    say(&format!("  highest user mapping ends at {top:#x} ({:.1} TiB)", top as f64 / (1u64 << 40) as f64));
-    say("S2: the note's 4 GB per process with user 0-3 GB and kernel 3-4 GB is 32-bit x86 only. On x86-64 user space");
-    say(
-        "    is the lower half of a 48-bit address space, 0 to 0x7fffffffffff (128 TiB); the kernel has the upper half,",
-    );
-    say(
-        "    shared by all processes and closed to user mode (S3: all of it virtual, S4). S5: the segment is not \"in kernel",
-    );
-    say(
-        "    space\": the kernel owns its pages, but shmat mapped them into this process's own user address space (the",
-    );
-    say("    segment line above), so reading and writing it are plain memory accesses with no system call.");
+}
+
+/// The end of the highest user mapping ([vsyscall] is the kernel's, mapped for old binaries).
+fn top_of_user_space(maps: &str) -> usize {
+    maps.lines().filter(|l| !l.contains("[vsyscall]")).filter_map(mapping).map(|(_, hi, _)| hi).max().unwrap_or(0)
+}
+
+/// `lo-hi perms offset dev inode name` into (lo, hi, name).
+fn mapping(line: &str) -> Option<(usize, usize, &str)> {
+    let (range, rest) = line.split_once(' ')?;
+    let (lo, hi) = range.split_once('-')?;
+    let name = rest.split_whitespace().nth(4).unwrap_or("");
+    Some((usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?, name))
 }
 
 /// S4: every process shares the kernel's half, but user code cannot touch it: a forked child
@@ -104,10 +119,10 @@ fn kernel_half_is_closed() -> Result<()> {
         say(&format!("child: read {byte} from the kernel's half?!"));
         1
     })?;
-    match wait_child(child, None)? {
+    match wait_printing_child(child, None)? {
         WaitStatus::Signaled(_, nix::sys::signal::Signal::SIGSEGV, _) => {
             say(&format!(
-                "S4: a child that read kernel address {KERNEL_HALF:#x} was killed by SIGSEGV: the kernel's half is in every address space, but closed to user mode"
+                "  a child that read kernel address {KERNEL_HALF:#x} was killed by SIGSEGV: the kernel's half is in every address space, but closed to user mode"
             ));
             Ok(())
         }

@@ -1,10 +1,10 @@
-//! The note's signal claims, one forked child each (G3-G11). A child ends with _exit or dies by
+//! The note's signal claims, in its order, one forked child each (G3-G11). A child ends with _exit or dies by
 //! its signal; the parent reads how it ended from waitpid, which is how a shell knows too.
 
-use std::io::Write;
 use std::time::Instant;
 
-use common::process::{fork_child, wait_child};
+use common::out::say;
+use common::process::{fork_child, wait_printing_child};
 use common::{Error, Result, SysResult};
 use nix::sys::signal::{SigHandler, SigSet, Signal, kill, raise, signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
@@ -13,11 +13,6 @@ use nix::unistd::Pid;
 use crate::catch::{install_recorder, recorded};
 use crate::names::{Sig, kill_l};
 use crate::sys;
-
-fn say(line: &str) {
-    println!("{line}");
-    let _ = std::io::stdout().flush();
-}
 
 /// How a child ended, in words, and whether it is what the step expects.
 fn ended(status: WaitStatus, expect: &WaitStatus) -> Result<()> {
@@ -45,16 +40,39 @@ fn killed(sig: Signal) -> WaitStatus {
     WaitStatus::Signaled(Pid::from_raw(0), sig, false)
 }
 
-/// Runs one step: a title, a child, and how the child must end.
-fn step(title: &str, body: impl FnOnce() -> i32, expect: WaitStatus) -> Result<()> {
-    say(&format!("\n{title}"));
-    let child = fork_child(body)?;
-    ended(wait_child(child, None)?, &expect)
+/// A claim's heading: its id and what the note says, then what the step does to show it.
+fn claim(id: &str, note: &str, doing: &str) {
+    say(&format!("\n{id} the note: {note}\n  {doing}"));
 }
 
+/// Runs one step: a heading, a child, and how the child must end.
+fn step(heading: (&str, &str, &str), body: impl FnOnce() -> i32, expect: WaitStatus) -> Result<()> {
+    claim(heading.0, heading.1, heading.2);
+    let child = fork_child(body)?;
+    ended(wait_printing_child(child, None)?, &expect)
+}
+
+/// Every signal claim of the note, in the note's order: G3, G4 (its four outcomes), G5-G11.
 pub fn run() -> Result<()> {
     step(
-        "G4.1 ignored: SIG_IGN, then raise(SIGUSR1)",
+        (
+            "G3",
+            "a process registers a handler for a signal, which then runs when the signal arrives",
+            "G4.3 handled: sigaction(SIGINT, handler), then raise(SIGINT)",
+        ),
+        || {
+            let _ = install_recorder(Signal::SIGINT);
+            let _ = raise(Signal::SIGINT);
+            say(&format!(
+                "  child: the handler ran and recorded signal {}; the child goes on (the handler only records:\n         printf and exit are not async-signal-safe, so printing happens here, outside it)",
+                recorded()
+            ));
+            if recorded() == libc::SIGINT { 0 } else { 1 }
+        },
+        exits(0),
+    )?;
+    step(
+        ("G4.1", "a signal can be ignored", "ignored: SIG_IGN, then raise(SIGUSR1)"),
         || {
             // SAFETY: SIG_IGN runs no code.
             let _ = unsafe { signal(Signal::SIGUSR1, SigHandler::SigIgn) };
@@ -65,7 +83,11 @@ pub fn run() -> Result<()> {
         exits(0),
     )?;
     step(
-        "G4.2 blocked: sigprocmask(SIG_BLOCK), raise, then unblock",
+        (
+            "G4.2",
+            "a blocked signal is delivered once it is unblocked",
+            "blocked: sigprocmask(SIG_BLOCK), raise, then unblock",
+        ),
         || {
             let _ = install_recorder(Signal::SIGUSR1);
             let mut usr1 = SigSet::empty();
@@ -81,25 +103,27 @@ pub fn run() -> Result<()> {
         exits(0),
     )?;
     step(
-        "G3, G4.3 handled: sigaction(SIGINT, handler), then raise(SIGINT)",
-        || {
-            let _ = install_recorder(Signal::SIGINT);
-            let _ = raise(Signal::SIGINT);
-            say(&format!(
-                "  child: the handler ran and recorded signal {}; the child goes on (the handler only records:\n         printf and exit are not async-signal-safe, so printing happens here, outside it)",
-                recorded()
-            ));
-            if recorded() == libc::SIGINT { 0 } else { 1 }
-        },
-        exits(0),
-    )?;
-    step(
-        "G4.4 default action: no handler, raise(SIGTERM)",
+        (
+            "G4.4",
+            "with no handler registered, the kernel's default action runs",
+            "default action: no handler, raise(SIGTERM)",
+        ),
         || raise(Signal::SIGTERM).map_or(1, |_| 0),
         killed(Signal::SIGTERM),
     )?;
+    claim(
+        "G5",
+        "signals are defined by the OS, usually 64; `kill -l` lists them",
+        "the signals, as `kill -l` lists them: standard 1-31, real-time SIGRTMIN-SIGRTMAX (32 and 33 are glibc's own)",
+    );
+    say(kill_l().trim_end());
+    queue_versus_merge()?;
     step(
-        "G6 SIGKILL and SIGSTOP cannot be caught or ignored (any process allowed to signal the target may send them)",
+        (
+            "G6",
+            "SIGKILL kills a process whatever happens; a signal the superuser uses",
+            "SIGKILL and SIGSTOP cannot be caught or ignored (any process allowed to signal the target may send them)",
+        ),
         || {
             let caught = install_recorder(Signal::SIGKILL);
             // SAFETY: SIG_IGN runs no code.
@@ -111,9 +135,28 @@ pub fn run() -> Result<()> {
         },
         killed(Signal::SIGKILL),
     )?;
+    let start = Instant::now();
+    step(
+        (
+            "G7",
+            "\"SIGALRAM\" raises an alarm",
+            "SIGALRM (the note's \"SIGALRAM\" is a misspelling) from alarm(1), default action",
+        ),
+        || {
+            nix::unistd::alarm::set(1);
+            nix::unistd::pause();
+            1
+        },
+        killed(Signal::SIGALRM),
+    )?;
+    say(&format!("  -> after {:.1} s", start.elapsed().as_secs_f64()));
     stop_and_continue()?;
     step(
-        "G10 SIGSEGV: an invalid memory access (here a read of a kernel address, S4: user code cannot touch the kernel's half)",
+        (
+            "G10",
+            "SIGSEGV tells that a process touched memory that is not its own",
+            "SIGSEGV: an invalid memory access (here a read of a kernel address, S4: user code cannot touch the kernel's half)",
+        ),
         || {
             no_core_dump();
             let kernel_half = 0xffff_8000_0000_0000usize as *const u8;
@@ -126,26 +169,15 @@ pub fn run() -> Result<()> {
         killed(Signal::SIGSEGV),
     )?;
     step(
-        "G11 SIGUSR1 has no defined meaning, but a default action: terminate",
+        (
+            "G11",
+            "SIGUSR1 and SIGUSR2 have no defined default action",
+            "SIGUSR1 has no defined meaning, but a default action: terminate",
+        ),
         || raise(Signal::SIGUSR1).map_or(1, |_| 0),
         killed(Signal::SIGUSR1),
     )?;
-    let start = Instant::now();
-    step(
-        "G7 SIGALRM (the note's \"SIGALRAM\" is a misspelling) from alarm(1), default action",
-        || {
-            nix::unistd::alarm::set(1);
-            nix::unistd::pause();
-            1
-        },
-        killed(Signal::SIGALRM),
-    )?;
-    say(&format!("  -> after {:.1} s", start.elapsed().as_secs_f64()));
-    say(
-        "\nG5 the signals, as `kill -l` lists them: standard 1-31, real-time SIGRTMIN-SIGRTMAX (32 and 33 are glibc's own)",
-    );
-    print!("{}", kill_l());
-    queue_versus_merge()
+    Ok(())
 }
 
 fn describe(r: nix::Result<()>) -> String {
@@ -162,8 +194,10 @@ fn no_core_dump() {
 /// G8, G9: SIGTSTP (Ctrl+Z; the note's "SIGSTP" is a misspelling) can be caught, SIGSTOP cannot;
 /// SIGCONT resumes a stopped process.
 fn stop_and_continue() -> Result<()> {
-    say(
-        "\nG8 SIGTSTP (Ctrl+Z; the note's \"SIGSTP\" is a misspelling) can be caught; SIGSTOP cannot; G9 SIGCONT resumes",
+    claim(
+        "G8, G9",
+        "\"SIGSTP\" stops a process (Ctrl+Z); SIGCONT resumes a stopped one",
+        "SIGTSTP (Ctrl+Z; the note's \"SIGSTP\" is a misspelling) can be caught; SIGSTOP cannot; SIGCONT resumes",
     );
     let child = fork_child(|| {
         let _ = install_recorder(Signal::SIGTSTP);
@@ -177,21 +211,25 @@ fn stop_and_continue() -> Result<()> {
         say("  child: resumed by SIGCONT, going on");
         0
     })?;
-    match wait_child(child, Some(WaitPidFlag::WUNTRACED))? {
+    match wait_printing_child(child, Some(WaitPidFlag::WUNTRACED))? {
         WaitStatus::Stopped(_, sig) => {
             say(&format!("  parent: the child is stopped by {}; sending SIGCONT", sig.as_str()))
         }
         other => return Err(Error::Failed(format!("expected the child to stop, got {other:?}"))),
     }
     kill(child, Signal::SIGCONT).sys("kill", format!("pid {child}"))?;
-    ended(wait_child(child, None)?, &exits(0))
+    ended(wait_printing_child(child, None)?, &exits(0))
 }
 
 /// Real-time signals queue, each with its value; standard signals of one kind merge while pending.
 fn queue_versus_merge() -> Result<()> {
     let rtmin = sys::rtmin();
     step(
-        "Real-time signals queue, standard ones merge: with both blocked, three SIGRTMIN (values 1, 2, 3)\nand three SIGUSR1 (values 1, 2, 3) are sent, then everything pending is taken",
+        (
+            "G5",
+            "(not in the note) real-time signals queue, standard ones merge",
+            "with both blocked, three SIGRTMIN (values 1, 2, 3) and three SIGUSR1 (values 1, 2, 3) are sent,\n  then everything pending is taken",
+        ),
         || {
             let Ok(both) = sys::sigset(&[rtmin, libc::SIGUSR1]) else { return 1 };
             if sys::block(&both).is_err() {

@@ -56,3 +56,20 @@ fn bad_usage_exits_2_with_a_message_on_stderr() {
             .stderr(predicate::str::contains("--key"));
     }
 }
+
+/// `demo | head -1` and `layout | head -1`: the walk-throughs end quietly when their reader has
+/// gone, children included (no panic, nothing on stderr).
+#[test]
+fn walk_throughs_end_quietly_when_the_reader_goes() {
+    for (package, name) in [("signal-ipc", "demo"), ("shm-ipc", "layout")] {
+        let path = tests::bin(package, name);
+        let out = std::process::Command::new("bash")
+            .args(["-c", "set -o pipefail; \"$0\" | head -1 >/dev/null; echo \"${PIPESTATUS[0]}\""])
+            .arg(&path)
+            .output()
+            .expect("bash");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "{package} {name} | head -1 printed on stderr: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "141\n", "{package} {name}: not ended by SIGPIPE");
+    }
+}
