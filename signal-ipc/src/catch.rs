@@ -35,7 +35,9 @@ pub fn recorded() -> i32 {
 
 fn ready(what: &str, writer_args: &str) {
     let pid = std::process::id();
-    eprintln!("reader: pid {pid}, {what} (send it with: cargo run -p signal-ipc --bin writer -- {pid}{writer_args})");
+    common::diag!(
+        "reader: pid {pid}, {what} (send it with: cargo run -p signal-ipc --bin writer -- {pid}{writer_args})"
+    );
 }
 
 /// The note's first program: a SIGINT handler, then wait; prints `Catch SIGINT!` and exits 0.
@@ -60,7 +62,7 @@ pub fn ignore_sigint(out: &mut Out) -> Result<()> {
     unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.sys("signal", "SIGINT, SIG_IGN")?;
     let term = sys::sigset(&[libc::SIGTERM]).sys("sigaddset", "SIGTERM")?;
     sys::block(&term).sys("sigprocmask", "SIG_BLOCK SIGTERM")?;
-    ready("ignoring SIGINT (Ctrl-C does nothing); stop it with SIGTERM", " --signal TERM");
+    ready("waiting for SIGTERM, ignoring SIGINT (Ctrl-C does nothing)", " --signal TERM");
     let caught = sys::sigwaitinfo(&term).sys("sigwaitinfo", "SIGTERM")?;
     out.line(format!("Caught SIGTERM {}: exiting", sender(&caught)).as_bytes())
 }

@@ -170,3 +170,40 @@ fn demo_shows_every_claim() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
+
+#[test]
+fn several_standard_signals_get_a_warning_real_time_ones_do_not() {
+    let (r, pid) = ready_reader(&["--signal", "RTMIN+1", "--count", "2"]);
+    cmd("signal-ipc", "writer").args([&pid, "--signal", "RTMIN+1", "--count", "2"]).assert().success().stderr("");
+    assert!(r.finish().status.success());
+    let (r, pid) = ready_reader(&["--signal", "USR1"]);
+    cmd("signal-ipc", "writer")
+        .args([&pid, "--signal", "USR1", "--value", "1", "--count", "1"])
+        .assert()
+        .success()
+        .stderr("");
+    assert!(r.finish().status.success());
+    // To a child that ignores SIGUSR2 for the purpose: the warning is what counts.
+    let mut target = Command::new("bash")
+        .args(["-c", "trap '' USR2; echo ready; read; exit 0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(target.stdout.take().expect("stdout")), &mut ready)
+        .expect("read");
+    assert_eq!(ready, "ready\n");
+    cmd("signal-ipc", "writer")
+        .args([&target.id().to_string(), "--signal", "USR2", "--count", "3"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("SIGUSR2 is a standard signal").and(predicate::str::contains("RTMIN+1")));
+    drop(target.stdin.take()); // read sees end of file
+    assert!(target.wait().expect("wait").success());
+}
+
+#[test]
+fn count_without_signal_is_bad_usage() {
+    cmd("signal-ipc", "reader").args(["--count", "3"]).assert().code(2).stderr(predicate::str::contains("--signal"));
+}

@@ -15,11 +15,13 @@ struct Cli {
     /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
     #[arg(long, conflicts_with = "signal")]
     ignore: bool,
-    /// Wait for this signal instead (USR1, SIGTSTP, RTMIN+3, 10, ...) and print its sender and value
-    #[arg(long, value_name = "NAME", value_parser = parse_signal)]
+    /// Wait for this signal instead and print its sender and value: a name with or without SIG
+    /// (USR1, sigtstp, RTMIN+1) or a number
+    #[arg(long, value_name = "NAME|NUMBER", value_parser = parse_signal)]
     signal: Option<Sig>,
-    /// With --signal: how many to wait for
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// With --signal: how many to wait for (standard signals of one kind merge while pending: use a
+    /// real-time one, RTMIN+1, to count several)
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "signal", value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
 }
 

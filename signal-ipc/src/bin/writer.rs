@@ -43,6 +43,14 @@ fn parse_pid(s: &str) -> std::result::Result<i32, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     common::error::main("writer", || -> Result<()> {
+        if cli.count > 1 && cli.signal.standard().is_some() {
+            common::diag!(
+                "writer: {} is a standard signal: several of one kind merge while pending, so the reader may see \
+                 fewer than {}; a real-time signal queues each one (e.g. --signal RTMIN+1)",
+                cli.signal,
+                cli.count
+            );
+        }
         for i in 0..cli.count {
             send(&cli, i)?;
         }
