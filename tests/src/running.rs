@@ -104,6 +104,27 @@ impl Running {
         }
     }
 
+    /// Like [`Self::wait_for_stderr`], but a child that closes stderr (it ended) first is no
+    /// failure: `None`. For a command that either waits for its peer or does its job at once.
+    pub fn wait_for_stderr_or_end(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr_seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no stderr line with {needle:?} and no end within {TIMEOUT:?}; saw {:?}", self.stderr_seen)
+                }
+            }
+        }
+    }
+
     pub fn signal(&self, sig: Signal) {
         kill(self.pid, sig).expect("kill");
     }

@@ -1,0 +1,217 @@
+//! Every command that a README shows runs to its end as written, in the order written (issue 13).
+//!
+//! The commands come from the README text itself, so a README change that breaks an example fails
+//! here. Each ```sh block is run line by line, with `cargo run ... -p PKG --bin NAME` replaced by
+//! the harness's binary of that package (the same program, without the same-named-binary trap).
+//! Under `# Terminal 1` a command is started in the background and may wait for its peer: the
+//! test goes on once it printed its `waiting` line (or ended). Commands under `# Terminal 2`, and
+//! in blocks without terminals, run to their end one after the other. At the end of a block every
+//! Terminal 1 process must have ended too. A command ends with status 0 unless its comment says
+//! `(status N)`. `PID` (or the README's sample `4242`) stands for the PID that Terminal 1 printed.
+//!
+//! Each README gets a key of its own (passed as `--key` to the binaries that take one) and its own
+//! `$XDG_RUNTIME_DIR`, so nothing can meet a user's objects, and nothing may be left at the end.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use tests::{Running, TestKey, bin, entries};
+
+/// Commands a test does not run as written, and why.
+const NOT_RUN: &[(&str, &str)] = &[
+    ("cargo test --workspace", "it is this test suite"),
+    ("cargo run --release -p bench", "a 40-second benchmark: tests/tests/bench.rs runs the same binary with --quick"),
+];
+
+/// One command of a README, where it stands, and how it must end.
+#[derive(Debug)]
+struct Step {
+    at: String,
+    terminal: u8,
+    line: String,
+    status: i32,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The ```sh blocks of `readme`, each a list of steps.
+fn blocks(readme: &str) -> Vec<Vec<Step>> {
+    let text = std::fs::read_to_string(root().join(readme)).unwrap_or_else(|e| panic!("{readme}: {e}"));
+    let mut out = Vec::new();
+    let mut block: Option<Vec<Step>> = None;
+    let mut terminal = 0;
+    let mut pending = String::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with("```") {
+            match block.take() {
+                Some(b) => out.push(b),
+                None if line == "```sh" => {
+                    block = Some(Vec::new());
+                    terminal = 0;
+                }
+                None => {}
+            }
+            continue;
+        }
+        let Some(steps) = block.as_mut() else { continue };
+        if let Some(t) = line.strip_prefix("# Terminal ") {
+            terminal = t.trim().parse().unwrap_or_else(|_| panic!("{readme}:{}: `# Terminal N`", n + 1));
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue; // a comment, or output shown as one
+        }
+        let (command, comment) = split_comment(line);
+        pending.push_str(command.trim_end_matches('\\'));
+        if command.ends_with('\\') {
+            continue;
+        }
+        let status = comment
+            .split_once("(status ")
+            .map_or(0, |(_, rest)| rest.split(')').next().and_then(|s| s.trim().parse().ok()).expect("(status N)"));
+        steps.push(Step { at: format!("{readme}:{}", n + 1), terminal, line: std::mem::take(&mut pending), status });
+    }
+    out
+}
+
+/// `cmd args  # comment` into the command and the comment; a `#` inside quotes is the command's.
+fn split_comment(line: &str) -> (&str, &str) {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if i == 0 || line[..i].ends_with(' ') => return (line[..i].trim(), &line[i + 1..]),
+            _ => {}
+        }
+    }
+    (line.trim(), "")
+}
+
+/// Whether the binary at `path` takes `--key` (the SysV pairs do).
+fn takes_key(path: &Path) -> bool {
+    static SEEN: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    *seen.get_or_insert_with(HashMap::new).entry(path.to_path_buf()).or_insert_with(|| {
+        let help = Command::new(path).arg("--help").output().expect("--help");
+        String::from_utf8_lossy(&help.stdout).contains("--key")
+    })
+}
+
+/// The shell line with every `cargo run [-q] [--release] -p PKG [--bin NAME] [--]` replaced by the
+/// binary (with the README's own `--key`), and `PID` / `4242` by the PID Terminal 1 printed.
+fn translate(line: &str, key: &TestKey, pid: Option<&str>) -> String {
+    let mut out = Vec::new();
+    let mut words = line.split(' ').peekable();
+    while let Some(w) = words.next() {
+        if w == "cargo" && words.peek() == Some(&"run") {
+            words.next();
+            let (mut package, mut name) = (None, None);
+            while let Some(&next) = words.peek() {
+                match next {
+                    "-q" | "--quiet" | "--release" => {}
+                    "-p" => package = words.nth(1),
+                    "--bin" => name = words.nth(1),
+                    "--" => {}
+                    _ => break,
+                }
+                if !matches!(next, "-p" | "--bin") {
+                    words.next();
+                }
+                if next == "--" {
+                    break;
+                }
+            }
+            let package = package.unwrap_or_else(|| panic!("`cargo run` without -p in {line}"));
+            let path = bin(package, name.unwrap_or(package));
+            out.push(path.display().to_string());
+            if takes_key(&path) {
+                out.push(format!("--key {}", key.arg()));
+            }
+        } else if w == "PID" || w == "4242" {
+            out.push(pid.unwrap_or_else(|| panic!("`{w}` in {line}, but Terminal 1 printed no pid")).to_string());
+        } else {
+            out.push(w.to_string());
+        }
+    }
+    out.join(" ")
+}
+
+/// The PID in a ready line such as `reader: pid 4242, waiting for SIGINT`.
+fn pid_in(line: &str) -> Option<String> {
+    let digits: String = line.split_once("pid ")?.1.chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then_some(digits)
+}
+
+fn shell(line: &str, dir: &Path) -> Command {
+    let simple = !line.contains(['|', ';', '&', '<', '>', '$', '`']);
+    let mut c = Command::new("bash");
+    c.arg("-c").arg(if simple { format!("exec {line}") } else { line.to_string() });
+    c.current_dir(dir).env("XDG_RUNTIME_DIR", dir).env("TMPDIR", dir).env_remove("CI");
+    c
+}
+
+fn run_readme(readme: &str) {
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut ran = 0;
+    for block in blocks(readme) {
+        let mut background: Vec<(Step, Running)> = Vec::new();
+        let mut pid = None;
+        for step in block {
+            if let Some((_, why)) = NOT_RUN.iter().find(|(c, _)| step.line.starts_with(c)) {
+                eprintln!("{}: not run ({why}): {}", step.at, step.line);
+                continue;
+            }
+            let line = translate(&step.line, &key, pid.as_deref());
+            let mut running = Running::spawn(&mut shell(&line, dir.path()));
+            ran += 1;
+            if step.terminal == 1 {
+                if let Some(ready) = running.wait_for_stderr_or_end("waiting") {
+                    pid = pid_in(&ready).or(pid);
+                }
+                background.push((step, running));
+            } else {
+                check(&step, running);
+            }
+        }
+        for (step, running) in background {
+            check(&step, running);
+        }
+    }
+    assert!(ran > 0, "{readme}: no command ran");
+    let left = entries(dir.path());
+    assert!(left.is_empty(), "{readme} left {left:?} in its runtime directory");
+    key.assert_clean();
+}
+
+fn check(step: &Step, running: Running) {
+    let done = running.finish();
+    done.assert_no_panic();
+    assert_eq!(
+        done.shell_status(),
+        step.status,
+        "{}: `{}` ended with {}, not {}\nstdout: {}\nstderr: {}",
+        step.at,
+        step.line,
+        done.shell_status(),
+        step.status,
+        done.stdout_str(),
+        done.stderr
+    );
+}
+
+#[test]
+fn top_readme() {
+    run_readme("README.md");
+}
+
+#[test]
+fn signal_readme() {
+    run_readme("signal-ipc/README.md");
+}
