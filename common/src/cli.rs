@@ -65,7 +65,9 @@ pub struct ReceiveArgs {
 #[derive(Args, Debug, Clone, Copy)]
 pub struct KeyArgs {
     /// SysV IPC key, decimal or 0x hex (0, IPC_PRIVATE, is refused)
-    #[arg(long, value_name = "KEY", default_value_t = DEFAULT_KEY)]
+    // A negative number is taken as the value, so it is refused as a key, not mistaken for a flag
+    // (clap would suggest `-- -1`, which turns it into a message).
+    #[arg(long, value_name = "KEY", default_value_t = DEFAULT_KEY, allow_negative_numbers = true)]
     pub key: Key,
 }
 

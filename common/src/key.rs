@@ -43,6 +43,9 @@ impl FromStr for Key {
             Ok(0) => Err("0 is IPC_PRIVATE, which two processes can never share; use 1..=0xffffffff".into()),
             Ok(k) if k <= u64::from(u32::MAX) => Ok(Key(k as u32)),
             Ok(_) => Err(format!("{t} is above 0xffffffff, the largest key (key_t is 32 bits)")),
+            Err(_) if t.starts_with('-') => {
+                Err(format!("{t} is not a key: keys are 1..=0xffffffff (key_t is 32 bits), e.g. 1234 or 0x4d2"))
+            }
             Err(_) => Err(format!("'{t}' is not a key: give a decimal number or 0x hex, e.g. 1234 or 0x4d2")),
         }
     }

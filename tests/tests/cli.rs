@@ -55,6 +55,17 @@ fn bad_usage_exits_2_with_a_message_on_stderr() {
             .code(2)
             .stderr(predicate::str::contains("--key"));
     }
+    // `--key -1` (with a space) is a refused key, not a flag: no tip to write `-- -1`, which
+    // would make it a message.
+    for (package, name) in
+        [("msgq-ipc", "reader"), ("msgq-ipc", "writer"), ("shm-ipc", "reader"), ("shm-ipc", "writer")]
+    {
+        cmd(package, name)
+            .args(["--key", "-1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("-1 is not a key").and(predicate::str::contains("-- -1").not()));
+    }
 }
 
 /// `demo | head -1` and `layout | head -1`: the walk-throughs end quietly when their reader has
