@@ -1,0 +1,123 @@
+//! The one stderr line of a process that blocks waiting for its peer: what it waits for, what the
+//! object already holds, and the command that starts the peer when none is there. Shown once per
+//! process, however often it then waits; tests wait for this line instead of sleeping.
+
+/// The peer a waiting process needs, as a command: `cargo run -p <package> --bin <bin> -- <args>`.
+pub struct Peer {
+    pub package: &'static str,
+    pub bin: &'static str,
+    /// What the peer must be given to meet us (`--key 0x40...`, `--posix`), or nothing.
+    pub args: String,
+}
+
+impl Peer {
+    fn command(&self) -> String {
+        let args = if self.args.is_empty() { String::new() } else { format!(" -- {}", self.args) };
+        format!("cargo run -p {} --bin {}{args}", self.package, self.bin)
+    }
+}
+
+/// Whether the peer is there, as far as the mechanism can tell.
+pub enum PeerState {
+    /// Nobody is there: the line says how to start the peer.
+    Absent,
+    /// Somebody is there, in these words ("a writer is attached"): no "start the peer".
+    Present(String),
+    /// The mechanism cannot tell (a queue does not know who will send).
+    Unknown,
+}
+
+/// What a process sees of its object at the moment it starts to wait.
+pub struct Seen {
+    /// What the object already holds that this wait does not take, e.g. "it holds 1 message of type 3".
+    pub holds: Option<String>,
+    pub peer: PeerState,
+}
+
+impl Seen {
+    pub fn unknown() -> Seen {
+        Seen { holds: None, peer: PeerState::Unknown }
+    }
+}
+
+/// `<bin>: waiting <what>[; <holds>] (<peer>)`, where `<peer>` is `start the writer: <command>`
+/// when none is there, `if no writer runs, start one: <command>` when the mechanism cannot tell,
+/// or what the mechanism sees of the peer.
+pub struct Ready {
+    bin: &'static str,
+    what: String,
+    peer: Peer,
+    look: Box<dyn FnMut() -> Seen>,
+    shown: bool,
+}
+
+impl Ready {
+    /// A process `bin` that will wait `what` (e.g. "on queue 0x4d2 for a message of type 1")
+    /// for `peer`.
+    pub fn waiting(bin: &'static str, what: impl Into<String>, peer: Peer) -> Ready {
+        Ready { bin, what: what.into(), peer, look: Box::new(Seen::unknown), shown: false }
+    }
+
+    /// How to see, when the wait starts, what the object holds and whether the peer is there.
+    pub fn looking(mut self, look: impl FnMut() -> Seen + 'static) -> Ready {
+        self.look = Box::new(look);
+        self
+    }
+
+    /// The line, as it would be shown now.
+    pub fn line(&mut self) -> String {
+        let seen = (self.look)();
+        let holds = seen.holds.map(|h| format!("; {h}")).unwrap_or_default();
+        let (peer, command) = (self.peer.bin, self.peer.command());
+        let about_peer = match seen.peer {
+            PeerState::Absent => format!("start the {peer}: {command}"),
+            PeerState::Present(text) => text,
+            PeerState::Unknown => format!("if no {peer} runs, start one: {command}"),
+        };
+        format!("{}: waiting {}{holds} ({about_peer})", self.bin, self.what)
+    }
+
+    /// Shows the line, the first time only.
+    pub fn show(&mut self) {
+        if !self.shown {
+            let line = self.line();
+            crate::diag!("{line}");
+            self.shown = true;
+        }
+    }
+
+    /// The earlier form: the peer is taken to be absent. Kept while the pairs move to
+    /// [`Ready::waiting`].
+    pub fn new(bin: &'static str, waits_on: &str, package: &'static str, peer: &'static str, peer_args: &str) -> Ready {
+        Ready::waiting(bin, waits_on, Peer { package, bin: peer, args: peer_args.to_string() })
+            .looking(|| Seen { holds: None, peer: PeerState::Absent })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> Peer {
+        Peer { package: "msgq-ipc", bin: "writer", args: "--key 0x40".into() }
+    }
+
+    #[test]
+    fn says_what_it_waits_for_what_is_there_and_how_to_start_the_peer() {
+        let mut r = Ready::waiting("reader", "on queue 0x40 for a message of type 1", peer())
+            .looking(|| Seen { holds: Some("it holds 1 message of type 3".into()), peer: PeerState::Absent });
+        assert_eq!(
+            r.line(),
+            "reader: waiting on queue 0x40 for a message of type 1; it holds 1 message of type 3 \
+             (start the writer: cargo run -p msgq-ipc --bin writer -- --key 0x40)"
+        );
+        let mut r = Ready::waiting("reader", "for a writer on FIFO /f", peer())
+            .looking(|| Seen { holds: None, peer: PeerState::Present("a writer has it open".into()) });
+        assert_eq!(r.line(), "reader: waiting for a writer on FIFO /f (a writer has it open)");
+        let mut r = Ready::waiting("reader", "on queue 0x40", peer());
+        assert_eq!(
+            r.line(),
+            "reader: waiting on queue 0x40 (if no writer runs, start one: cargo run -p msgq-ipc --bin writer -- --key 0x40)"
+        );
+    }
+}
