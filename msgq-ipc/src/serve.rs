@@ -53,6 +53,13 @@ pub fn undeliverable(pid: i64, reply: &[u8], max_text: usize) -> Option<String> 
     }
 }
 
+/// After a client took its reply: whether the server that sent it has ended (`--count`), so that
+/// the client is the last one out. msg_lspid is the server unless another client has sent a
+/// request since, which then still waits: the queue is not ours to remove.
+pub fn server_gone(id: i32) -> bool {
+    sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum == 0 && kill(Pid::from_raw(ds.msg_lspid), None) == Err(Errno::ESRCH))
+}
+
 /// A stopped client (`writer --request`) takes back its request, so that no server answers a dead
 /// pid, and any reply already sent to it. Requests of other clients taken on the way are put back
 /// (behind newer ones: SysV can remove only the first message of a type). Returns whether our

@@ -116,5 +116,10 @@ fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()
     let mut reply = common::Ready::new("writer", &format!("for a reply on {name}"), "msgq-ipc", "reader", &server_args);
     let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show())?;
     drop(guard);
-    common::out::stdout().line(c_text(&reply))
+    common::out::stdout().line(c_text(&reply))?;
+    // A `reader --serve --count N` that ended before we took its reply left the queue for us.
+    match queue.handle() {
+        h @ Handle::SysV { id, .. } if serve::server_gone(id) => finish(&h, "writer"),
+        _ => Ok(()),
+    }
 }
