@@ -8,7 +8,7 @@
 mod posix;
 pub mod serve;
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::sysv::{self, MsgBuf};
@@ -320,15 +320,38 @@ pub fn say(line: &str) {
 /// A POSIX queue is unlinked, then looked at again through our descriptor, and any message that got
 /// in is moved to a new queue of the name.
 pub fn finish(queue: &Handle, bin: &str) -> Result<()> {
-    static DONE: Mutex<bool> = Mutex::new(false);
-    let mut done = DONE.lock().unwrap_or_else(PoisonError::into_inner);
-    if std::mem::replace(&mut *done, true) {
+    finish_once(&mut done(), queue, bin)
+}
+
+static DONE: Mutex<bool> = Mutex::new(false);
+
+fn done() -> MutexGuard<'static, bool> {
+    DONE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn finish_once(done: &mut bool, queue: &Handle, bin: &str) -> Result<()> {
+    if std::mem::replace(done, true) {
         return Ok(());
     }
     match queue {
         Handle::SysV { id, key } => finish_sysv(*id, *key, bin),
         Handle::Posix { mqd, name, key, mode } => posix::finish(mqd, name, *key, *mode, bin),
     }
+}
+
+/// For a stop action: runs `action` with a [`finish`] of its own and then keeps the lock of
+/// [`finish`] until the process dies by its signal. Our own removal wakes the main thread (EIDRM);
+/// it then blocks in [`finish`] or [`settle`] instead of reporting "removed by another process"
+/// and exiting 1 before the signal ends the process.
+pub fn stop_with(action: impl FnOnce(&mut dyn FnMut(&Handle, &str) -> Result<()>)) {
+    let mut done = done();
+    action(&mut |queue, bin| finish_once(&mut done, queue, bin));
+    std::mem::forget(done);
+}
+
+/// Waits for a stop action in progress (see [`stop_with`]); returns at once otherwise.
+pub fn settle() {
+    drop(done());
 }
 
 fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {

@@ -62,9 +62,11 @@ fn main() -> ExitCode {
         let _cleanup = (!cli.keep).then(|| {
             let h = handle.clone();
             on_stop(move || {
-                if let Err(e) = finish(&h, "reader") {
-                    msgq_ipc::say(&format!("reader: {e}"));
-                }
+                msgq_ipc::stop_with(|finish| {
+                    if let Err(e) = finish(&h, "reader") {
+                        msgq_ipc::say(&format!("reader: {e}"));
+                    }
+                })
             })
         });
         let mut out = common::out::stdout();

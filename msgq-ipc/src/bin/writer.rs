@@ -70,9 +70,11 @@ fn main() -> ExitCode {
         let _cleanup = created.then(|| {
             let h = queue.handle();
             on_stop(move || {
-                if let Err(e) = finish(&h, "writer") {
-                    msgq_ipc::say(&format!("writer: {e}"));
-                }
+                msgq_ipc::stop_with(|finish| {
+                    if let Err(e) = finish(&h, "writer") {
+                        msgq_ipc::say(&format!("writer: {e}"));
+                    }
+                })
             })
         });
         let mut room = common::Ready::new(
@@ -98,14 +100,16 @@ fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()
     let withdraw = |h: Handle| {
         let text = text.clone();
         on_stop(move || {
-            let Handle::SysV { id, .. } = h else { return };
-            let nobody_took_it = serve::withdraw(id, pid, &text);
-            if created
-                && nobody_took_it
-                && let Err(e) = finish(&h, "writer")
-            {
-                msgq_ipc::say(&format!("writer: {e}"));
-            }
+            msgq_ipc::stop_with(|finish| {
+                let Handle::SysV { id, .. } = h else { return };
+                let nobody_took_it = serve::withdraw(id, pid, &text);
+                if created
+                    && nobody_took_it
+                    && let Err(e) = finish(&h, "writer")
+                {
+                    msgq_ipc::say(&format!("writer: {e}"));
+                }
+            })
         })
     };
     let before = withdraw(queue.handle());
@@ -114,7 +118,7 @@ fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()
     drop(before);
     let server_args = format!("--serve{}", if peer.is_empty() { String::new() } else { format!(" {peer}") });
     let mut reply = common::Ready::new("writer", &format!("for a reply on {name}"), "msgq-ipc", "reader", &server_args);
-    let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show())?;
+    let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show()).inspect_err(|_| msgq_ipc::settle())?;
     drop(guard);
     common::out::stdout().line(c_text(&reply))?;
     // A `reader --serve --count N` that ended before we took its reply left the queue for us.
