@@ -415,3 +415,23 @@ pub fn clean(key: Key, posix: bool) -> Result<String> {
         Err(e) => Err(Error::sys("msgget", format!("key {key}"), e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn einval_means_removed_only_if_ipc_stat_agrees() {
+        // A key of this process's own (0x4e in the top byte: not the tests crate's 0x40).
+        let key = Key::new(0x4e00_0000 | (std::process::id() & 0xff_ffff));
+        let (q, created) = Queue::get_or_create(key, 0o600).unwrap();
+        assert!(created);
+        let Handle::SysV { id, .. } = q.handle() else { unreachable!() };
+        // msgsnd's EINVAL for a message over kernel.msgmax: the queue is still there.
+        let (size, full) = (is_removed(id, Errno::EINVAL), is_removed(id, Errno::EAGAIN));
+        sysv::msg_remove(id).unwrap(); // before any assert: nothing is left if one fails
+        assert!(!size && !full);
+        assert!(is_removed(id, Errno::EINVAL));
+        assert!(is_removed(id, Errno::EIDRM));
+    }
+}
