@@ -450,3 +450,22 @@ fn mode_is_exact_whatever_the_umask() {
 fn msgmax() -> usize {
     std::fs::read_to_string("/proc/sys/kernel/msgmax").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(8192)
 }
+
+#[test]
+fn a_queue_left_closed_by_a_killed_reader_fails_the_writer_clearly_and_loses_nothing() {
+    // A reader closes an empty queue to senders (msg_qbytes 0) just before IPC_RMID; killed in
+    // between, it leaves it closed. Done here by hand.
+    let k = TestKey::new();
+    run(writer(&k).arg("before")).success();
+    let id = sysv::msgget(k.key, 0).unwrap();
+    let mut ds = sysv::msg_stat(id).unwrap();
+    ds.msg_qbytes = 0;
+    sysv::msg_set(id, &ds).unwrap();
+    // The writer waits a bounded time for the queue to reopen or go, then fails saying why.
+    run(writer(&k).arg("never sent"))
+        .code(1)
+        .stderr(predicate::str::contains("msg_qbytes is 0").and(predicate::str::contains("ipcrm -Q")));
+    // The message already in it is intact, and the reader removes the queue, closed as it is.
+    run(&mut reader(&k)).success().stdout("before\n").stderr("");
+    k.assert_clean();
+}
