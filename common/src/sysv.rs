@@ -66,6 +66,13 @@ pub fn msg_stat(id: i32) -> nix::Result<libc::msqid_ds> {
     Ok(ds)
 }
 
+/// IPC_SET: writes back owner, group, mode and msg_qbytes from `ds` (take it from [`msg_stat`]).
+pub fn msg_set(id: i32, ds: &libc::msqid_ds) -> nix::Result<()> {
+    let mut ds = *ds;
+    // SAFETY: ds is a valid msqid_ds for IPC_SET to read.
+    check(unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) }).map(drop)
+}
+
 pub fn msg_remove(id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID ignores the buffer.
     check(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)

@@ -8,9 +8,13 @@
 mod posix;
 pub mod serve;
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
 use common::sysv::{self, MsgBuf};
 use common::{Error, Key, Result};
 use nix::errno::Errno;
+use nix::mqueue::MqdT;
 
 pub use posix::PosixQueue;
 
@@ -49,15 +53,22 @@ fn with_nul(text: &[u8]) -> Vec<u8> {
 
 /// Either kind of queue, opened for sending and receiving.
 pub enum Queue {
-    /// `waited`: set after the first wait; see [`Queue::recv`].
+    /// `waited`: set after the first wait; see [`Queue::recv`]. `mode` and `recreate`: see
+    /// [`Queue::recreate_if_removed`].
     SysV {
         id: i32,
         key: Key,
         buf: MsgBuf,
         waited: bool,
+        mode: u32,
+        recreate: bool,
     },
     Posix(PosixQueue),
 }
+
+/// How long a sender waits for a reader that closed the queue (msg_qbytes 0, see [`finish`]) to
+/// remove or reopen it: microseconds normally, so this long means the reader died in between.
+const CLOSED_PATIENCE: Duration = Duration::from_secs(2);
 
 impl Queue {
     /// msgget(key, IPC_CREAT | mode): the queue of `key`, made if missing. Returns whether this
@@ -65,7 +76,7 @@ impl Queue {
     pub fn get_or_create(key: Key, mode: u32) -> Result<(Queue, bool)> {
         let (id, created) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
             .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
-        Ok((Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false }, created))
+        Ok((Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false, mode, recreate: false }, created))
     }
 
     /// msgget(key, 0): the existing queue of `key`.
@@ -76,14 +87,25 @@ impl Queue {
                 _ => "the queue belongs to someone else",
             })
         })?;
-        Ok(Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false })
+        Ok(Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false, mode: 0o600, recreate: false })
+    }
+
+    /// For writers: if the queue is removed by another process (a reader that found it empty),
+    /// send the rest to a new queue under the same key or name instead of failing. Nothing is
+    /// lost: a SysV reader never removes a queue holding a message, and messages found in an
+    /// unlinked POSIX queue are moved to the new one.
+    pub fn recreate_if_removed(&mut self) {
+        match self {
+            Queue::SysV { recreate, .. } => *recreate = true,
+            Queue::Posix(q) => q.recreate = true,
+        }
     }
 
     /// A copyable handle for naming, counting and removing the queue (also from the stop thread).
     pub fn handle(&self) -> Handle {
         match self {
             Queue::SysV { id, key, .. } => Handle::SysV { id: *id, key: *key },
-            Queue::Posix(q) => Handle::Posix { name: q.name.clone() },
+            Queue::Posix(q) => Handle::Posix { mqd: q.mqd.clone(), name: q.name.clone(), key: q.key, mode: q.mode },
         }
     }
 
@@ -98,32 +120,11 @@ impl Queue {
     /// Sends `text` and a NUL with type `mtype` (a POSIX queue has no types: it ignores it).
     /// Without `wait` a full queue is an error (IPC_NOWAIT, as in the note); with it, the call
     /// blocks until there is room, after calling `on_wait` once.
-    pub fn send(&self, mtype: i64, text: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
+    pub fn send(&mut self, mtype: i64, text: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
         let msg = with_nul(text);
         match self {
-            Queue::SysV { id, key, .. } => {
-                let full = |e| {
-                    let err = Error::sys("msgsnd", format!("queue {key}"), e);
-                    match e {
-                        Errno::EAGAIN => err.hint(format!(
-                            "the queue is full: it holds at most kernel.msgmnb = {} bytes; start the reader, or pass --wait to block until there is room",
-                            msgmnb()
-                        )),
-                        Errno::EIDRM | Errno::EINVAL => err.hint("the queue was removed"),
-                        Errno::EACCES => err.hint(NOT_YOURS),
-                        _ => err,
-                    }
-                };
-                match sysv::msgsnd(*id, mtype, &msg, libc::IPC_NOWAIT) {
-                    Err(Errno::EAGAIN) if wait => on_wait(),
-                    other => return other.map_err(full),
-                }
-                loop {
-                    match sysv::msgsnd(*id, mtype, &msg, 0) {
-                        Err(Errno::EINTR) => continue,
-                        other => return other.map_err(full),
-                    }
-                }
+            Queue::SysV { id, key, mode, recreate, .. } => {
+                send_sysv(id, *key, *mode, *recreate, mtype, &msg, wait, on_wait)
             }
             Queue::Posix(q) => q.send(&msg, wait, on_wait),
         }
@@ -135,7 +136,7 @@ impl Queue {
     /// message, as in C.
     pub fn recv(&mut self, mtype: i64, on_wait: &mut dyn FnMut()) -> Result<(i64, Vec<u8>)> {
         match self {
-            Queue::SysV { id, key, buf, waited } => {
+            Queue::SysV { id, key, buf, waited, .. } => {
                 let mut flags = if *waited { 0 } else { libc::IPC_NOWAIT };
                 loop {
                     match sysv::msgrcv(*id, buf, mtype, flags) {
@@ -150,7 +151,7 @@ impl Queue {
                         Err(e) => {
                             let err = Error::sys("msgrcv", format!("queue {key}"), e);
                             return Err(match e {
-                                Errno::EIDRM | Errno::EINVAL => err.hint("the queue was removed while we waited"),
+                                _ if is_removed(*id, e) => err.hint(REMOVED),
                                 Errno::EACCES => err.hint(NOT_YOURS),
                                 _ => err,
                             });
@@ -163,10 +164,109 @@ impl Queue {
     }
 }
 
+const REMOVED: &str = "the queue was removed by another process; start the writer and a new reader";
+
+/// Whether `e` from a call on queue `id` means the queue is gone: EIDRM (removed while we waited)
+/// or EINVAL for an id that IPC_STAT no longer knows. EINVAL also means a message too large for
+/// the queue, which IPC_STAT tells apart: the queue is still there.
+fn is_removed(id: i32, e: Errno) -> bool {
+    match e {
+        Errno::EIDRM => true,
+        Errno::EINVAL => matches!(sysv::msg_stat(id), Err(Errno::EINVAL | Errno::EIDRM)),
+        _ => false,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_sysv(
+    id: &mut i32,
+    key: Key,
+    mode: u32,
+    recreate: bool,
+    mtype: i64,
+    msg: &[u8],
+    wait: bool,
+    on_wait: &mut dyn FnMut(),
+) -> Result<()> {
+    let err = |e| Error::sys("msgsnd", format!("queue {key}"), e);
+    let mut flags = libc::IPC_NOWAIT;
+    let mut closed_since: Option<Instant> = None;
+    let mut recreated = 0;
+    loop {
+        let e = match sysv::msgsnd(*id, mtype, msg, flags) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => e,
+        };
+        let gone = is_removed(*id, e);
+        if e == Errno::EAGAIN {
+            // Full, or closed by a reader about to remove it (msg_qbytes 0, see `finish`).
+            match sysv::msg_stat(*id) {
+                Ok(ds) if ds.msg_qbytes == 0 => {
+                    let since = *closed_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > CLOSED_PATIENCE {
+                        return Err(err(e).hint(format!(
+                            "the queue's msg_qbytes is 0: a reader was killed while removing it; remove it (ipcrm -Q {key}) and send again"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                Ok(_) if wait => {
+                    on_wait();
+                    flags = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    return Err(err(e).hint(format!(
+                        "the queue is full: it holds at most kernel.msgmnb = {} bytes; start the reader, or pass --wait to block until there is room",
+                        msgmnb()
+                    )));
+                }
+                Err(Errno::EINVAL | Errno::EIDRM) => {} // removed: below
+                Err(s) => return Err(Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), s)),
+            }
+        } else if !gone {
+            return Err(match e {
+                Errno::EACCES => err(e).hint(NOT_YOURS),
+                Errno::EINVAL => err(e).hint(format!(
+                    "a message of {} bytes is more than the queue takes (kernel.msgmax = {}, or a smaller msg_qbytes)",
+                    msg.len(),
+                    msgmax()
+                )),
+                _ => err(e),
+            });
+        }
+        // The queue was removed: nothing of ours can have been in it unless a `--clean` or an
+        // `ipcrm` removed it on purpose, since a reader removes only an empty queue.
+        if !recreate || recreated == 3 {
+            return Err(err(Errno::EIDRM).hint(REMOVED));
+        }
+        recreated += 1;
+        let (new, _) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
+            .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
+        say(&format!(
+            "writer: queue {key} was removed by another process; sending the rest to a new queue with that key"
+        ));
+        *id = new;
+        flags = libc::IPC_NOWAIT;
+        closed_since = None;
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Handle {
-    SysV { id: i32, key: Key },
-    Posix { name: String },
+    SysV {
+        id: i32,
+        key: Key,
+    },
+    /// The descriptor itself, not only the name: after an unlink the name may be another queue.
+    Posix {
+        mqd: Arc<MqdT>,
+        name: String,
+        key: Key,
+        mode: u32,
+    },
 }
 
 impl Handle {
@@ -174,7 +274,13 @@ impl Handle {
     pub fn name(&self) -> String {
         match self {
             Handle::SysV { key, .. } => format!("queue {key}"),
-            Handle::Posix { name } => format!("POSIX queue {name}"),
+            Handle::Posix { name, .. } => format!("POSIX queue {name}"),
+        }
+    }
+
+    pub fn key(&self) -> Key {
+        match self {
+            Handle::SysV { key, .. } | Handle::Posix { key, .. } => *key,
         }
     }
 
@@ -184,16 +290,7 @@ impl Handle {
             Handle::SysV { id, key } => Ok(sysv::msg_stat(*id)
                 .map_err(|e| Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), e))?
                 .msg_qnum as u64),
-            Handle::Posix { name } => posix::remaining(name),
-        }
-    }
-
-    pub fn remove(&self) -> Result<()> {
-        match self {
-            Handle::SysV { id, key } => {
-                sysv::msg_remove(*id).map_err(|e| Error::sys("msgctl(IPC_RMID)", format!("queue {key}"), e))
-            }
-            Handle::Posix { name } => posix::unlink(name),
+            Handle::Posix { mqd, name, .. } => posix::curmsgs(mqd, name),
         }
     }
 
@@ -201,26 +298,102 @@ impl Handle {
     pub fn how_to_remove(&self) -> String {
         match self {
             Handle::SysV { key, .. } => format!("ipcrm -Q {key}"),
-            Handle::Posix { .. } => "cargo run -p msgq-ipc --bin reader -- --posix --clean".into(),
+            Handle::Posix { key, .. } => format!("cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean"),
         }
     }
 }
 
-/// At the end of a reader (or when it is stopped): remove the queue unless it still holds
-/// messages, which are somebody's data. There is a window between the count and the removal in
-/// which a writer could add a message that the removal then destroys: SysV has no "remove if
-/// empty", so this is the best a reader can do without a lock that every writer would have to take.
+/// One line on stderr that may not fail: the stop thread prints with it too, and after SIGHUP the
+/// terminal may be gone (EIO), where `eprintln!` would panic.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The end of a run, the same for every process (the last one out removes): the queue is removed
+/// only if no message is waiting in it; otherwise it stays for the next reader, said in one line.
+/// Runs once per process: the stop thread may call it while the main thread is in it.
+///
+/// SysV has no "remove if empty", and a writer could send between the count and IPC_RMID. So the
+/// queue is first closed to senders (IPC_SET msg_qbytes = 0: msgsnd then finds it full; a writer
+/// waits for it to reopen or go), counted again, and then removed, or reopened if a message got in.
+/// A POSIX queue is unlinked, then looked at again through our descriptor, and any message that got
+/// in is moved to a new queue of the name.
 pub fn finish(queue: &Handle, bin: &str) -> Result<()> {
-    let left = queue.remaining()?;
-    if left > 0 {
-        eprintln!(
-            "{bin}: left {} in place: it still holds {left} message(s) (remove it with: {})",
-            queue.name(),
-            queue.how_to_remove()
-        );
+    finish_once(&mut done(), queue, bin)
+}
+
+static DONE: Mutex<bool> = Mutex::new(false);
+
+fn done() -> MutexGuard<'static, bool> {
+    DONE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn finish_once(done: &mut bool, queue: &Handle, bin: &str) -> Result<()> {
+    if std::mem::replace(done, true) {
         return Ok(());
     }
-    queue.remove()
+    match queue {
+        Handle::SysV { id, key } => finish_sysv(*id, *key, bin),
+        Handle::Posix { mqd, name, key, mode } => posix::finish(mqd, name, *key, *mode, bin),
+    }
+}
+
+/// For a stop action: runs `action` with a [`finish`] of its own and then keeps the lock of
+/// [`finish`] until the process dies by its signal. Our own removal wakes the main thread (EIDRM);
+/// it then blocks in [`finish`] or [`settle`] instead of reporting "removed by another process"
+/// and exiting 1 before the signal ends the process.
+pub fn stop_with(action: impl FnOnce(&mut dyn FnMut(&Handle, &str) -> Result<()>)) {
+    let mut done = done();
+    action(&mut |queue, bin| finish_once(&mut done, queue, bin));
+    std::mem::forget(done);
+}
+
+/// Waits for a stop action in progress (see [`stop_with`]); returns at once otherwise.
+pub fn settle() {
+    drop(done());
+}
+
+fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
+    let stat_err = |e| Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), e);
+    let left_in_place = |left| {
+        say(&format!(
+            "{bin}: left queue {key} in place: it still holds {left} message(s) for the next reader (remove it with: ipcrm -Q {key})"
+        ))
+    };
+    let mut ds = match sysv::msg_stat(id) {
+        Ok(ds) => ds,
+        Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()), // already removed by another process
+        Err(e) => return Err(stat_err(e)),
+    };
+    if ds.msg_qnum > 0 {
+        left_in_place(ds.msg_qnum);
+        return Ok(());
+    }
+    // 0 if another process is closing it too, or one that was closing it died: open it to the default then.
+    let qbytes = if ds.msg_qbytes == 0 { msgmnb() as _ } else { ds.msg_qbytes };
+    ds.msg_qbytes = 0;
+    match sysv::msg_set(id, &ds) {
+        Ok(()) => {}
+        Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()),
+        Err(e) => return Err(Error::sys("msgctl(IPC_SET)", format!("queue {key}"), e).hint(NOT_YOURS)),
+    }
+    let mut ds = match sysv::msg_stat(id) {
+        Ok(ds) => ds,
+        Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()),
+        Err(e) => return Err(stat_err(e)),
+    };
+    if ds.msg_qnum > 0 {
+        // A message got in before the close: reopen, and it stays for the next reader.
+        ds.msg_qbytes = qbytes;
+        sysv::msg_set(id, &ds).map_err(|e| Error::sys("msgctl(IPC_SET)", format!("queue {key}"), e))?;
+        left_in_place(ds.msg_qnum);
+        return Ok(());
+    }
+    match sysv::msg_remove(id) {
+        Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(()),
+        Err(e) => Err(Error::sys("msgctl(IPC_RMID)", format!("queue {key}"), e)),
+    }
 }
 
 /// `reader --clean`: removes the queue of `key` (after a SIGKILL nothing else could).
@@ -240,5 +413,25 @@ pub fn clean(key: Key, posix: bool) -> Result<String> {
         }
         Err(Errno::ENOENT) => Ok(format!("no queue has key {key}: nothing to remove")),
         Err(e) => Err(Error::sys("msgget", format!("key {key}"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn einval_means_removed_only_if_ipc_stat_agrees() {
+        // A key of this process's own (0x4e in the top byte: not the tests crate's 0x40).
+        let key = Key::new(0x4e00_0000 | (std::process::id() & 0xff_ffff));
+        let (q, created) = Queue::get_or_create(key, 0o600).unwrap();
+        assert!(created);
+        let Handle::SysV { id, .. } = q.handle() else { unreachable!() };
+        // msgsnd's EINVAL for a message over kernel.msgmax: the queue is still there.
+        let (size, full) = (is_removed(id, Errno::EINVAL), is_removed(id, Errno::EAGAIN));
+        sysv::msg_remove(id).unwrap(); // before any assert: nothing is left if one fails
+        assert!(!size && !full);
+        assert!(is_removed(id, Errno::EINVAL));
+        assert!(is_removed(id, Errno::EIDRM));
     }
 }

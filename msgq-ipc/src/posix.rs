@@ -1,48 +1,78 @@
 //! The same exchange over a POSIX message queue (beyond the note): a name instead of a key,
 //! priorities instead of types, and a file under /dev/mqueue that `ls` shows.
+//!
+//! A process that waits on a POSIX queue keeps it alive after mq_unlink: the kernel frees it only
+//! when the last descriptor closes, and a writer that opens the name again gets a new, different
+//! queue. So every wait here is a poll of at most [`TICK`], between which the descriptor's link
+//! count is checked (0 once the name was unlinked), and messages found in an unlinked queue are
+//! moved to the queue that now has the name instead of dying with the last descriptor.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{Error, Key, Result};
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
-use nix::sys::stat::Mode;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::{Mode, fchmod, fstat};
 
 /// Linux's default limits for an unprivileged queue: fs.mqueue.msg_max = 10 messages of
 /// fs.mqueue.msgsize_max = 8192 bytes. Asking for more fails with EINVAL.
 const MAX_MSGS: i64 = 10;
 const MSG_SIZE: i64 = 8192;
 
+/// How long one wait lasts before the link count is checked again: an unlink is noticed within it.
+const TICK: u16 = 200;
+
+/// How long moving messages to a new queue may wait for room in it (the stop thread runs this).
+const RESCUE_PATIENCE: Duration = Duration::from_secs(1);
+
 pub fn name(key: Key) -> String {
     format!("/msgq-ipc-{key}")
 }
 
 pub struct PosixQueue {
-    pub(crate) mqd: MqdT,
+    /// Non-blocking (O_NONBLOCK): waits are polls, so an unlink can be noticed. Shared with the
+    /// [`Handle`](crate::Handle), so the stop thread looks at this very queue, not at the name.
+    pub(crate) mqd: Arc<MqdT>,
     pub(crate) name: String,
+    pub(crate) key: Key,
+    pub(crate) mode: u32,
     pub(crate) msgsize: usize,
     waited: bool,
+    /// Writers: when the queue is unlinked under us, carry on with a new queue of the same name.
+    pub(crate) recreate: bool,
 }
 
 impl PosixQueue {
-    /// Opens (creating if missing, with `mode`) the queue named after `key`.
+    /// Opens (creating if missing, with exactly `mode`, whatever the umask) the queue named after
+    /// `key`. Returns it and whether this call created it.
     pub fn open(key: Key, mode: u32, create: bool) -> Result<(PosixQueue, bool)> {
         let name = name(key);
         let attr = MqAttr::new(0, MAX_MSGS, MSG_SIZE, 0);
-        let mode = Mode::from_bits_truncate(mode);
-        let rw = MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC;
+        let perm = Mode::from_bits_truncate(mode);
+        let rw = MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC | MQ_OFlag::O_NONBLOCK;
         let (mqd, created) = if create {
-            match mq_open(name.as_str(), rw | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL, mode, Some(&attr)) {
+            match mq_open(name.as_str(), rw | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL, perm, Some(&attr)) {
                 Ok(q) => (q, true),
-                Err(Errno::EEXIST) => (mq_open(name.as_str(), rw, mode, None).map_err(|e| open_err(&name, e))?, false),
+                Err(Errno::EEXIST) => (mq_open(name.as_str(), rw, perm, None).map_err(|e| open_err(&name, e))?, false),
                 Err(e) => return Err(open_err(&name, e)),
             }
         } else {
-            (mq_open(name.as_str(), rw, mode, None).map_err(|e| open_err(&name, e))?, false)
+            (mq_open(name.as_str(), rw, perm, None).map_err(|e| open_err(&name, e))?, false)
         };
+        if created {
+            // mq_open applies the umask (022 turns 666 into 644, 077 turns 640 into 600); mqd_t is
+            // a descriptor on Linux, so set the mode asked for on it.
+            fchmod(mqd.as_fd(), perm).map_err(|e| Error::sys("fchmod", &name, e))?;
+        }
         let msgsize = mq_getattr(&mqd).map_err(|e| Error::sys("mq_getattr", &name, e))?.msgsize() as usize;
-        Ok((PosixQueue { mqd, name, msgsize, waited: false }, created))
+        let q = PosixQueue { mqd: Arc::new(mqd), name, key, mode, msgsize, waited: false, recreate: false };
+        Ok((q, created))
     }
 
-    pub(crate) fn send(&self, msg: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
+    pub(crate) fn send(&mut self, msg: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
         if msg.len() > self.msgsize {
             return Err(Error::Usage(format!(
                 "a message of {} bytes is more than {} holds ({} bytes)",
@@ -51,32 +81,43 @@ impl PosixQueue {
                 self.msgsize
             )));
         }
-        // The descriptor is blocking; a full queue is checked first so that without --wait we
-        // fail as IPC_NOWAIT does.
-        let attr = mq_getattr(&self.mqd).map_err(|e| Error::sys("mq_getattr", &self.name, e))?;
-        if attr.curmsgs() >= attr.maxmsg() {
-            if !wait {
-                return Err(Error::sys("mq_send", &self.name, Errno::EAGAIN).hint(format!(
-                    "the queue is full ({} messages); start the reader, or pass --wait",
-                    attr.maxmsg()
-                )));
-            }
-            on_wait();
+        // Unlinked since our last send (a reader found it empty): the next reader will open the
+        // name, so send there.
+        if self.recreate && unlinked(&self.mqd, &self.name)? {
+            self.move_to_new_queue()?;
         }
         loop {
             match mq_send(&self.mqd, msg, 0) {
-                Err(Errno::EINTR) => continue,
-                other => return other.map_err(|e| Error::sys("mq_send", &self.name, e)),
+                Ok(()) => {
+                    // Unlinked just before our send: move what is in it (ours) to a queue of the
+                    // name, or it dies with the last descriptor. Empty: a reader took it.
+                    if self.recreate && unlinked(&self.mqd, &self.name)? && curmsgs(&self.mqd, &self.name)? > 0 {
+                        self.move_to_new_queue()?;
+                    }
+                    return Ok(());
+                }
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) if wait => {
+                    on_wait();
+                    if !wait_for(&self.mqd, PollFlags::POLLOUT, &self.name)? && unlinked(&self.mqd, &self.name)? {
+                        if !self.recreate {
+                            return Err(removed(&self.name));
+                        }
+                        self.move_to_new_queue()?;
+                    }
+                }
+                Err(Errno::EAGAIN) => {
+                    return Err(Error::sys("mq_send", &self.name, Errno::EAGAIN)
+                        .hint(format!("the queue is full ({MAX_MSGS} messages); start the reader, or pass --wait")));
+                }
+                Err(e) => return Err(Error::sys("mq_send", &self.name, e)),
             }
         }
     }
 
+    /// Takes the oldest message of the highest priority, waiting for one if needed; fails within
+    /// a [`TICK`] once the queue was unlinked by another process.
     pub(crate) fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        // Looked at only until the first wait (for the ready line); then straight to mq_receive.
-        if !self.waited && self.curmsgs()? == 0 {
-            on_wait();
-            self.waited = true;
-        }
         let mut buf = vec![0u8; self.msgsize];
         let mut prio = 0;
         loop {
@@ -85,23 +126,116 @@ impl PosixQueue {
                     buf.truncate(n);
                     return Ok(buf);
                 }
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {
+                    if !self.waited {
+                        on_wait();
+                        self.waited = true;
+                    }
+                    if !wait_for(&self.mqd, PollFlags::POLLIN, &self.name)? && unlinked(&self.mqd, &self.name)? {
+                        return Err(removed(&self.name));
+                    }
+                }
                 Err(e) => return Err(Error::sys("mq_receive", &self.name, e)),
             }
         }
     }
 
-    fn curmsgs(&self) -> Result<u64> {
-        Ok(mq_getattr(&self.mqd).map_err(|e| Error::sys("mq_getattr", &self.name, e))?.curmsgs() as u64)
+    /// Our queue was unlinked: continue with the queue that has the name now (made if missing)
+    /// and move the messages still in ours there.
+    fn move_to_new_queue(&mut self) -> Result<()> {
+        let moved = rescue(&self.mqd, self.key, self.mode)?;
+        eprintln!(
+            "writer: {} was removed by another process; {}sending the rest to a new queue of that name",
+            self.name,
+            if moved.1 > 0 { format!("moved {} message(s) still in it and ", moved.1) } else { String::new() }
+        );
+        *self = PosixQueue { recreate: self.recreate, ..moved.0 };
+        Ok(())
     }
 }
 
-/// Messages held by the queue `name`, through a descriptor of its own (the stop thread has none).
-pub(crate) fn remaining(name: &str) -> Result<u64> {
-    let mqd =
-        mq_open(name, MQ_OFlag::O_RDONLY | MQ_OFlag::O_CLOEXEC, Mode::empty(), None).map_err(|e| open_err(name, e))?;
-    let n = mq_getattr(&mqd).map_err(|e| Error::sys("mq_getattr", name, e))?.curmsgs();
-    Ok(n as u64)
+/// Waits up to one [`TICK`] for `events`; false on timeout.
+fn wait_for(mqd: &MqdT, events: PollFlags, name: &str) -> Result<bool> {
+    let mut fds = [PollFd::new(mqd.as_fd(), events)];
+    match poll(&mut fds, PollTimeout::from(TICK)) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::EINTR) => Ok(true),
+        Err(e) => Err(Error::sys("poll", name, e)),
+    }
+}
+
+/// Whether the queue behind `mqd` lost its name (mq_unlink): its link count is then 0.
+pub(crate) fn unlinked(mqd: &MqdT, name: &str) -> Result<bool> {
+    Ok(fstat(mqd.as_fd()).map_err(|e| Error::sys("fstat", name, e))?.st_nlink == 0)
+}
+
+pub(crate) fn curmsgs(mqd: &MqdT, name: &str) -> Result<u64> {
+    Ok(mq_getattr(mqd).map_err(|e| Error::sys("mq_getattr", name, e))?.curmsgs() as u64)
+}
+
+fn removed(name: &str) -> Error {
+    Error::Failed(format!(
+        "{name}: the queue was removed by another process (mq_unlink; fstat shows 0 links); start the writer and a new reader"
+    ))
+}
+
+/// Moves every message left in the unlinked queue `from` (each with its priority) to the queue
+/// of the name, made if missing. Returns that queue and how many were moved.
+pub(crate) fn rescue(from: &MqdT, key: Key, mode: u32) -> Result<(PosixQueue, usize)> {
+    let (to, _) = PosixQueue::open(key, mode, true)?;
+    let mut buf = vec![0u8; mq_getattr(from).map_err(|e| Error::sys("mq_getattr", &to.name, e))?.msgsize() as usize];
+    let mut moved = 0;
+    loop {
+        let mut prio = 0;
+        let n = match mq_receive(from, &mut buf, &mut prio) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return Ok((to, moved)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("mq_receive", format!("{} (unlinked)", to.name), e)),
+        };
+        let deadline = Instant::now() + RESCUE_PATIENCE;
+        loop {
+            match mq_send(&to.mqd, &buf[..n], prio) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                    wait_for(&to.mqd, PollFlags::POLLOUT, &to.name)?;
+                }
+                Err(e) => {
+                    // Put it back where it was rather than lose it; it stays reachable through
+                    // our descriptor only, which is all that can still be done.
+                    let _ = mq_send(from, &buf[..n], prio);
+                    return Err(Error::sys("mq_send", &to.name, e)
+                        .hint("could not move a message out of the removed queue; it is lost when this process ends"));
+                }
+            }
+        }
+        moved += 1;
+    }
+}
+
+/// Removes the queue if it is empty, else leaves it and says so (see [`crate::finish`]).
+pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> Result<()> {
+    if !unlinked(mqd, name)? {
+        let left = curmsgs(mqd, name)?;
+        if left > 0 {
+            crate::say(&format!(
+                "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean)"
+            ));
+            return Ok(());
+        }
+        unlink(name)?;
+    }
+    // A writer that opened the queue before the unlink may have sent since the count: its message
+    // would die with the last descriptor. Look again and move any to a new queue of the name.
+    if curmsgs(mqd, name)? > 0 {
+        let (_, moved) = rescue(mqd, key, mode)?;
+        crate::say(&format!(
+            "{bin}: {moved} message(s) arrived while {name} was being removed: moved to a new queue of that name for the next reader"
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn unlink(name: &str) -> Result<()> {

@@ -1,7 +1,13 @@
 //! Two-way traffic over one queue (M6): requests go in with type 1 and the text `<pid> <message>`;
 //! the server replies with type `<pid>`, so each client takes only its own reply.
 
+use common::sysv::{self, MsgBuf};
 use common::{Error, Result};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::{msgmax, say};
 
 /// The type every request is sent with.
 pub const REQUEST_TYPE: i64 = 1;
@@ -29,6 +35,61 @@ pub fn reply(message: &[u8]) -> Vec<u8> {
     let mut text = b"re: ".to_vec();
     text.extend_from_slice(message);
     text
+}
+
+/// Why a reply to `pid` cannot go, checked before sending: the server never blocks on a client.
+pub fn undeliverable(pid: i64, reply: &[u8], max_text: usize) -> Option<String> {
+    if reply.len() > max_text {
+        return Some(format!(
+            "it is {} bytes plus its NUL, more than one message may hold ({} bytes, kernel.msgmax)",
+            reply.len(),
+            max_text + 1
+        ));
+    }
+    // Signal 0 checks that the process exists; EPERM: it does, as another user's.
+    match i32::try_from(pid).map(|p| kill(Pid::from_raw(p), None)) {
+        Ok(Ok(()) | Err(Errno::EPERM)) => None,
+        _ => Some(format!("no process has pid {pid}: the client is gone")),
+    }
+}
+
+/// After a client took its reply: whether the server that sent it has ended (`--count`), so that
+/// the client is the last one out. msg_lspid is the server unless another client has sent a
+/// request since, which then still waits: the queue is not ours to remove.
+pub fn server_gone(id: i32) -> bool {
+    sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum == 0 && kill(Pid::from_raw(ds.msg_lspid), None) == Err(Errno::ESRCH))
+}
+
+/// A stopped client (`writer --request`) takes back its request, so that no server answers a dead
+/// pid, and any reply already sent to it. Requests of other clients taken on the way are put back
+/// (behind newer ones: SysV can remove only the first message of a type). Returns whether our
+/// request was still waiting, i.e. no server has taken it.
+pub fn withdraw(id: i32, pid: u32, request: &[u8]) -> bool {
+    let mut buf = MsgBuf::new(msgmax());
+    let mut others = Vec::new();
+    let mut found = false;
+    let pending = sysv::msg_stat(id).map_or(0, |ds| ds.msg_qnum);
+    for _ in 0..pending {
+        match sysv::msgrcv(id, &mut buf, REQUEST_TYPE, libc::IPC_NOWAIT) {
+            Ok((_, text)) if text.strip_suffix(&[0]) == Some(request) => {
+                found = true;
+                break;
+            }
+            Ok((_, text)) => others.push(text.to_vec()),
+            Err(_) => break,
+        }
+    }
+    for text in others {
+        if let Err(e) = sysv::msgsnd(id, REQUEST_TYPE, &text, libc::IPC_NOWAIT) {
+            say(&format!(
+                "writer: could not put back another client's request {:?}: msgsnd: {}",
+                String::from_utf8_lossy(crate::c_text(&text)),
+                e.desc()
+            ));
+        }
+    }
+    while sysv::msgrcv(id, &mut buf, i64::from(pid), libc::IPC_NOWAIT).is_ok() {}
+    found
 }
 
 #[cfg(test)]

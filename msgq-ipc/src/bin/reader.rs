@@ -62,9 +62,11 @@ fn main() -> ExitCode {
         let _cleanup = (!cli.keep).then(|| {
             let h = handle.clone();
             on_stop(move || {
-                if let Err(e) = finish(&h, "reader") {
-                    eprintln!("reader: {e}");
-                }
+                msgq_ipc::stop_with(|finish| {
+                    if let Err(e) = finish(&h, "reader") {
+                        msgq_ipc::say(&format!("reader: {e}"));
+                    }
+                })
             })
         });
         let mut out = common::out::stdout();
@@ -108,7 +110,19 @@ fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
             Ok((pid, msg)) => {
                 out.raw(format!("request from pid {pid}: ").as_bytes())?;
                 out.line(msg)?;
-                queue.send(pid, &serve::reply(msg), true, &mut || {})?;
+                // IPC_NOWAIT, and checked first: no client can stop or block the server.
+                let reply = serve::reply(msg);
+                let dropped = match serve::undeliverable(pid, &reply, queue.max_text()) {
+                    Some(why) => Some(why),
+                    None => match queue.send(pid, &reply, false, &mut || {}) {
+                        Ok(()) => None,
+                        Err(e) if e.errno() == Some(nix::errno::Errno::EIDRM) => return Err(e),
+                        Err(e) => Some(e.to_string()),
+                    },
+                };
+                if let Some(why) = dropped {
+                    eprintln!("reader: dropped the reply to pid {pid}: {why}");
+                }
             }
             Err(Error::Failed(why)) => eprintln!("reader: skipped {why}"),
             Err(e) => return Err(e),

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
+use common::stop::on_stop;
 use common::{Error, Result};
-use msgq_ipc::{DEFAULT_MESSAGE, PosixQueue, Queue, c_text, msgmax, serve};
+use msgq_ipc::{DEFAULT_MESSAGE, Handle, PosixQueue, Queue, c_text, finish, msgmax, serve};
 
 /// Message queue writer: msgget(key, IPC_CREAT|0600), then msgsnd of each message (its text and a
 /// NUL, as the C sends strlen+1) with IPC_NOWAIT.
@@ -37,27 +38,45 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     common::error::main("writer", || {
-        // Refused before any system call, so a bad message creates nothing.
+        // Refused before any system call, so a bad message creates nothing. A request carries
+        // "<pid> " before the message.
         let limit = if cli.posix { 8192 } else { msgmax() };
+        let prefix = if cli.request.is_some() { serve::request(std::process::id(), b"").len() } else { 0 };
         let texts: Vec<std::borrow::Cow<[u8]>> = match &cli.request {
             Some(m) => vec![m.as_bytes().into()],
             None => cli.send.each(DEFAULT_MESSAGE).collect(),
         };
-        if let Some(big) = texts.iter().find(|t| t.len() + 1 > limit) {
+        if let Some(big) = texts.iter().find(|t| prefix + t.len() + 1 > limit) {
             return Err(Error::Usage(format!(
-                "a message of {} bytes plus its NUL is more than one message may hold ({limit} bytes, {})",
+                "a message of {} bytes plus {}its NUL is more than one message may hold ({limit} bytes, {})",
                 big.len(),
+                if prefix > 0 { format!("the request's \"<pid> \" ({prefix} bytes) and ") } else { String::new() },
                 if cli.posix { "fs.mqueue.msgsize_max" } else { "kernel.msgmax" }
             )));
         }
         common::stop::install()?;
         let key = cli.key.key;
-        let (queue, _created) = if cli.posix {
+        let (mut queue, created) = if cli.posix {
             PosixQueue::open(key, cli.mode.mode, true).map(|(q, c)| (Queue::Posix(q), c))?
         } else {
             Queue::get_or_create(key, cli.mode.mode)?
         };
+        queue.recreate_if_removed();
         let peer = cli.key.peer_args(cli.posix);
+        if let Some(msg) = &cli.request {
+            return request(queue, created, msg.as_bytes(), &peer);
+        }
+        // Stopped while it waits for room: a queue it made goes unless messages wait in it.
+        let _cleanup = created.then(|| {
+            let h = queue.handle();
+            on_stop(move || {
+                msgq_ipc::stop_with(|finish| {
+                    if let Err(e) = finish(&h, "writer") {
+                        msgq_ipc::say(&format!("writer: {e}"));
+                    }
+                })
+            })
+        });
         let mut room = common::Ready::new(
             "writer",
             &format!("for room in {}", queue.handle().name()),
@@ -65,21 +84,46 @@ fn main() -> ExitCode {
             "reader",
             &peer,
         );
-        match &cli.request {
-            Some(msg) => request(queue, msg.as_bytes(), &peer),
-            None => texts.iter().try_for_each(|t| queue.send(cli.mtype, t, cli.wait, &mut || room.show())),
-        }
+        texts.iter().try_for_each(|t| queue.send(cli.mtype, t, cli.wait, &mut || room.show()))
     })
 }
 
 /// Sends one request (type 1, `<pid> <message>`) and prints the reply sent back with type <pid>.
-fn request(mut queue: Queue, msg: &[u8], peer: &str) -> Result<()> {
+/// Stopped before the reply: the request is taken back (no server answers a dead pid), and a
+/// queue this process made goes too if no server took the request and nothing else is in it.
+fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()> {
     let pid = std::process::id();
     let name = queue.handle().name();
+    let text = serve::request(pid, msg);
     let mut room = common::Ready::new("writer", &format!("for room in {name}"), "msgq-ipc", "reader", peer);
-    queue.send(serve::REQUEST_TYPE, &serve::request(pid, msg), true, &mut || room.show())?;
+    // Registered before the send, which may wait for room and be stopped there.
+    let withdraw = |h: Handle| {
+        let text = text.clone();
+        on_stop(move || {
+            msgq_ipc::stop_with(|finish| {
+                let Handle::SysV { id, .. } = h else { return };
+                let nobody_took_it = serve::withdraw(id, pid, &text);
+                if created
+                    && nobody_took_it
+                    && let Err(e) = finish(&h, "writer")
+                {
+                    msgq_ipc::say(&format!("writer: {e}"));
+                }
+            })
+        })
+    };
+    let before = withdraw(queue.handle());
+    queue.send(serve::REQUEST_TYPE, &text, true, &mut || room.show())?;
+    let guard = withdraw(queue.handle()); // the send may have moved to a new queue of the key
+    drop(before);
     let server_args = format!("--serve{}", if peer.is_empty() { String::new() } else { format!(" {peer}") });
     let mut reply = common::Ready::new("writer", &format!("for a reply on {name}"), "msgq-ipc", "reader", &server_args);
-    let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show())?;
-    common::out::stdout().line(c_text(&reply))
+    let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show()).inspect_err(|_| msgq_ipc::settle())?;
+    drop(guard);
+    common::out::stdout().line(c_text(&reply))?;
+    // A `reader --serve --count N` that ended before we took its reply left the queue for us.
+    match queue.handle() {
+        h @ Handle::SysV { id, .. } if serve::server_gone(id) => finish(&h, "writer"),
+        _ => Ok(()),
+    }
 }
