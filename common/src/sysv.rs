@@ -189,6 +189,14 @@ pub fn sem_value(id: i32, num: i32) -> nix::Result<i32> {
     check(unsafe { libc::semctl(id, num, libc::GETVAL) })
 }
 
+pub fn sem_stat(id: i32) -> nix::Result<libc::semid_ds> {
+    // SAFETY: semid_ds is plain data; the kernel fills it.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT takes a pointer to a semid_ds to write.
+    check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) })?;
+    Ok(ds)
+}
+
 pub fn sem_remove(id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID takes no argument.
     check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(drop)
