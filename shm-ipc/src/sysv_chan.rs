@@ -120,7 +120,8 @@ impl SysvChannel {
             match sysv::semop(sem_id, &mut ops) {
                 Ok(()) => break,
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
+                Err(Errno::EIDRM) => return Err(Attempt::Removed),
+                Err(Errno::EINVAL) if sem_gone(sem_id) => return Err(Attempt::Removed),
                 Err(e) => return Err(Attempt::Failed(sem_error(key, sem_id, e))),
             }
         }

@@ -211,7 +211,7 @@ fn objects_removed_under_a_waiting_process_end_it_with_one_clear_line() {
         let done = w.finish();
         assert_eq!(done.shell_status(), 1, "posix={posix}: {}", done.stderr);
         let last = done.stderr.lines().last().unwrap_or_default().to_string();
-        assert!(last.ends_with("message 2 of 2 was not delivered (1 before it were)"), "{last}");
+        assert!(last.ends_with("message 2 of 2 was not delivered (the 1 before it were written)"), "{last}");
         assert!(!done.stderr.contains("left in place"), "{}", done.stderr);
         k.assert_clean();
     }

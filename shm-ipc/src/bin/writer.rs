@@ -59,9 +59,10 @@ fn main() -> ExitCode {
         // A failed send names what was lost: the user must never believe it was delivered.
         let sending = sending.map_err(|e| match e {
             Error::Usage(_) | Error::StdoutClosed => e,
-            e => {
-                Error::Failed(format!("{e}; message {} of {total} was not delivered ({sent} before it were)", sent + 1))
-            }
+            e => Error::Failed(format!(
+                "{e}; message {} of {total} was not delivered (the {sent} before it were written)",
+                sent + 1
+            )),
         });
         // What it wrote is the readers'; the last one out removes the objects.
         let ended = report_end("writer", &objects, true, false, chan.finish());
