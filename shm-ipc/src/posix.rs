@@ -187,6 +187,8 @@ impl PosixEnd {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::sys("shm_unlink", shm, e)),
         }
+        // Openers that wait for byte 0 now find the name unlinked and start over.
+        lock(USERS, LockKind::Unlock, false)?;
         match pending()? {
             0 => Ok(Outcome::Removed),
             n => Err(Error::Failed(format!(

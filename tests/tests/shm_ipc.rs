@@ -6,7 +6,7 @@ use std::process::Command;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
-use tests::{Running, TestKey, c_program, cmd, keyed, run};
+use tests::{Running, TestKey, as_nobody, c_program, cmd, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
     keyed("shm-ipc", "writer", k)
@@ -314,4 +314,19 @@ fn layout_shows_private_variables_and_a_shared_segment() {
         .stdout(predicate::str::contains("reads \"hello from the child, pid"))
         .stdout(predicate::str::contains("32-bit x86 only"))
         .stdout(predicate::str::is_match(r"segment +0x[0-9a-f]+ +in .*SYSV").unwrap());
+}
+
+#[test]
+fn an_open_refused_for_another_users_segment_removes_the_semaphores_it_made() {
+    let Some((_dir, mut nobody_writer)) = as_nobody("shm-ipc", "writer") else { return };
+    let k = TestKey::new();
+    // root's segment with no semaphores, as the note's C writer leaves it.
+    let status = Command::new(c_program("shm_write")).args([&k.arg(), "root's"]).status().unwrap();
+    assert!(status.success());
+    let out = nobody_writer.args(["--key", &k.arg(), "nobody's"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
+    assert_eq!(sysv::semget(k.key, 0, 0), Err(nix::errno::Errno::ENOENT), "nobody's semaphores were left");
+    run(&mut reader(&k)).success().stdout("root's\n");
+    k.assert_clean();
 }
