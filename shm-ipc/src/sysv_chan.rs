@@ -31,6 +31,8 @@ const FULL: u16 = 0;
 const BUSY: u16 = 1;
 const NSEMS: i32 = 2;
 const UNDO: i16 = libc::SEM_UNDO as i16;
+/// shm_perm.mode bit of a segment marked for removal (linux/shm.h; the libc crate lacks it).
+const SHM_DEST: u16 = 0o1000;
 
 /// The attachment, shared with the stop thread, which detaches it at the end of a run.
 type Shared = Arc<Mutex<Option<Attached>>>;
@@ -184,12 +186,31 @@ impl SysvChannel {
                     if !self.waited {
                         on_wait();
                         self.waited = true;
+                    } else {
+                        self.check_segment()?;
                     }
                 }
                 Err(Errno::EINTR) => {}
                 Err(e) => return Err(sem_error(self.key, self.sem_id, e)),
             }
         }
+    }
+
+    /// Between waits: `ipcrm -m` alone marks the segment for removal but leaves the semaphores, so
+    /// a writer would make a new segment under the key while this process still sees the old one.
+    fn check_segment(&self) -> Result<()> {
+        let removed = match sysv::shm_stat(self.shm_id) {
+            Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
+            Err(Errno::EINVAL | Errno::EIDRM) => true,
+            Err(e) => return Err(Error::sys("shmctl(IPC_STAT)", format!("segment {}", self.key), e)),
+        };
+        if removed {
+            return Err(Error::Failed(format!(
+                "segment {} was removed (ipcrm -m?) while this process waited on its semaphores: a message can no longer reach it",
+                self.key
+            )));
+        }
+        Ok(())
     }
 
     /// A semop that never waits (it gives back BUSY, posts FULL).

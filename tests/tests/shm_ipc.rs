@@ -218,6 +218,21 @@ fn objects_removed_under_a_waiting_process_end_it_with_one_clear_line() {
 }
 
 #[test]
+fn a_segment_removed_alone_under_a_waiting_reader_ends_it() {
+    // `ipcrm -M` without -S: the semaphores stay, so the waiter must look at the segment itself.
+    let k = TestKey::new();
+    let mut r = Running::spawn(&mut reader(&k));
+    r.wait_for_stderr("reader: waiting on");
+    sysv::shm_remove(sysv::shmget(k.key, 0, 0).unwrap()).unwrap();
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("was removed (ipcrm -m?) while this process waited"), "{}", done.stderr);
+    run(writer(&k).arg("to a new segment")).success();
+    run(&mut reader(&k)).success().stdout("to a new segment\n");
+    k.assert_clean();
+}
+
+#[test]
 fn modes_are_exact_whatever_the_umask() {
     for (umask, mode) in [("077", 0o640), ("022", 0o666)] {
         for posix in [false, true] {
