@@ -9,7 +9,10 @@ pub mod layout;
 mod posix;
 mod sysv_chan;
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use common::stop::{OnStop, on_stop};
 
 use common::{Error, Key, Result};
 
@@ -54,11 +57,15 @@ impl Channel {
         create: bool,
         on_size_wait: &mut dyn FnMut(),
     ) -> Result<Channel> {
-        Ok(if posix {
-            Channel::Posix(posix::PosixChannel::open(key, mode, create, on_size_wait)?)
+        let opened = if posix {
+            posix::PosixChannel::open(key, mode, create, on_size_wait).map(Channel::Posix)
         } else {
-            Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE)?)
-        })
+            sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE).map(Channel::SysV)
+        };
+        if opened.is_err() {
+            gate::done(); // nothing to end: a stop need not wait for this thread
+        }
+        opened
     }
 
     /// A SysV channel with a segment of `size` bytes instead of the note's SIZE (the benchmark
@@ -138,11 +145,34 @@ impl Ender {
             EndOf::Posix(e) => e.finish(),
         }
     }
+}
 
-    /// For the stop thread: parks the main thread at a safe point, then [`Ender::finish`].
-    pub fn finish_stopped(&self) -> Result<Outcome> {
-        gate::stop_main(Duration::from_secs(1));
-        self.finish()
+/// The end of run of a stopped process, registered before the channel is opened: a stop that
+/// comes while it opens waits (bounded) until the open is done and the main thread parks, so what
+/// the open made is never left behind.
+pub struct StopEnd(Arc<Mutex<Option<(Objects, Ender)>>>, #[allow(dead_code)] OnStop);
+
+impl StopEnd {
+    /// `writer` chooses the lines of [`Outcome::line`].
+    pub fn register(bin: &'static str, writer: bool) -> StopEnd {
+        let slot: Arc<Mutex<Option<(Objects, Ender)>>> = Arc::default();
+        let guard = on_stop({
+            let slot = slot.clone();
+            move || {
+                // The longest an open can take: the wait for a new POSIX object's size.
+                gate::stop_main(Duration::from_secs(3));
+                let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some((objects, ender)) = taken {
+                    let _ = report_end(bin, &objects, writer, true, ender.finish());
+                }
+            }
+        });
+        StopEnd(slot, guard)
+    }
+
+    /// From now on a stop ends `chan`'s run.
+    pub fn set(&self, chan: &Channel) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((chan.objects(), chan.ender()));
     }
 }
 

@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
-use common::stop::on_stop;
-use shm_ipc::{Channel, clean, legacy_message, remove_segment, report_end};
+use shm_ipc::{Channel, StopEnd, clean, legacy_message, remove_segment, report_end};
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
 /// the segment read-only, prints the string and detaches; the last process out removes the segment
@@ -57,17 +56,15 @@ fn main() -> ExitCode {
                 return Ok(());
             }
         }
+        // Registered first: a stop while opening ends what the open made too.
+        let stop_end = (!cli.keep).then(|| StopEnd::register("reader", false));
         let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create, &mut || {
             eprintln!("reader: waiting for the writer to give the new shared memory its size")
         })?;
-        let (objects, ender) = (chan.objects(), chan.ender());
-        // Stopped: the same end of run as a normal one, once the main thread is parked.
-        let _cleanup = (!cli.keep).then(|| {
-            let objects = objects.clone();
-            on_stop(move || {
-                let _ = report_end("reader", &objects, false, true, ender.finish_stopped());
-            })
-        });
+        if let Some(s) = &stop_end {
+            s.set(&chan);
+        }
+        let objects = chan.objects();
         let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new("reader", &format!("on {name}"), "shm-ipc", "writer", &peer);
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::Error;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
-use common::stop::on_stop;
-use shm_ipc::{Channel, DEFAULT_MESSAGE, check_fits, report_end};
+use shm_ipc::{Channel, DEFAULT_MESSAGE, StopEnd, check_fits, report_end};
 
 /// Shared memory writer: shmget(key, 4096, IPC_CREAT|0600), shmat, copy the text and its NUL,
 /// and post a semaphore that tells the reader it is ready. With several messages (or --repeat),
@@ -30,17 +29,14 @@ fn main() -> ExitCode {
     common::error::main("writer", || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;
+        // Registered first: a stop while opening ends what the open made too. Stopped, the writer
+        // removes the objects if nothing of its waits in them and nobody else uses them.
+        let stop_end = StopEnd::register("writer", true);
         let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true, &mut || {
             eprintln!("writer: waiting for another writer to give the new shared memory its size")
         })?;
-        let (objects, ender) = (chan.objects(), chan.ender());
-        // Stopped: removes the objects if nothing of ours waits in them and nobody else uses them.
-        let _cleanup = on_stop({
-            let objects = objects.clone();
-            move || {
-                let _ = report_end("writer", &objects, true, true, ender.finish_stopped());
-            }
-        });
+        stop_end.set(&chan);
+        let objects = chan.objects();
         let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new(
             "writer",
