@@ -156,8 +156,9 @@ pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
     check(unsafe { libc::semop(id, ops.as_mut_ptr(), ops.len()) }).map(drop)
 }
 
+// SAFETY: the declaration matches glibc's semtimedop(2) (sys/sem.h with _GNU_SOURCE), which the
+// libc crate does not declare.
 unsafe extern "C" {
-    // glibc has it (sys/sem.h with _GNU_SOURCE); the libc crate does not declare it.
     fn semtimedop(
         semid: libc::c_int,
         sops: *mut libc::sembuf,
