@@ -3,30 +3,50 @@
 
 use std::ffi::CString;
 use std::num::NonZeroUsize;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open};
-use nix::sys::stat::{Mode, fstat};
+use nix::sys::stat::{Mode, fchmod, fstat, umask};
 use nix::unistd::ftruncate;
 
 use crate::Memory;
 
-/// A POSIX shared-memory object mapped MAP_SHARED, unmapped on drop.
+/// How long an opener waits for the creator of a new object to give it its size (the creator
+/// does it right after shm_open, so this only covers a creator that is descheduled in between).
+const SIZE_WAIT: Duration = Duration::from_secs(2);
+
+/// A POSIX shared-memory object mapped MAP_SHARED, unmapped on drop. Its descriptor stays open:
+/// it carries the users' record locks and tells, by its link count, whether the name was unlinked.
 pub struct Mapped {
     addr: NonNull<u8>,
     len: usize,
+    fd: OwnedFd,
 }
 
 // SAFETY: the mapping is process-wide; callers serialise access with semaphores.
 unsafe impl Send for Mapped {}
 
 impl Mapped {
-    /// shm_open(name), sized to `len` if this call created it, then mmap. Returns the mapping and
-    /// whether it was created. An existing object of another size is EINVAL.
+    /// shm_open(name), sized to `len` and given exactly `mode` (whatever the umask) if this call
+    /// created it, then mmap. Returns the mapping and whether it was created. An existing object
+    /// of another size is EINVAL.
     pub fn open(name: &str, len: usize, mode: u32, create: bool) -> nix::Result<(Mapped, bool)> {
+        Self::open_with(name, len, mode, create, &mut || {})
+    }
+
+    /// [`Mapped::open`]; an object found with size 0 was just made by another process that has
+    /// not yet called ftruncate: `on_size_wait` is called once and the size is awaited, bounded.
+    pub fn open_with(
+        name: &str,
+        len: usize,
+        mode: u32,
+        create: bool,
+        on_size_wait: &mut dyn FnMut(),
+    ) -> nix::Result<(Mapped, bool)> {
         let m = Mode::from_bits_truncate(mode);
         let (fd, created) = if create {
             match shm_open(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, m) {
@@ -39,18 +59,79 @@ impl Mapped {
         };
         if created {
             ftruncate(&fd, len as i64)?;
-        } else if fstat(&fd)?.st_size as usize != len {
-            return Err(Errno::EINVAL);
+            fchmod(&fd, m)?; // shm_open applied the umask
+        } else {
+            let deadline = Instant::now() + SIZE_WAIT;
+            let mut waited = false;
+            loop {
+                let st = fstat(&fd)?;
+                match st.st_size as usize {
+                    n if n == len => break,
+                    0 if st.st_nlink > 0 && Instant::now() < deadline => {
+                        if !waited {
+                            on_size_wait();
+                            waited = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
         }
-        Ok((Self::map(&fd, len)?, created))
+        let mem = Self::map(&fd, len)?;
+        Ok((Mapped { addr: mem, len, fd }, created))
     }
 
-    fn map(fd: &OwnedFd, len: usize) -> nix::Result<Mapped> {
+    fn map(fd: &OwnedFd, len: usize) -> nix::Result<NonNull<u8>> {
         let n = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
         // SAFETY: a fresh shared mapping of a file we opened; nothing else aliases it in Rust.
         let p = unsafe { mmap(None, n, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0)? };
-        Ok(Mapped { addr: p.cast(), len })
+        Ok(p.cast())
     }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The link count of the object: 0 once its name was unlinked (the mapping lives on).
+    #[allow(clippy::unnecessary_cast)] // nlink_t is 32 bits on some targets
+    pub fn links(&self) -> nix::Result<u64> {
+        fstat(&self.fd).map(|st| st.st_nlink as u64)
+    }
+}
+
+/// An open-file-description record lock (F_OFD_SETLK) on bytes `start..start+1` of `fd`: shared
+/// (`write` false), exclusive, or none (`unlock`). Such locks belong to the open file, not to a
+/// thread or a process's other descriptors, and go away when the process dies, even by SIGKILL.
+/// Returns false if `wait` is false and another open file holds a conflicting lock.
+pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: bool) -> nix::Result<bool> {
+    let l_type = match kind {
+        LockKind::Shared => libc::F_RDLCK,
+        LockKind::Exclusive => libc::F_WRLCK,
+        LockKind::Unlock => libc::F_UNLCK,
+    };
+    // SAFETY: flock is plain data; zero is a valid start for every field.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start as libc::off_t;
+    fl.l_len = 1;
+    loop {
+        let arg = if wait { FcntlArg::F_OFD_SETLKW(&fl) } else { FcntlArg::F_OFD_SETLK(&fl) };
+        match fcntl(fd, arg) {
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN | Errno::EACCES) if !wait => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+    Unlock,
 }
 
 impl Memory for Mapped {
@@ -85,13 +166,62 @@ impl NamedSem {
     /// sem_open(name, O_CREAT, mode, value): created with its value in one step (glibc builds it
     /// in a temp file and links it into place), so no one sees it uninitialised.
     pub fn open(name: &str, mode: u32, value: u32) -> nix::Result<NamedSem> {
+        Self::open_exact(name, mode, value).map(|(s, _)| s)
+    }
+
+    /// [`NamedSem::open`] that gives a semaphore it creates exactly `mode`, whatever the umask,
+    /// and says whether it created it (O_EXCL first, so that is never a guess).
+    pub fn open_exact(name: &str, mode: u32, value: u32) -> nix::Result<(NamedSem, bool)> {
         let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
-        // SAFETY: c is a valid C string; sem_open with O_CREAT reads mode and value varargs.
-        let p = unsafe { libc::sem_open(c.as_ptr(), libc::O_CREAT, mode as libc::c_uint, value) };
-        if p == libc::SEM_FAILED {
-            return Err(Errno::last());
+        loop {
+            // sem_open applies the umask and has no descriptor to fchmod: clear the umask around
+            // the create. The umask is per process; no other thread of ours creates files.
+            let old = umask(Mode::empty());
+            // SAFETY: c is a valid C string; with O_CREAT sem_open reads the mode and value varargs.
+            let p = unsafe { libc::sem_open(c.as_ptr(), libc::O_CREAT | libc::O_EXCL, mode as libc::c_uint, value) };
+            let err = Errno::last();
+            umask(old);
+            if p != libc::SEM_FAILED {
+                return NonNull::new(p).map(|p| (NamedSem(p), true)).ok_or(Errno::EINVAL);
+            }
+            if err != Errno::EEXIST {
+                return Err(err);
+            }
+            // SAFETY: c is a valid C string; without O_CREAT sem_open takes no varargs.
+            let p = unsafe { libc::sem_open(c.as_ptr(), 0) };
+            if p != libc::SEM_FAILED {
+                return NonNull::new(p).map(|p| (NamedSem(p), false)).ok_or(Errno::EINVAL);
+            }
+            match Errno::last() {
+                Errno::ENOENT => continue, // unlinked in between: create it again
+                e => return Err(e),
+            }
         }
-        NonNull::new(p).map(NamedSem).ok_or(Errno::EINVAL)
+    }
+
+    /// Waits at most `timeout` until the value is positive and decrements it: true if it did,
+    /// false on timeout. EINTR (Ctrl-Z, fg) is retried.
+    pub fn timed_wait(&self, timeout: Duration) -> nix::Result<bool> {
+        // sem_timedwait takes an absolute CLOCK_REALTIME time.
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + timeout;
+        let ts = libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long };
+        loop {
+            // SAFETY: self.0 is an open semaphore; ts is a valid timespec.
+            match Errno::result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) }) {
+                Ok(_) => return Ok(true),
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ETIMEDOUT) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The current value (sem_getvalue).
+    pub fn value(&self) -> nix::Result<i32> {
+        let mut v: libc::c_int = 0;
+        // SAFETY: self.0 is an open semaphore; v is a valid int to write.
+        Errno::result(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut v) })?;
+        Ok(v)
     }
 
     /// Waits until the value is positive and decrements it; retries EINTR (Ctrl-Z, fg).

@@ -163,9 +163,46 @@ pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
     check(unsafe { libc::semop(id, ops.as_mut_ptr(), ops.len()) }).map(drop)
 }
 
+// SAFETY: the declaration matches glibc's semtimedop(2) (sys/sem.h with _GNU_SOURCE), which the
+// libc crate does not declare.
+unsafe extern "C" {
+    fn semtimedop(
+        semid: libc::c_int,
+        sops: *mut libc::sembuf,
+        nsops: libc::size_t,
+        timeout: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// [`semop`] that gives up after `timeout` with EAGAIN, so a waiter can look around between waits.
+pub fn semop_timed(id: i32, ops: &mut [libc::sembuf], timeout: std::time::Duration) -> nix::Result<()> {
+    let ts =
+        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    // SAFETY: ops points at ops.len() valid sembufs; ts is a valid relative timeout.
+    check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), &ts) }).map(drop)
+}
+
+/// How many processes wait on semaphore `num`: (GETNCNT, GETZCNT), those waiting for it to grow
+/// and those waiting for zero. Linux counts a blocked semop only on the semaphore it blocks on.
+pub fn sem_waiters(id: i32, num: i32) -> nix::Result<(i32, i32)> {
+    // SAFETY: GETNCNT and GETZCNT take no argument.
+    let n = check(unsafe { libc::semctl(id, num, libc::GETNCNT) })?;
+    // SAFETY: as above.
+    let z = check(unsafe { libc::semctl(id, num, libc::GETZCNT) })?;
+    Ok((n, z))
+}
+
 pub fn sem_value(id: i32, num: i32) -> nix::Result<i32> {
     // SAFETY: GETVAL takes no argument.
     check(unsafe { libc::semctl(id, num, libc::GETVAL) })
+}
+
+pub fn sem_stat(id: i32) -> nix::Result<libc::semid_ds> {
+    // SAFETY: semid_ds is plain data; the kernel fills it.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT takes a pointer to a semid_ds to write.
+    check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) })?;
+    Ok(ds)
 }
 
 pub fn sem_remove(id: i32) -> nix::Result<()> {

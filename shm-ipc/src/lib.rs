@@ -2,11 +2,17 @@
 //! mapped into each process's own address space and used like a variable. The note's segment
 //! layout is kept (a NUL-terminated C string at offset 0); what the note leaves out is added:
 //! a semaphore set under the same key tells the reader when the data is ready, the segment is
-//! made 0600 instead of 0666, and it is detached and removed when done.
+//! made 0600 instead of 0666, and it is detached, and removed by the last process that uses it.
 
+mod gate;
 pub mod layout;
 mod posix;
 mod sysv_chan;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use common::stop::{OnStop, on_stop};
 
 use common::{Error, Key, Result};
 
@@ -14,6 +20,9 @@ pub use sysv_chan::{legacy_message, remove_segment};
 
 /// The writer's message when none is given: the note's.
 pub const DEFAULT_MESSAGE: &str = "Linux Programming";
+
+/// How long one wait lasts before a waiter looks around (a stop to honour, an unlinked object).
+const WAIT_SLICE: Duration = Duration::from_millis(200);
 
 /// The note's SIZE.
 pub const SIZE: usize = common::SHM_SIZE;
@@ -39,12 +48,24 @@ pub enum Channel {
 impl Channel {
     /// Opens the segment and its semaphores for `key`, making them (with `mode`) if `create`.
     /// A writer attaches read-write, a reader read-only.
-    pub fn open(key: Key, mode: u32, posix: bool, writer: bool, create: bool) -> Result<Channel> {
-        Ok(if posix {
-            Channel::Posix(posix::PosixChannel::open(key, mode, create)?)
+    /// `on_size_wait` is called if a POSIX object found is still being made by its creator.
+    pub fn open(
+        key: Key,
+        mode: u32,
+        posix: bool,
+        writer: bool,
+        create: bool,
+        on_size_wait: &mut dyn FnMut(),
+    ) -> Result<Channel> {
+        let opened = if posix {
+            posix::PosixChannel::open(key, mode, create, on_size_wait).map(Channel::Posix)
         } else {
-            Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE)?)
-        })
+            sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE).map(Channel::SysV)
+        };
+        if opened.is_err() {
+            gate::done(); // nothing to end: a stop need not wait for this thread
+        }
+        opened
     }
 
     /// A SysV channel with a segment of `size` bytes instead of the note's SIZE (the benchmark
@@ -77,6 +98,114 @@ impl Channel {
             Channel::Posix(c) => c.objects(),
         }
     }
+
+    /// What ends this process's run, also from the stop thread (see [`Ender::finish`]).
+    pub fn ender(&self) -> Ender {
+        Ender(match self {
+            Channel::SysV(c) => EndOf::SysV(c.ender()),
+            Channel::Posix(c) => EndOf::Posix(c.ender()),
+        })
+    }
+
+    /// The end of a normal run: [`Ender::finish`], then the channel is closed. Once it returns,
+    /// a stop only waits for the process to exit.
+    pub fn finish(self) -> Result<Outcome> {
+        gate::safe_point();
+        let result = self.ender().finish();
+        drop(self);
+        gate::done();
+        result
+    }
+}
+
+/// The end of a run of one process ("the last one out removes"), shared with the stop thread.
+#[derive(Clone)]
+pub struct Ender(EndOf);
+
+#[derive(Clone)]
+enum EndOf {
+    SysV(sysv_chan::SysvEnd),
+    Posix(posix::PosixEnd),
+}
+
+impl Ender {
+    /// Holding the lock that every process takes to decide its end (SysV: BUSY; POSIX: a record
+    /// lock), removes the segment and semaphores if no message waits in them and no other process
+    /// uses or waits on them; otherwise leaves them to the others and says why. A second call
+    /// (the stop thread after the main thread) does nothing.
+    pub fn finish(&self) -> Result<Outcome> {
+        static ENDED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let mut ended = ENDED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *ended {
+            return Ok(Outcome::Gone);
+        }
+        *ended = true;
+        match &self.0 {
+            EndOf::SysV(e) => e.finish(),
+            EndOf::Posix(e) => e.finish(),
+        }
+    }
+}
+
+/// The end of run of a stopped process, registered before the channel is opened: a stop that
+/// comes while it opens waits (bounded) until the open is done and the main thread parks, so what
+/// the open made is never left behind.
+pub struct StopEnd(Arc<Mutex<Option<(Objects, Ender)>>>, #[allow(dead_code)] OnStop);
+
+impl StopEnd {
+    /// `writer` chooses the lines of [`Outcome::line`].
+    pub fn register(bin: &'static str, writer: bool) -> StopEnd {
+        let slot: Arc<Mutex<Option<(Objects, Ender)>>> = Arc::default();
+        let guard = on_stop({
+            let slot = slot.clone();
+            move || {
+                // The longest an open can take: the wait for a new POSIX object's size.
+                gate::stop_main(Duration::from_secs(3));
+                let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some((objects, ender)) = taken {
+                    let _ = report_end(bin, &objects, writer, true, ender.finish());
+                }
+            }
+        });
+        StopEnd(slot, guard)
+    }
+
+    /// From now on a stop ends `chan`'s run.
+    pub fn set(&self, chan: &Channel) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((chan.objects(), chan.ender()));
+    }
+}
+
+/// How a run ended for the objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// This process was the last one: the objects are gone.
+    Removed,
+    /// Already removed (by another process's end, `--clean` or by hand).
+    Gone,
+    /// Left in place: `pending` messages wait in them, `others` other processes use them.
+    Left { pending: u64, others: u64 },
+}
+
+impl Outcome {
+    /// The one stderr line about objects left in place, if there is something to say: always
+    /// when a message waits (the next reader gets it), and, for a stopped process, who keeps them.
+    /// A writer that ends normally says nothing: its last message waiting is the normal hand-over.
+    pub fn line(&self, objects: &Objects, writer: bool, stopped: bool) -> Option<String> {
+        let Outcome::Left { pending, others } = *self else { return None };
+        let name = objects.name();
+        if pending > 0 && (stopped || !writer) {
+            let what =
+                if pending == 1 { "1 more message waits".to_string() } else { format!("{pending} more messages wait") };
+            return Some(format!("{what} in {name}; left in place for the next reader"));
+        }
+        if stopped && others > 0 {
+            let who =
+                if others == 1 { "another process uses".to_string() } else { format!("{others} other processes use") };
+            return Some(format!("{name} left in place: {who} it; the last one out removes it"));
+        }
+        None
+    }
 }
 
 /// What a channel is made of, for error messages and removal (also from the stop thread).
@@ -93,14 +222,22 @@ impl Objects {
             Objects::Posix { key } => format!("POSIX shared memory {}", posix::shm_name(*key)),
         }
     }
+}
 
-    /// Removes the segment and its semaphores (IPC_RMID / shm_unlink + sem_unlink). An attached
-    /// SysV segment lives on until its last detach, so a peer still reading is not cut off.
-    pub fn remove(&self) -> Result<()> {
-        match self {
-            Objects::SysV { key, shm_id, sem_id } => sysv_chan::remove(*key, *shm_id, *sem_id),
-            Objects::Posix { key } => posix::remove(*key),
+/// Prints `<bin>: <line>` for an end of run, or `<bin>: <error>` (the stop thread's way to report).
+pub fn report_end(bin: &str, objects: &Objects, writer: bool, stopped: bool, ended: Result<Outcome>) -> Result<()> {
+    match ended {
+        Ok(outcome) => {
+            if let Some(line) = outcome.line(objects, writer, stopped) {
+                eprintln!("{bin}: {line}");
+            }
+            Ok(())
         }
+        Err(e) if stopped => {
+            eprintln!("{bin}: {e}");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -4,128 +4,343 @@
 //! peer could see an uninitialised set, the classic SysV start-up race):
 //! - FULL: 1 while an unread message is in the segment. The writer's post has no SEM_UNDO: the
 //!   kernel would undo it when the writer exits and the reader would wait forever.
-//! - BUSY: 1 while one side copies; taken with SEM_UNDO, so a side that dies holding it frees it.
+//! - BUSY: 1 while one side copies or decides the end of a run; taken with SEM_UNDO, so a side
+//!   that dies holding it frees it.
 //!
 //! The writer waits for FULL == 0 and BUSY == 0 and takes BUSY in one atomic semop; the reader
 //! takes FULL and BUSY in one semop. A zero state means "empty and free", which is exactly what a
 //! new set is.
+//!
+//! The end of a run ("the last one out removes"): holding BUSY, a process removes the set and the
+//! segment only if FULL is 0 and nobody else is attached (shm_nattch) or waits (GETNCNT/GETZCNT).
+//! Otherwise it detaches before it lets BUSY go, so that of two processes ending together the
+//! second one sees the first gone and removes. Every process attaches before its first semop,
+//! and checks BUSY once after attaching (see `open`), so a newcomer is either seen attached or
+//! sees the objects removed and starts over.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use common::sysv::{self, Attached, get_or_create, sembuf};
 use common::{Error, Key, Memory, Result};
 use nix::errno::Errno;
 
-use crate::Objects;
+use crate::{Objects, Outcome, WAIT_SLICE, gate};
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
 const NSEMS: i32 = 2;
 const UNDO: i16 = libc::SEM_UNDO as i16;
+/// shm_perm.mode bit of a segment marked for removal (linux/shm.h; the libc crate lacks it).
+const SHM_DEST: u16 = 0o1000;
+
+/// The attachment, shared with the stop thread, which detaches it at the end of a run.
+type Shared = Arc<Mutex<Option<Attached>>>;
+
+fn lock(mem: &Shared) -> MutexGuard<'_, Option<Attached>> {
+    mem.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 pub struct SysvChannel {
     key: Key,
     shm_id: i32,
     sem_id: i32,
-    mem: Attached,
-    /// Set after the first wait: from then on, waits block at once (one semop, as in C).
+    mem: Shared,
+    /// Set after the first wait: from then on, waits block at once.
     waited: bool,
+}
+
+/// What went wrong in one attempt to open: an error, or objects removed under our feet.
+enum Attempt {
+    Failed(Error),
+    Removed,
 }
 
 impl SysvChannel {
     pub fn open(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Self> {
+        // A few tries: each lost race means another process has just removed the objects.
+        for _ in 0..10 {
+            match Self::try_open(key, mode, writer, create, size) {
+                Ok(c) => return Ok(c),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Removed) => continue,
+            }
+        }
+        Err(Error::sys("semop", format!("semaphores {key}"), Errno::EIDRM)
+            .hint("the objects of this key were removed again and again while opening; try again"))
+    }
+
+    fn try_open(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Self, Attempt> {
         let obj = || format!("key {key}");
         let missing = |call: &'static str, e: Errno| {
             let err = Error::sys(call, obj(), e);
-            match e {
+            Attempt::Failed(match e {
                 Errno::ENOENT => err.hint("nothing has that key yet; start the writer first"),
                 Errno::EINVAL => err.hint(format!(
                     "another program uses this key with other sizes; pick another --key, or remove it: ipcrm -M {key} -S {key}"
                 )),
                 Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
                 _ => err,
-            }
+            })
         };
         // The semaphores first: a segment without them means a semaphore-less (C) writer.
-        let sem_id = if create {
-            get_or_create(mode as i32, |f| sysv::semget(key, NSEMS, f)).map(|(id, _)| id)
+        let (sem_id, sem_made) = if create {
+            get_or_create(mode as i32, |f| sysv::semget(key, NSEMS, f))
         } else {
-            sysv::semget(key, NSEMS, 0)
+            sysv::semget(key, NSEMS, 0).map(|id| (id, false))
         }
         .map_err(|e| missing("semget", e))?;
+        // What this attempt made is removed again if it fails: nothing half-made is left.
+        let mut made = Made { sem: sem_made.then_some(sem_id), shm: None };
         // Size 0 to find an existing segment of any size; its real size is checked below.
-        let shm_id = if create {
-            get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { size }, f)).map(|(id, _)| id)
+        let (shm_id, shm_made) = if create {
+            get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { size }, f))
         } else {
-            sysv::shmget(key, 0, 0)
+            sysv::shmget(key, 0, 0).map(|id| (id, false))
         }
         .map_err(|e| missing("shmget", e))?;
-        let has = sysv::shm_stat(shm_id).map_err(|e| missing("shmctl(IPC_STAT)", e))?.shm_segsz;
+        made.shm = shm_made.then_some(shm_id);
+        let has = match sysv::shm_stat(shm_id) {
+            Ok(ds) => ds.shm_segsz,
+            Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
+            Err(e) => return Err(missing("shmctl(IPC_STAT)", e)),
+        };
         if has != size {
-            return Err(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
+            return Err(Attempt::Failed(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
                 "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
-            )));
+            ))));
         }
-        let mem = Attached::attach(shm_id, size, !writer).map_err(|e| missing("shmat", e))?;
-        Ok(SysvChannel { key, shm_id, sem_id, mem, waited: false })
+        let mem = match Attached::attach(shm_id, size, !writer) {
+            Ok(m) => m,
+            Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
+            Err(e) => return Err(missing("shmat", e)),
+        };
+        // Attached now, so a process that ends from here on sees us. One that is deciding right
+        // now holds BUSY: wait for it, and start over if it removed everything.
+        let mut ops = [sembuf(BUSY, 0, 0)];
+        loop {
+            match sysv::semop(sem_id, &mut ops) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EIDRM) => return Err(Attempt::Removed),
+                Err(Errno::EINVAL) if sem_gone(sem_id) => return Err(Attempt::Removed),
+                Err(e) => return Err(Attempt::Failed(sem_error(key, sem_id, e))),
+            }
+        }
+        made.sem = None;
+        made.shm = None;
+        Ok(SysvChannel { key, shm_id, sem_id, mem: Arc::new(Mutex::new(Some(mem))), waited: false })
     }
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        self.semop([sembuf(FULL, 0, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
-        self.mem.write_c_string(text);
-        self.semop([sembuf(BUSY, -1, UNDO), sembuf(FULL, 1, 0)], &mut || {})
+        self.take([sembuf(FULL, 0, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
+        match self.with_mem(|m| m.write_c_string(text)) {
+            Ok(()) => self.give(&mut [sembuf(BUSY, -1, UNDO), sembuf(FULL, 1, 0)]),
+            Err(e) => {
+                self.give(&mut [sembuf(BUSY, -1, UNDO)])?; // no text in: FULL stays 0
+                Err(e)
+            }
+        }
     }
 
     pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        self.semop([sembuf(FULL, -1, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
-        let text = self.mem.read_c_string();
-        self.semop([sembuf(BUSY, -1, UNDO)], &mut || {})?;
-        Ok(text)
+        self.take([sembuf(FULL, -1, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
+        let text = self.with_mem(|m| m.read_c_string());
+        self.give(&mut [sembuf(BUSY, -1, UNDO)])?;
+        text
+    }
+
+    fn with_mem<T>(&self, f: impl FnOnce(&mut Attached) -> T) -> Result<T> {
+        match lock(&self.mem).as_mut() {
+            Some(m) => Ok(f(m)),
+            None => Err(Error::Failed(format!("segment {}: already detached at the end of the run", self.key))),
+        }
     }
 
     pub fn objects(&self) -> Objects {
         Objects::SysV { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id }
     }
 
-    /// semop that, until the first wait, tries without blocking first, so `on_wait` (the ready
-    /// line) is called only when it really has to wait; EINTR (Ctrl-Z then fg) is retried:
-    /// nothing was applied.
-    fn semop<const N: usize>(&mut self, mut ops: [libc::sembuf; N], on_wait: &mut dyn FnMut()) -> Result<()> {
+    pub fn ender(&self) -> SysvEnd {
+        SysvEnd { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id, mem: self.mem.clone() }
+    }
+
+    /// A semop that may wait: first without blocking, so `on_wait` (the ready line) is called
+    /// only when it really has to wait; then in slices, parking at a stop between them. EINTR
+    /// (Ctrl-Z then fg) is retried: nothing was applied.
+    fn take<const N: usize>(&mut self, mut ops: [libc::sembuf; N], on_wait: &mut dyn FnMut()) -> Result<()> {
         let nowait = libc::IPC_NOWAIT as i16;
-        let mut blocking = self.waited;
-        if !blocking {
-            ops.iter_mut().for_each(|op| op.sem_flg |= nowait);
-        }
         loop {
-            match sysv::semop(self.sem_id, &mut ops) {
+            gate::safe_point();
+            let r = if self.waited {
+                sysv::semop_timed(self.sem_id, &mut ops, WAIT_SLICE)
+            } else {
+                ops.iter_mut().for_each(|op| op.sem_flg |= nowait);
+                let r = sysv::semop(self.sem_id, &mut ops);
+                ops.iter_mut().for_each(|op| op.sem_flg &= !nowait);
+                r
+            };
+            match r {
                 Ok(()) => return Ok(()),
-                Err(Errno::EAGAIN) if !blocking => {
-                    on_wait();
-                    self.waited = true;
-                    ops.iter_mut().for_each(|op| op.sem_flg &= !nowait);
-                    blocking = true;
+                Err(Errno::EAGAIN) => {
+                    if !self.waited {
+                        on_wait();
+                        self.waited = true;
+                    } else {
+                        self.check_segment()?;
+                    }
                 }
                 Err(Errno::EINTR) => {}
-                Err(e) => {
-                    let err = Error::sys("semop", format!("semaphores {}", self.key), e);
-                    return Err(match e {
-                        Errno::EIDRM | Errno::EINVAL => err.hint("they were removed: the peer has finished"),
-                        Errno::EACCES => err.hint(
-                            "they belong to another user and their mode does not let you use them (see: ipcs -s); pick another --key",
-                        ),
-                        _ => err,
-                    });
-                }
+                Err(e) => return Err(sem_error(self.key, self.sem_id, e)),
+            }
+        }
+    }
+
+    /// Between waits: `ipcrm -m` alone marks the segment for removal but leaves the semaphores, so
+    /// a writer would make a new segment under the key while this process still sees the old one.
+    fn check_segment(&self) -> Result<()> {
+        let removed = match sysv::shm_stat(self.shm_id) {
+            Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
+            Err(Errno::EINVAL | Errno::EIDRM) => true,
+            Err(e) => return Err(Error::sys("shmctl(IPC_STAT)", format!("segment {}", self.key), e)),
+        };
+        if removed {
+            return Err(Error::Failed(format!(
+                "segment {} was removed (ipcrm -m?) while this process waited on its semaphores: a message can no longer reach it",
+                self.key
+            )));
+        }
+        Ok(())
+    }
+
+    /// A semop that never waits (it gives back BUSY, posts FULL).
+    fn give(&self, ops: &mut [libc::sembuf]) -> Result<()> {
+        loop {
+            match sysv::semop(self.sem_id, ops) {
+                Err(Errno::EINTR) => continue,
+                other => return other.map_err(|e| sem_error(self.key, self.sem_id, e)),
             }
         }
     }
 }
 
-pub fn remove(key: Key, shm_id: i32, sem_id: i32) -> Result<()> {
-    let gone = |r: nix::Result<()>| match r {
-        Err(Errno::EINVAL | Errno::EIDRM) => Ok(()), // removed already
-        other => other,
-    };
-    gone(sysv::shm_remove(shm_id)).map_err(|e| Error::sys("shmctl(IPC_RMID)", format!("segment {key}"), e))?;
-    gone(sysv::sem_remove(sem_id)).map_err(|e| Error::sys("semctl(IPC_RMID)", format!("semaphores {key}"), e))
+/// Removes what a failed open attempt made.
+struct Made {
+    sem: Option<i32>,
+    shm: Option<i32>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Some(id) = self.shm {
+            let _ = sysv::shm_remove(id);
+        }
+        if let Some(id) = self.sem {
+            let _ = sysv::sem_remove(id);
+        }
+    }
+}
+
+/// Whether set `id` is gone: semop's EINVAL means removed or a bad argument, IPC_STAT tells.
+fn sem_gone(id: i32) -> bool {
+    matches!(sysv::sem_value(id, 0), Err(Errno::EINVAL | Errno::EIDRM))
+}
+
+fn sem_error(key: Key, id: i32, e: Errno) -> Error {
+    let err = Error::sys("semop", format!("semaphores {key}"), e);
+    match e {
+        Errno::EIDRM => err.hint(REMOVED),
+        Errno::EINVAL if sem_gone(id) => err.hint(REMOVED),
+        Errno::EACCES => err.hint(
+            "they belong to another user and their mode does not let you use them (see: ipcs -s); pick another --key",
+        ),
+        _ => err,
+    }
+}
+
+const REMOVED: &str =
+    "the segment and its semaphores were removed while this process used them (reader --clean or ipcrm)";
+
+/// The end of a run of one process, shareable with the stop thread.
+#[derive(Clone)]
+pub struct SysvEnd {
+    key: Key,
+    shm_id: i32,
+    sem_id: i32,
+    mem: Shared,
+}
+
+impl SysvEnd {
+    pub fn finish(&self) -> Result<Outcome> {
+        let (key, sem_id) = (self.key, self.sem_id);
+        let sems = || format!("semaphores {key}");
+        // BUSY first: nobody is then mid-copy, and no other process is deciding.
+        let mut ops = [sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)];
+        loop {
+            match sysv::semop_timed(sem_id, &mut ops, Duration::from_secs(5)) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EIDRM | Errno::EINVAL) if sem_gone(sem_id) => {
+                    lock(&self.mem).take();
+                    return Ok(Outcome::Gone);
+                }
+                Err(e) => return Err(sem_error(key, sem_id, e)),
+            }
+        }
+        let held = self.decide();
+        let mut attached = lock(&self.mem);
+        match held {
+            Ok(Some(left)) => {
+                attached.take(); // shmdt while holding BUSY: the next one to decide sees us gone
+                let mut release = [sembuf(BUSY, -1, UNDO)];
+                loop {
+                    match sysv::semop(sem_id, &mut release) {
+                        Err(Errno::EINTR) => continue,
+                        other => break other.map_err(|e| sem_error(key, sem_id, e))?,
+                    }
+                }
+                Ok(left)
+            }
+            Ok(None) => {
+                attached.take();
+                // The set first: a newcomer between its semget and its check of BUSY starts over.
+                sysv::sem_remove(sem_id).map_err(|e| Error::sys("semctl(IPC_RMID)", sems(), e))?;
+                match sysv::shm_remove(self.shm_id) {
+                    Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(Outcome::Removed),
+                    Err(e) => Err(Error::sys("shmctl(IPC_RMID)", format!("segment {key}"), e)),
+                }
+            }
+            Err(e) => {
+                attached.take();
+                let _ = sysv::semop(sem_id, &mut [sembuf(BUSY, -1, UNDO)]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Holding BUSY: None if nothing waits in the objects and nobody else uses them, else what
+    /// keeps them.
+    fn decide(&self) -> Result<Option<Outcome>> {
+        let (key, sem_id) = (self.key, self.sem_id);
+        let sems = || format!("semaphores {key}");
+        let pending = sysv::sem_value(sem_id, i32::from(FULL)).map_err(|e| Error::sys("semctl(GETVAL)", sems(), e))?;
+        let mut waiting = 0;
+        for num in [FULL, BUSY] {
+            let (n, z) = sysv::sem_waiters(sem_id, i32::from(num))
+                .map_err(|e| Error::sys("semctl(GETNCNT/GETZCNT)", sems(), e))?;
+            waiting += n + z;
+        }
+        let attached = match sysv::shm_stat(self.shm_id) {
+            Ok(ds) => ds.shm_nattch as i64,
+            Err(Errno::EINVAL | Errno::EIDRM) => 0, // removed by hand: the set goes too
+            Err(e) => return Err(Error::sys("shmctl(IPC_STAT)", format!("segment {key}"), e)),
+        };
+        let others = attached - i64::from(lock(&self.mem).is_some());
+        // Our processes are attached while they wait, so `others` covers the waiters; the counts
+        // catch a waiter that is not attached (another program on the set).
+        let others = others.max(i64::from(waiting)) as u64;
+        Ok((pending > 0 || others > 0).then_some(Outcome::Left { pending: pending.max(0) as u64, others }))
+    }
 }
 
 /// A message left by a writer that uses no semaphore, like the note's C (shmget, shmat, strcpy).

@@ -6,7 +6,7 @@ use std::process::Command;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
-use tests::{Running, TestKey, c_program, cmd, keyed, run};
+use tests::{Running, TestKey, as_nobody, c_program, cmd, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
     keyed("shm-ipc", "writer", k)
@@ -70,20 +70,225 @@ fn a_segment_of_another_size_under_the_key_is_a_clear_error() {
     run(&mut writer(&k))
         .code(1)
         .stderr(predicate::str::contains("has 100 bytes, not 4096").and(predicate::str::contains("ipcrm -M")));
+    // The semaphores the failed open made are removed again; the foreign segment is left alone.
+    assert_eq!(sysv::semget(k.key, 0, 0), Err(nix::errno::Errno::ENOENT), "the failed open left its semaphores");
+    assert_eq!(sysv::shmget(k.key, 0, 0), Ok(id));
     sysv::shm_remove(id).unwrap();
-    let _ = k.take_leftovers(); // the writer's semaphores, made before it saw the size
+    k.assert_clean();
 }
 
 #[test]
-fn stopped_reader_removes_segment_and_semaphores() {
-    for (sig, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+fn every_stop_signal_ends_a_waiting_reader_cleanly_in_both_variants() {
+    let signals = [(Signal::SIGINT, 130), (Signal::SIGTERM, 143), (Signal::SIGQUIT, 131), (Signal::SIGHUP, 129)];
+    for posix in [false, true] {
+        for (sig, status) in signals {
+            let k = TestKey::new();
+            let mut r = Running::spawn(reader(&k).args(variant(posix)));
+            r.wait_for_stderr("reader: waiting on");
+            r.signal(sig);
+            let done = r.finish();
+            assert_eq!(done.shell_status(), status, "{sig} posix={posix}: {}", done.stderr);
+            assert!(!done.stderr.contains("left in place"), "{}", done.stderr);
+            k.assert_clean();
+        }
+    }
+}
+
+/// `--posix` or nothing.
+fn variant(posix: bool) -> &'static [&'static str] {
+    if posix { &["--posix"] } else { &[] }
+}
+
+/// Whether the key's segment (SysV) or shared memory (POSIX) exists now.
+fn exists(k: &TestKey, posix: bool) -> bool {
+    if posix {
+        std::path::Path::new(&format!("/dev/shm/shm-ipc-{}", k.arg())).exists()
+    } else {
+        sysv::shmget(k.key, 0, 0).is_ok()
+    }
+}
+
+#[test]
+fn a_stopped_waiting_writer_leaves_its_message_for_the_next_reader() {
+    for posix in [false, true] {
+        for (sig, status) in [(Signal::SIGHUP, 129), (Signal::SIGQUIT, 131)] {
+            let k = TestKey::new();
+            let mut w = Running::spawn(writer(&k).args(variant(posix)).args(["one", "two"]));
+            w.wait_for_stderr("writer: waiting for the reader");
+            w.signal(sig);
+            let done = w.finish();
+            assert_eq!(done.shell_status(), status, "{sig} posix={posix}: {}", done.stderr);
+            assert!(
+                done.stderr.lines().last().is_some_and(|l| l.starts_with("writer: 1 more message waits in")
+                    && l.ends_with("left in place for the next reader")),
+                "{}",
+                done.stderr
+            );
+            assert!(exists(&k, posix), "the message that waits was removed");
+            run(reader(&k).args(variant(posix))).success().stdout("one\n").stderr("");
+            k.assert_clean();
+        }
+    }
+}
+
+#[test]
+fn a_count_1_reader_leaves_the_rest_to_the_next_readers() {
+    for posix in [false, true] {
         let k = TestKey::new();
-        let mut r = Running::spawn(&mut reader(&k));
-        r.wait_for_stderr("reader: waiting");
-        r.signal(sig);
-        assert_eq!(r.finish().shell_status(), status);
+        let mut w = Running::spawn(writer(&k).args(variant(posix)).args(["one", "two", "three"]));
+        w.wait_for_stderr("writer: waiting for the reader");
+        run(reader(&k).args(variant(posix)).args(["--count", "1"])).success().stdout("one\n");
+        run(reader(&k).args(variant(posix)).args(["--count", "1"])).success().stdout("two\n");
+        let done = w.finish();
+        assert!(done.status.success(), "posix={posix}: {}", done.stderr);
+        // The writer reported success: its last message must still be there, and it is.
+        assert!(exists(&k, posix), "posix={posix}: 'three' was destroyed");
+        run(reader(&k).args(variant(posix))).success().stdout("three\n").stderr("");
         k.assert_clean();
     }
+}
+
+#[test]
+fn two_readers_at_once_get_one_message_each_and_the_last_one_removes() {
+    for posix in [false, true] {
+        let k = TestKey::new();
+        let mut r1 = Running::spawn(reader(&k).args(variant(posix)));
+        r1.wait_for_stderr("reader: waiting on");
+        let mut r2 = Running::spawn(reader(&k).args(variant(posix)));
+        r2.wait_for_stderr("reader: waiting on");
+        run(writer(&k).args(variant(posix)).arg("one")).success().stderr("");
+        run(writer(&k).args(variant(posix)).arg("two")).success();
+        let (a, b) = (r1.finish(), r2.finish());
+        assert!(a.status.success() && b.status.success(), "posix={posix}: {a:?} {b:?}");
+        let mut got = [a.stdout_str(), b.stdout_str()];
+        got.sort();
+        assert_eq!(got, ["one\n", "two\n"], "posix={posix}");
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn a_peer_killed_with_sigkill_mid_wait_loses_nothing_and_leaks_nothing() {
+    for posix in [false, true] {
+        // The writer dies waiting: the message it wrote is the next reader's, who removes all.
+        let k = TestKey::new();
+        let mut w = Running::spawn(writer(&k).args(variant(posix)).args(["one", "two"]));
+        w.wait_for_stderr("writer: waiting for the reader");
+        w.signal(Signal::SIGKILL);
+        assert_eq!(w.finish().shell_status(), 137);
+        run(reader(&k).args(variant(posix))).success().stdout("one\n").stderr("");
+        k.assert_clean();
+
+        // The reader dies waiting: the writer still delivers, to the next reader.
+        let k = TestKey::new();
+        let mut r = Running::spawn(reader(&k).args(variant(posix)));
+        r.wait_for_stderr("reader: waiting on");
+        r.signal(Signal::SIGKILL);
+        assert_eq!(r.finish().shell_status(), 137);
+        run(writer(&k).args(variant(posix)).arg("after the kill")).success();
+        run(reader(&k).args(variant(posix))).success().stdout("after the kill\n");
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn objects_removed_under_a_waiting_process_end_it_with_one_clear_line() {
+    for posix in [false, true] {
+        let k = TestKey::new();
+        let mut r = Running::spawn(reader(&k).args(variant(posix)));
+        r.wait_for_stderr("reader: waiting on");
+        run(reader(&k).args(variant(posix)).arg("--clean")).success();
+        let done = r.finish(); // within a wait slice, not forever
+        assert_eq!(done.shell_status(), 1, "posix={posix}: {}", done.stderr);
+        let last = done.stderr.lines().last().unwrap_or_default().to_string();
+        // SysV: EIDRM in semop, or EINVAL if the removal fell between two timed waits.
+        let why = if posix { "was unlinked" } else { "the segment and its semaphores were removed" };
+        assert!(last.starts_with("reader: ") && last.contains(why), "{last}");
+
+        let mut w = Running::spawn(writer(&k).args(variant(posix)).args(["one", "two"]));
+        w.wait_for_stderr("writer: waiting for the reader");
+        run(reader(&k).args(variant(posix)).arg("--clean")).success();
+        let done = w.finish();
+        assert_eq!(done.shell_status(), 1, "posix={posix}: {}", done.stderr);
+        let last = done.stderr.lines().last().unwrap_or_default().to_string();
+        assert!(last.ends_with("message 2 of 2 was not delivered (the 1 before it were written)"), "{last}");
+        assert!(!done.stderr.contains("left in place"), "{}", done.stderr);
+        k.assert_clean();
+    }
+}
+
+#[test]
+fn a_segment_removed_alone_under_a_waiting_reader_ends_it() {
+    // `ipcrm -M` without -S: the semaphores stay, so the waiter must look at the segment itself.
+    let k = TestKey::new();
+    let mut r = Running::spawn(&mut reader(&k));
+    r.wait_for_stderr("reader: waiting on");
+    sysv::shm_remove(sysv::shmget(k.key, 0, 0).unwrap()).unwrap();
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("was removed (ipcrm -m?) while this process waited"), "{}", done.stderr);
+    run(writer(&k).arg("to a new segment")).success();
+    run(&mut reader(&k)).success().stdout("to a new segment\n");
+    k.assert_clean();
+}
+
+#[test]
+fn modes_are_exact_whatever_the_umask() {
+    for (umask, mode) in [("077", 0o640), ("022", 0o666)] {
+        for posix in [false, true] {
+            let k = TestKey::new();
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+                .arg(tests::bin("shm-ipc", "writer"))
+                .args(["--key", &k.arg(), "--mode", &format!("{mode:o}")])
+                .args(variant(posix))
+                .arg("x")
+                .status()
+                .unwrap();
+            assert!(status.success());
+            if posix {
+                let key = k.arg();
+                for name in
+                    [format!("shm-ipc-{key}"), format!("sem.shm-ipc-{key}-full"), format!("sem.shm-ipc-{key}-free")]
+                {
+                    let got = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(got, mode, "/dev/shm/{name} under umask {umask}: {got:o}");
+                }
+            } else {
+                let shm = sysv::shm_stat(sysv::shmget(k.key, 0, 0).unwrap()).unwrap();
+                let sem = sysv::sem_stat(sysv::semget(k.key, 0, 0).unwrap()).unwrap();
+                assert_eq!(u32::from(shm.shm_perm.mode) & 0o777, mode, "segment under umask {umask}");
+                assert_eq!(u32::from(sem.sem_perm.mode) & 0o777, mode, "semaphores under umask {umask}");
+            }
+            run(reader(&k).args(variant(posix))).success().stdout("x\n");
+            k.assert_clean();
+        }
+    }
+}
+
+#[test]
+fn a_posix_object_not_sized_yet_is_awaited_not_refused() {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    let k = TestKey::new();
+    // What another process has done between shm_open(O_EXCL) and ftruncate.
+    let name = format!("/shm-ipc-{}", k.arg());
+    let fd = nix::sys::mman::shm_open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let mut r = Running::spawn(reader(&k).arg("--posix"));
+    r.wait_for_stderr("reader: waiting for the writer to give the new shared memory its size");
+    nix::unistd::ftruncate(&fd, 4096).unwrap();
+    r.wait_for_stderr("reader: waiting on POSIX shared memory");
+    run(writer(&k).args(["--posix", "sized late"])).success();
+    let done = r.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_eq!(done.stdout_str(), "sized late\n");
+    k.assert_clean();
 }
 
 #[test]
@@ -124,4 +329,19 @@ fn layout_shows_private_variables_and_a_shared_segment() {
         .stdout(predicate::str::contains("reads \"hello from the child, pid"))
         .stdout(predicate::str::contains("32-bit x86 only"))
         .stdout(predicate::str::is_match(r"segment +0x[0-9a-f]+ +in .*SYSV").unwrap());
+}
+
+#[test]
+fn an_open_refused_for_another_users_segment_removes_the_semaphores_it_made() {
+    let Some((_dir, mut nobody_writer)) = as_nobody("shm-ipc", "writer") else { return };
+    let k = TestKey::new();
+    // root's segment with no semaphores, as the note's C writer leaves it.
+    let status = Command::new(c_program("shm_write")).args([&k.arg(), "root's"]).status().unwrap();
+    assert!(status.success());
+    let out = nobody_writer.args(["--key", &k.arg(), "nobody's"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"), "{out:?}");
+    assert_eq!(sysv::semget(k.key, 0, 0), Err(nix::errno::Errno::ENOENT), "nobody's semaphores were left");
+    run(&mut reader(&k)).success().stdout("root's\n");
+    k.assert_clean();
 }

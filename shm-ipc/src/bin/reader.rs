@@ -4,11 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
-use common::stop::on_stop;
-use shm_ipc::{Channel, clean, legacy_message, remove_segment};
+use shm_ipc::{Channel, StopEnd, clean, legacy_message, remove_segment, report_end};
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
-/// the segment read-only, prints the string, detaches, and removes the segment and semaphores.
+/// the segment read-only, prints the string and detaches; the last process out removes the segment
+/// and semaphores, unless a message still waits in them for the next reader.
 #[derive(Parser)]
 #[command(name = common::command_name!("reader"), bin_name = "reader", version)]
 struct Cli {
@@ -56,21 +56,20 @@ fn main() -> ExitCode {
                 return Ok(());
             }
         }
-        let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create)?;
+        // Registered first: a stop while opening ends what the open made too.
+        let stop_end = (!cli.keep).then(|| StopEnd::register("reader", false));
+        let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create, &mut || {
+            eprintln!("reader: waiting for the writer to give the new shared memory its size")
+        })?;
+        if let Some(s) = &stop_end {
+            s.set(&chan);
+        }
         let objects = chan.objects();
-        let _cleanup = (!cli.keep).then(|| {
-            let objects = objects.clone();
-            on_stop(move || {
-                if let Err(e) = objects.remove() {
-                    eprintln!("reader: {e}");
-                }
-            })
-        });
         let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new("reader", &format!("on {name}"), "shm-ipc", "writer", &peer);
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
-        drop(chan); // shmdt before IPC_RMID, as a C program would
-        let removed = if cli.keep { Ok(()) } else { objects.remove() };
-        received.and(removed)
+        // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
+        let ended = if cli.keep { Ok(()) } else { report_end("reader", &objects, false, false, chan.finish()) };
+        received.and(ended)
     })
 }

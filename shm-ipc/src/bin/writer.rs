@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::Error;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
-use shm_ipc::{Channel, DEFAULT_MESSAGE, check_fits};
+use shm_ipc::{Channel, DEFAULT_MESSAGE, StopEnd, check_fits, report_end};
 
 /// Shared memory writer: shmget(key, 4096, IPC_CREAT|0600), shmat, copy the text and its NUL,
 /// and post a semaphore that tells the reader it is ready. With several messages (or --repeat),
@@ -28,8 +29,15 @@ fn main() -> ExitCode {
     common::error::main("writer", || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;
-        let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true)?;
-        let (name, peer) = (chan.objects().name(), cli.key.peer_args(cli.posix));
+        // Registered first: a stop while opening ends what the open made too. Stopped, the writer
+        // removes the objects if nothing of its waits in them and nobody else uses them.
+        let stop_end = StopEnd::register("writer", true);
+        let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true, &mut || {
+            eprintln!("writer: waiting for another writer to give the new shared memory its size")
+        })?;
+        stop_end.set(&chan);
+        let objects = chan.objects();
+        let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
         let mut ready = common::Ready::new(
             "writer",
             &format!("for the reader to take the last message from {name}"),
@@ -37,7 +45,23 @@ fn main() -> ExitCode {
             "reader",
             &peer,
         );
-        // The writer removes nothing: what it wrote is the reader's, and the reader removes it.
-        cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| chan.send(&text, &mut || ready.show()))
+        let total = cli.send.each(DEFAULT_MESSAGE).count();
+        let mut sent = 0;
+        let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
+            chan.send(&text, &mut || ready.show())?;
+            sent += 1;
+            Ok(())
+        });
+        // A failed send names what was lost: the user must never believe it was delivered.
+        let sending = sending.map_err(|e| match e {
+            Error::Usage(_) | Error::StdoutClosed => e,
+            e => Error::Failed(format!(
+                "{e}; message {} of {total} was not delivered (the {sent} before it were written)",
+                sent + 1
+            )),
+        });
+        // What it wrote is the readers'; the last one out removes the objects.
+        let ended = report_end("writer", &objects, true, false, chan.finish());
+        sending.and(ended)
     })
 }
