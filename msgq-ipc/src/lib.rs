@@ -245,12 +245,31 @@ fn send_sysv(
         recreated += 1;
         let (new, _) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
             .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
-        say(&format!(
+        common::diag!(
             "writer: queue {key} was removed by another process; sending the rest to a new queue with that key"
-        ));
+        );
         *id = new;
         flags = libc::IPC_NOWAIT;
         closed_since = None;
+    }
+}
+
+/// What `msgrcv` with `mtype` takes, in words: T > 0 one type, 0 any, T < 0 the lowest up to |T|.
+pub fn type_range(mtype: i64) -> String {
+    match mtype {
+        0 => "a message of any type".into(),
+        t if t > 0 => format!("a message of type {t}"),
+        t => format!("a message of type 1 to {} (the lowest first)", t.unsigned_abs()),
+    }
+}
+
+/// For a reader's waiting line: what the queue holds that its wait does not take (the messages of
+/// other types: it waits only because none of its type is there).
+pub fn held_by_others(queue: &Handle) -> Option<String> {
+    match queue.remaining() {
+        Ok(0) | Err(_) => None,
+        Ok(1) => Some("it holds 1 message, of another type".into()),
+        Ok(n) => Some(format!("it holds {n} messages, of other types")),
     }
 }
 
@@ -303,13 +322,6 @@ impl Handle {
     }
 }
 
-/// One line on stderr that may not fail: the stop thread prints with it too, and after SIGHUP the
-/// terminal may be gone (EIO), where `eprintln!` would panic.
-pub fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 /// The end of a run, the same for every process (the last one out removes): the queue is removed
 /// only if no message is waiting in it; otherwise it stays for the next reader, said in one line.
 /// Runs once per process: the stop thread may call it while the main thread is in it.
@@ -357,9 +369,9 @@ pub fn settle() {
 fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
     let stat_err = |e| Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), e);
     let left_in_place = |left| {
-        say(&format!(
+        common::diag!(
             "{bin}: left queue {key} in place: it still holds {left} message(s) for the next reader (remove it with: ipcrm -Q {key})"
-        ))
+        )
     };
     let mut ds = match sysv::msg_stat(id) {
         Ok(ds) => ds,

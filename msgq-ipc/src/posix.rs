@@ -145,7 +145,7 @@ impl PosixQueue {
     /// and move the messages still in ours there.
     fn move_to_new_queue(&mut self) -> Result<()> {
         let moved = rescue(&self.mqd, self.key, self.mode)?;
-        eprintln!(
+        common::diag!(
             "writer: {} was removed by another process; {}sending the rest to a new queue of that name",
             self.name,
             if moved.1 > 0 { format!("moved {} message(s) still in it and ", moved.1) } else { String::new() }
@@ -220,9 +220,9 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
     if !unlinked(mqd, name)? {
         let left = curmsgs(mqd, name)?;
         if left > 0 {
-            crate::say(&format!(
+            common::diag!(
                 "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean)"
-            ));
+            );
             return Ok(());
         }
         unlink(name)?;
@@ -231,9 +231,9 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
     // would die with the last descriptor. Look again and move any to a new queue of the name.
     if curmsgs(mqd, name)? > 0 {
         let (_, moved) = rescue(mqd, key, mode)?;
-        crate::say(&format!(
+        common::diag!(
             "{bin}: {moved} message(s) arrived while {name} was being removed: moved to a new queue of that name for the next reader"
-        ));
+        );
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::{msgmax, say};
+use crate::msgmax;
 
 /// The type every request is sent with.
 pub const REQUEST_TYPE: i64 = 1;
@@ -60,6 +60,18 @@ pub fn server_gone(id: i32) -> bool {
     sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum == 0 && kill(Pid::from_raw(ds.msg_lspid), None) == Err(Errno::ESRCH))
 }
 
+/// A server that ends (`--count`) with its last replies still in the queue waits, a bounded time,
+/// for their clients to take them, so that it can be the last one out and remove the queue. Without
+/// this the client, waking on its reply while the server is still ending, could not tell that the
+/// server will not serve again, and nobody would remove the queue. There is no event to wait on
+/// (SysV tells nobody that a message was taken), so IPC_STAT is polled every few milliseconds.
+pub fn wait_for_replies_taken(id: i32, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum > 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// A stopped client (`writer --request`) takes back its request, so that no server answers a dead
 /// pid, and any reply already sent to it. Requests of other clients taken on the way are put back
 /// (behind newer ones: SysV can remove only the first message of a type). Returns whether our
@@ -81,11 +93,11 @@ pub fn withdraw(id: i32, pid: u32, request: &[u8]) -> bool {
     }
     for text in others {
         if let Err(e) = sysv::msgsnd(id, REQUEST_TYPE, &text, libc::IPC_NOWAIT) {
-            say(&format!(
+            common::diag!(
                 "writer: could not put back another client's request {:?}: msgsnd: {}",
                 String::from_utf8_lossy(crate::c_text(&text)),
                 e.desc()
-            ));
+            );
         }
     }
     while sysv::msgrcv(id, &mut buf, i64::from(pid), libc::IPC_NOWAIT).is_ok() {}

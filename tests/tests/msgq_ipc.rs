@@ -475,3 +475,37 @@ fn a_queue_left_closed_by_a_killed_reader_fails_the_writer_clearly_and_loses_not
     run(&mut reader(&k)).success().stdout("before\n").stderr("");
     k.assert_clean();
 }
+
+/// The waiting line says which types the reader waits for and what the queue already holds, and
+/// does not claim that no writer runs (a queue cannot tell).
+#[test]
+fn the_waiting_line_names_the_types_and_what_the_queue_holds() {
+    let k = TestKey::new();
+    run(writer(&k).args(["--type", "3", "three"])).success();
+    let mut r = Running::spawn(reader(&k).args(["--type", "-2"]));
+    let line = r.wait_for_stderr("reader: waiting");
+    assert!(
+        line.contains("for a message of type 1 to 2 (the lowest first); it holds 1 message, of another type"),
+        "{line}"
+    );
+    assert!(line.contains("if no writer runs, start one: cargo run -p msgq-ipc --bin writer"), "{line}");
+    run(writer(&k).args(["--type", "2", "two"])).success();
+    let done = r.finish();
+    assert_eq!(done.stdout_str(), "two\n");
+    assert!(done.stderr.contains("it still holds 1 message(s) for the next reader"), "{}", done.stderr);
+    run(reader(&k).args(["--type", "0"])).success().stdout("three\n");
+    k.assert_clean();
+}
+
+/// `writer --request a b` sends two requests and prints both replies; the server that ends with
+/// --count waits for its last reply to be taken and removes the queue.
+#[test]
+fn every_message_of_a_request_is_one_request() {
+    let k = TestKey::new();
+    let mut server = Running::spawn(reader(&k).args(["--serve", "--count", "2"]));
+    server.wait_for_stderr("reader: waiting for requests");
+    run(writer(&k).args(["--request", "hi", "there"])).success().stdout("re: hi\nre: there\n");
+    let done = server.finish();
+    assert!(done.status.success(), "{done:?}");
+    k.assert_clean();
+}

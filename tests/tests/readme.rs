@@ -7,7 +7,7 @@
 //! test goes on once it printed its `waiting` line (or ended). Commands under `# Terminal 2`, and
 //! in blocks without terminals, run to their end one after the other. At the end of a block every
 //! Terminal 1 process must have ended too. A command ends with status 0 unless its comment says
-//! `(status N)`. `PID` (or the README's sample `4242`) stands for the PID that Terminal 1 printed.
+//! `(status N)`, and a comment `prints "a", then "b"` names what it must print. `PID` (or the README's sample `4242`) stands for the PID that Terminal 1 printed.
 //!
 //! Each README gets a key of its own (passed as `--key` to the binaries that take one) and its own
 //! `$XDG_RUNTIME_DIR`, so nothing can meet a user's objects, and nothing may be left at the end.
@@ -32,6 +32,8 @@ struct Step {
     terminal: u8,
     line: String,
     status: i32,
+    /// From a comment `prints "a", then "b"`: what must be on the command's stdout.
+    prints: Vec<String>,
 }
 
 fn root() -> PathBuf {
@@ -74,7 +76,12 @@ fn blocks(readme: &str) -> Vec<Vec<Step>> {
         let status = comment
             .split_once("(status ")
             .map_or(0, |(_, rest)| rest.split(')').next().and_then(|s| s.trim().parse().ok()).expect("(status N)"));
-        steps.push(Step { at: format!("{readme}:{}", n + 1), terminal, line: std::mem::take(&mut pending), status });
+        let prints = match comment.split_once("prints \"") {
+            Some((_, quoted)) => format!("\"{quoted}").split('"').skip(1).step_by(2).map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        let line = std::mem::take(&mut pending);
+        steps.push(Step { at: format!("{readme}:{}", n + 1), terminal, line, status, prints });
     }
     out
 }
@@ -193,6 +200,14 @@ fn run_readme(readme: &str) {
 fn check(step: &Step, running: Running) {
     let done = running.finish();
     done.assert_no_panic();
+    for want in &step.prints {
+        assert!(
+            done.stdout_str().contains(want.as_str()),
+            "{}: `{}` did not print {want:?}: {done:?}",
+            step.at,
+            step.line
+        );
+    }
     assert_eq!(
         done.shell_status(),
         step.status,
@@ -214,4 +229,9 @@ fn top_readme() {
 #[test]
 fn signal_readme() {
     run_readme("signal-ipc/README.md");
+}
+
+#[test]
+fn msgq_readme() {
+    run_readme("msgq-ipc/README.md");
 }

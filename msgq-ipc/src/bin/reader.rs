@@ -6,11 +6,12 @@ use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
 use common::out::Out;
 use common::stop::on_stop;
-use common::{Error, Result};
+use common::{Error, Peer, PeerState, Ready, Result, Seen};
 use msgq_ipc::{PosixQueue, Queue, c_text, finish, serve};
 
 /// Message queue reader: msgget (creating the queue, 0600, if the writer has not yet), then msgrcv
-/// of one message of type T per line printed; at the end it removes the queue if it is empty.
+/// of one message of type T per line printed, --count of them. At the end it removes the queue if
+/// it is empty; messages beyond --count stay in it for the next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!("reader"), bin_name = "reader", version)]
 struct Cli {
@@ -26,7 +27,7 @@ struct Cli {
     /// Leave the queue in place at the end (by default it is removed once empty)
     #[arg(long)]
     keep: bool,
-    /// Answer requests of `writer --request` until stopped (or --count requests): type 1 in, type <pid> back
+    /// Answer requests of `writer --request` until stopped (with --count: that many): type 1 in, type <pid> back
     #[arg(long, conflicts_with = "mtype")]
     serve: bool,
     /// After each message, print on stderr how many messages the queue held before and after (IPC_STAT)
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     common::error::main("reader", || {
         let key = cli.key.key;
         if cli.clean {
-            eprintln!("reader: {}", msgq_ipc::clean(key, cli.posix)?);
+            common::diag!("reader: {}", msgq_ipc::clean(key, cli.posix)?);
             return Ok(());
         }
         common::stop::install()?;
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
             on_stop(move || {
                 msgq_ipc::stop_with(|finish| {
                     if let Err(e) = finish(&h, "reader") {
-                        msgq_ipc::say(&format!("reader: {e}"));
+                        common::diag!("reader: {e}");
                     }
                 })
             })
@@ -77,17 +78,20 @@ fn main() -> ExitCode {
 }
 
 fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
-    let name = queue.handle().name();
-    let peer = cli.key.peer_args(cli.posix);
-    let mut ready = common::Ready::new("reader", &format!("on {name}"), "msgq-ipc", "writer", &peer);
     let handle = queue.handle();
+    let name = handle.name();
+    let wanted = if cli.posix { "a message".to_string() } else { msgq_ipc::type_range(cli.mtype) };
+    let peer = Peer { package: "msgq-ipc", bin: "writer", args: cli.key.peer_args(cli.posix) };
+    let h = handle.clone();
+    let mut ready = Ready::waiting("reader", format!("on {name} for {wanted}"), peer)
+        .looking(move || Seen { holds: msgq_ipc::held_by_others(&h), peer: PeerState::Unknown });
     for _ in 0..cli.recv.count.unwrap_or(1) {
         let before = if cli.show_count { handle.remaining()? } else { 0 };
         let (_, msg) = queue.recv(cli.mtype, &mut || ready.show())?;
         out.line(c_text(&msg))?;
         if cli.show_count {
             // M4: msgrcv takes the message off the queue (the note says it "pushes").
-            eprintln!(
+            common::diag!(
                 "reader: msgrcv took one message: {name} held {before} before and {} after (IPC_STAT msg_qnum)",
                 handle.remaining()?
             );
@@ -98,11 +102,10 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
 
 fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     let name = queue.handle().name();
-    let peer = format!("--request hello{}", {
-        let k = cli.key.peer_args(false);
-        if k.is_empty() { k } else { format!(" {k}") }
-    });
-    let mut ready = common::Ready::new("reader", &format!("for requests on {name}"), "msgq-ipc", "writer", &peer);
+    let key = cli.key.peer_args(false);
+    let args = if key.is_empty() { "--request hello".to_string() } else { format!("{key} --request hello") };
+    let peer = Peer { package: "msgq-ipc", bin: "writer", args };
+    let mut ready = Ready::waiting("reader", format!("for requests (type {}) on {name}", serve::REQUEST_TYPE), peer);
     let mut served = 0;
     while cli.recv.count.is_none_or(|c| served < c) {
         let (_, text) = queue.recv(serve::REQUEST_TYPE, &mut || ready.show())?;
@@ -121,13 +124,16 @@ fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
                     },
                 };
                 if let Some(why) = dropped {
-                    eprintln!("reader: dropped the reply to pid {pid}: {why}");
+                    common::diag!("reader: dropped the reply to pid {pid}: {why}");
                 }
             }
-            Err(Error::Failed(why)) => eprintln!("reader: skipped {why}"),
+            Err(Error::Failed(why)) => common::diag!("reader: skipped {why}"),
             Err(e) => return Err(e),
         }
         served += 1;
+    }
+    if let msgq_ipc::Handle::SysV { id, .. } = queue.handle() {
+        serve::wait_for_replies_taken(id, std::time::Duration::from_secs(1));
     }
     Ok(())
 }

@@ -1,13 +1,11 @@
 //! Sends messages to a message queue, the note's process A (msgget + msgsnd with IPC_NOWAIT).
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
 use common::stop::on_stop;
-use common::{Error, Result};
+use common::{Error, Peer, PeerState, Ready, Result, Seen};
 use msgq_ipc::{DEFAULT_MESSAGE, Handle, PosixQueue, Queue, c_text, finish, msgmax, serve};
 
 /// Message queue writer: msgget(key, IPC_CREAT|0600), then msgsnd of each message (its text and a
@@ -25,9 +23,10 @@ struct Cli {
     /// Block while the queue is full instead of failing with EAGAIN
     #[arg(long)]
     wait: bool,
-    /// Send one request to a `reader --serve` and print its reply (two-way traffic over one queue)
-    #[arg(long, value_name = "MESSAGE", conflicts_with_all = ["messages", "repeat", "mtype"])]
-    request: Option<OsString>,
+    /// Send each MESSAGE as a request to a `reader --serve` and print its reply (two-way traffic
+    /// over one queue: requests go with type 1, the reply comes back with this process's PID)
+    #[arg(long, conflicts_with_all = ["mtype", "wait"])]
+    request: bool,
     /// Use a POSIX message queue (mq_open, /msgq-ipc-<key>) instead of System V
     #[arg(long, conflicts_with_all = ["request", "mtype"])]
     posix: bool,
@@ -41,11 +40,8 @@ fn main() -> ExitCode {
         // Refused before any system call, so a bad message creates nothing. A request carries
         // "<pid> " before the message.
         let limit = if cli.posix { 8192 } else { msgmax() };
-        let prefix = if cli.request.is_some() { serve::request(std::process::id(), b"").len() } else { 0 };
-        let texts: Vec<std::borrow::Cow<[u8]>> = match &cli.request {
-            Some(m) => vec![m.as_bytes().into()],
-            None => cli.send.each(DEFAULT_MESSAGE).collect(),
-        };
+        let prefix = if cli.request { serve::request(std::process::id(), b"").len() } else { 0 };
+        let texts: Vec<std::borrow::Cow<[u8]>> = cli.send.each(DEFAULT_MESSAGE).collect();
         if let Some(big) = texts.iter().find(|t| prefix + t.len() + 1 > limit) {
             return Err(Error::Usage(format!(
                 "a message of {} bytes plus {}its NUL is more than one message may hold ({limit} bytes, {})",
@@ -63,8 +59,8 @@ fn main() -> ExitCode {
         };
         queue.recreate_if_removed();
         let peer = cli.key.peer_args(cli.posix);
-        if let Some(msg) = &cli.request {
-            return request(queue, created, msg.as_bytes(), &peer);
+        if cli.request {
+            return texts.iter().try_for_each(|t| request(&mut queue, created, t, &peer));
         }
         // Stopped while it waits for room: a queue it made goes unless messages wait in it.
         let _cleanup = created.then(|| {
@@ -72,18 +68,12 @@ fn main() -> ExitCode {
             on_stop(move || {
                 msgq_ipc::stop_with(|finish| {
                     if let Err(e) = finish(&h, "writer") {
-                        msgq_ipc::say(&format!("writer: {e}"));
+                        common::diag!("writer: {e}");
                     }
                 })
             })
         });
-        let mut room = common::Ready::new(
-            "writer",
-            &format!("for room in {}", queue.handle().name()),
-            "msgq-ipc",
-            "reader",
-            &peer,
-        );
+        let mut room = waiting_for_room(&queue, &peer);
         texts.iter().try_for_each(|t| queue.send(cli.mtype, t, cli.wait, &mut || room.show()))
     })
 }
@@ -91,11 +81,21 @@ fn main() -> ExitCode {
 /// Sends one request (type 1, `<pid> <message>`) and prints the reply sent back with type <pid>.
 /// Stopped before the reply: the request is taken back (no server answers a dead pid), and a
 /// queue this process made goes too if no server took the request and nothing else is in it.
-fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()> {
+/// The waiting line of a writer that finds the queue full.
+fn waiting_for_room(queue: &Queue, peer: &str) -> Ready {
+    let h = queue.handle();
+    let peer = Peer { package: "msgq-ipc", bin: "reader", args: peer.to_string() };
+    Ready::waiting("writer", format!("for room in {}", h.name()), peer).looking(move || Seen {
+        holds: h.remaining().ok().map(|n| format!("it holds {n} message(s), as much as it takes")),
+        peer: PeerState::Unknown,
+    })
+}
+
+fn request(queue: &mut Queue, created: bool, msg: &[u8], peer: &str) -> Result<()> {
     let pid = std::process::id();
     let name = queue.handle().name();
     let text = serve::request(pid, msg);
-    let mut room = common::Ready::new("writer", &format!("for room in {name}"), "msgq-ipc", "reader", peer);
+    let mut room = waiting_for_room(queue, peer);
     // Registered before the send, which may wait for room and be stopped there.
     let withdraw = |h: Handle| {
         let text = text.clone();
@@ -107,7 +107,7 @@ fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()
                     && nobody_took_it
                     && let Err(e) = finish(&h, "writer")
                 {
-                    msgq_ipc::say(&format!("writer: {e}"));
+                    common::diag!("writer: {e}");
                 }
             })
         })
@@ -116,8 +116,12 @@ fn request(mut queue: Queue, created: bool, msg: &[u8], peer: &str) -> Result<()
     queue.send(serve::REQUEST_TYPE, &text, true, &mut || room.show())?;
     let guard = withdraw(queue.handle()); // the send may have moved to a new queue of the key
     drop(before);
-    let server_args = format!("--serve{}", if peer.is_empty() { String::new() } else { format!(" {peer}") });
-    let mut reply = common::Ready::new("writer", &format!("for a reply on {name}"), "msgq-ipc", "reader", &server_args);
+    let args = if peer.is_empty() { "--serve".to_string() } else { format!("{peer} --serve") };
+    let mut reply = Ready::waiting(
+        "writer",
+        format!("for a reply (type {pid}) on {name}"),
+        Peer { package: "msgq-ipc", bin: "reader", args },
+    );
     let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show()).inspect_err(|_| msgq_ipc::settle())?;
     drop(guard);
     common::out::stdout().line(c_text(&reply))?;
