@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::stop::{OnStop, on_stop};
 
-use common::{Error, Key, Result};
+use common::{Error, Key, PeerState, Result};
 
 pub use sysv_chan::{legacy_message, remove_segment};
 
@@ -222,6 +222,34 @@ impl Objects {
             Objects::Posix { key } => format!("POSIX shared memory {}", posix::shm_name(*key)),
         }
     }
+
+    /// The semaphore that a reader waits on (posted when a message is ready), in words.
+    pub fn ready_semaphore(&self) -> String {
+        match self {
+            Objects::SysV { key, .. } => format!("semaphore FULL (0) of set {key}"),
+            Objects::Posix { key } => format!("semaphore {}", posix::sem_names(*key)[0]),
+        }
+    }
+
+    /// How many other processes have the segment attached, where the kernel tells (IPC_STAT's
+    /// shm_nattch, less this process); None for POSIX shared memory, which keeps no such count.
+    pub fn others_attached(&self) -> Option<u64> {
+        match self {
+            Objects::SysV { shm_id, .. } => {
+                common::sysv::shm_stat(*shm_id).ok().map(|ds| (ds.shm_nattch as u64).saturating_sub(1))
+            }
+            Objects::Posix { .. } => None,
+        }
+    }
+
+    /// For a waiting line: whether a peer is there, as far as the kernel tells.
+    pub fn peer_state(&self, peer: &str) -> PeerState {
+        match self.others_attached() {
+            Some(0) => PeerState::Absent,
+            Some(n) => PeerState::Present(format!("{n} other process(es) attached, not necessarily a {peer}")),
+            None => PeerState::Unknown,
+        }
+    }
 }
 
 /// Prints `<bin>: <line>` for an end of run, or `<bin>: <error>` (the stop thread's way to report).
@@ -229,12 +257,12 @@ pub fn report_end(bin: &str, objects: &Objects, writer: bool, stopped: bool, end
     match ended {
         Ok(outcome) => {
             if let Some(line) = outcome.line(objects, writer, stopped) {
-                eprintln!("{bin}: {line}");
+                common::diag!("{bin}: {line}");
             }
             Ok(())
         }
         Err(e) if stopped => {
-            eprintln!("{bin}: {e}");
+            common::diag!("{bin}: {e}");
             Ok(())
         }
         Err(e) => Err(e),

@@ -32,7 +32,7 @@ pub fn shm_name(key: Key) -> String {
     format!("/shm-ipc-{key}")
 }
 
-fn sem_names(key: Key) -> [String; 2] {
+pub(crate) fn sem_names(key: Key) -> [String; 2] {
     [format!("/shm-ipc-{key}-full"), format!("/shm-ipc-{key}-free")]
 }
 

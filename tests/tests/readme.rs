@@ -235,3 +235,8 @@ fn signal_readme() {
 fn msgq_readme() {
     run_readme("msgq-ipc/README.md");
 }
+
+#[test]
+fn shm_readme() {
+    run_readme("shm-ipc/README.md");
+}

@@ -345,3 +345,28 @@ fn an_open_refused_for_another_users_segment_removes_the_semaphores_it_made() {
     run(&mut reader(&k)).success().stdout("root's\n");
     k.assert_clean();
 }
+
+/// A waiting line names the segment and the semaphore, and says "start the peer" only when the
+/// kernel shows nobody else attached (IPC_STAT shm_nattch).
+#[test]
+fn the_waiting_line_says_start_the_peer_only_when_nobody_is_attached() {
+    let k = TestKey::new();
+    let mut first = Running::spawn(&mut reader(&k));
+    let line = first.wait_for_stderr("reader: waiting");
+    assert!(
+        line.contains(&format!("on segment {} for the writer's semaphore FULL (0) of set {}", k.arg(), k.arg())),
+        "{line}"
+    );
+    assert!(line.contains("(start the writer: cargo run -p shm-ipc --bin writer"), "{line}");
+    let mut second = Running::spawn(&mut reader(&k));
+    let line = second.wait_for_stderr("reader: waiting");
+    assert!(line.contains("(1 other process(es) attached, not necessarily a writer)"), "{line}");
+    assert!(!line.contains("start the"), "{line}");
+    run(writer(&k).args(["a", "b"])).success();
+    let (a, b) = (first.finish(), second.finish());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    let mut got = [a.stdout_str(), b.stdout_str()];
+    got.sort();
+    assert_eq!(got, ["a\n", "b\n"]);
+    k.assert_clean();
+}

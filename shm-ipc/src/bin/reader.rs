@@ -4,11 +4,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
+use common::{Peer, Ready, Seen};
 use shm_ipc::{Channel, StopEnd, clean, legacy_message, remove_segment, report_end};
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
-/// the segment read-only, prints the string and detaches; the last process out removes the segment
-/// and semaphores, unless a message still waits in them for the next reader.
+/// the segment read-only, prints the string, --count times, and detaches. The last process out
+/// removes the segment and semaphores; what the writer sends beyond --count waits in them for the
+/// next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!("reader"), bin_name = "reader", version)]
 struct Cli {
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
     common::error::main("reader", || {
         let key = cli.key.key;
         if cli.clean {
-            eprintln!("reader: {}", clean(key, cli.posix)?);
+            common::diag!("reader: {}", clean(key, cli.posix)?);
             return Ok(());
         }
         common::stop::install()?;
@@ -59,14 +61,17 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too.
         let stop_end = (!cli.keep).then(|| StopEnd::register("reader", false));
         let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create, &mut || {
-            eprintln!("reader: waiting for the writer to give the new shared memory its size")
+            common::diag!("reader: waiting for the writer to give the new shared memory its size")
         })?;
         if let Some(s) = &stop_end {
             s.set(&chan);
         }
         let objects = chan.objects();
-        let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
-        let mut ready = common::Ready::new("reader", &format!("on {name}"), "shm-ipc", "writer", &peer);
+        let peer = Peer { package: "shm-ipc", bin: "writer", args: cli.key.peer_args(cli.posix) };
+        let what = format!("on {} for the writer's {}", objects.name(), objects.ready_semaphore());
+        let o = objects.clone();
+        let mut ready =
+            Ready::waiting("reader", what, peer).looking(move || Seen { holds: None, peer: o.peer_state("writer") });
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
         // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
         let ended = if cli.keep { Ok(()) } else { report_end("reader", &objects, false, false, chan.finish()) };

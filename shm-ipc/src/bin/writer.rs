@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::Error;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
+use common::{Error, Peer, Ready, Seen};
 use shm_ipc::{Channel, DEFAULT_MESSAGE, StopEnd, check_fits, report_end};
 
 /// Shared memory writer: shmget(key, 4096, IPC_CREAT|0600), shmat, copy the text and its NUL,
@@ -33,18 +33,17 @@ fn main() -> ExitCode {
         // removes the objects if nothing of its waits in them and nobody else uses them.
         let stop_end = StopEnd::register("writer", true);
         let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true, &mut || {
-            eprintln!("writer: waiting for another writer to give the new shared memory its size")
+            common::diag!("writer: waiting for another writer to give the new shared memory its size")
         })?;
         stop_end.set(&chan);
         let objects = chan.objects();
-        let (name, peer) = (objects.name(), cli.key.peer_args(cli.posix));
-        let mut ready = common::Ready::new(
-            "writer",
-            &format!("for the reader to take the last message from {name}"),
-            "shm-ipc",
-            "reader",
-            &peer,
-        );
+        let peer = Peer { package: "shm-ipc", bin: "reader", args: cli.key.peer_args(cli.posix) };
+        let what = format!("for the reader to take the last message from {}", objects.name());
+        let o = objects.clone();
+        let mut ready = Ready::waiting("writer", what, peer).looking(move || Seen {
+            holds: Some(format!("it holds an unread message ({} is posted)", o.ready_semaphore())),
+            peer: o.peer_state("reader"),
+        });
         let total = cli.send.each(DEFAULT_MESSAGE).count();
         let mut sent = 0;
         let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
