@@ -236,7 +236,7 @@ impl Objects {
     pub fn others_attached(&self) -> Option<u64> {
         match self {
             Objects::SysV { shm_id, .. } => {
-                common::sysv::shm_stat(*shm_id).ok().map(|ds| (ds.shm_nattch as u64).saturating_sub(1))
+                common::sysv::shm_stat(*shm_id).ok().map(|ds| ds.shm_nattch.saturating_sub(1))
             }
             Objects::Posix { .. } => None,
         }
