@@ -57,7 +57,7 @@ impl SendArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ReceiveArgs {
-    /// Stop after N messages
+    /// Stop after N messages; what the writer sends beyond them waits for the next reader [default: 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 }
