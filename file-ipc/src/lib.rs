@@ -61,15 +61,16 @@ impl Spot {
     /// event between the look and the wait is not lost.
     fn watch(&self, mask: AddWatchFlags) -> Result<Watch> {
         let fd = Inotify::init(InitFlags::IN_CLOEXEC).sys("inotify_init1", "IN_CLOEXEC")?;
-        fd.add_watch(&self.dir, mask)
+        fd.add_watch(&self.dir, mask | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
             .sys("inotify_add_watch", self.dir.display())
             .map_err(|e| e.hint("the directory must exist"))?;
-        Ok(Watch { fd, name: self.name.clone() })
+        Ok(Watch { fd, dir: self.dir.clone(), name: self.name.clone() })
     }
 }
 
 struct Watch {
     fd: Inotify,
+    dir: PathBuf,
     name: PathBuf,
 }
 
@@ -82,6 +83,14 @@ impl Watch {
                 Err(Errno::EINTR) => continue,
                 other => other.sys("read", "inotify")?,
             };
+            // The directory itself removed or moved away: nothing can arrive there any more.
+            let gone = AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
+            if events.iter().any(|e| e.mask.intersects(gone)) {
+                return Err(Error::Failed(format!(
+                    "the directory {} was removed or moved: nothing can arrive there any more",
+                    self.dir.display()
+                )));
+            }
             let ours = |e: &nix::sys::inotify::InotifyEvent| {
                 e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || e.name.as_deref() == Some(self.name.as_os_str())
             };

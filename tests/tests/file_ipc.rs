@@ -359,3 +359,45 @@ fn stops_at_random_moments_neither_lose_nor_double_a_message() {
 
 /// Puts something at a path, for the refusal tests.
 type MakeAt = fn(&std::path::Path);
+
+#[test]
+fn a_removed_directory_is_noticed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut r = Running::spawn(reader().arg("--path").arg(sub.join("msg")));
+    r.wait_for_stderr("reader: waiting");
+    std::fs::remove_dir(&sub).unwrap();
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 1, "{done:?}");
+    assert!(done.stderr.contains("was removed or moved"), "{done:?}");
+}
+
+#[test]
+fn xdg_runtime_dir_is_used_only_if_it_is_ours_and_0700() {
+    let root = nix::unistd::geteuid().is_root();
+    let cases: [(&str, u32, bool); 3] =
+        [("ours, 0700", 0o700, false), ("ours, 0755", 0o755, false), ("nobody's", 0o700, true)];
+    for (what, mode, chown) in cases {
+        if chown && !root {
+            eprintln!("skipped: needs root to chown a directory to nobody");
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let xdg = tmp.path().join("xdg");
+        std::fs::create_dir(&xdg).unwrap();
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(mode)).unwrap();
+        if chown {
+            std::os::unix::fs::chown(&xdg, Some(65534), Some(65534)).unwrap();
+        }
+        let fallback = tmp.path().join(format!("ipc-notes-{}", nix::unistd::getuid()));
+        cmd("file-ipc", "writer").env("XDG_RUNTIME_DIR", &xdg).env("TMPDIR", tmp.path()).arg("x").assert().success();
+        let used = if mode == 0o700 && !chown { &xdg } else { &fallback };
+        assert_eq!(entries(used), ["file-ipc.msg"], "XDG_RUNTIME_DIR {what}");
+        if used == &fallback {
+            assert!(entries(&xdg).is_empty(), "XDG_RUNTIME_DIR {what} must not be used");
+            let m = std::fs::metadata(&fallback).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, 0o700, "the fallback is private");
+        }
+    }
+}
