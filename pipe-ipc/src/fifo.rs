@@ -356,10 +356,12 @@ impl Reader {
             if avail > 0 {
                 let seen = side.peek_bytes(avail)?;
                 if let Some(i) = seen.iter().position(|&b| b == b'\n') {
-                    side.take_into(&mut line, i + 1)?;
-                    line.pop();
-                    self.got_any = true;
+                    // Printed from the peeked copy first, taken from the FIFO after: a closed
+                    // stdout (`| head -1`) takes nothing that the next reader could still get.
+                    line.extend_from_slice(&seen[..i]);
                     out.line(&line)?;
+                    side.take_into(&mut Vec::new(), i + 1)?;
+                    self.got_any = true;
                     return Ok(true);
                 }
                 if avail >= 65536 {
@@ -371,12 +373,14 @@ impl Reader {
             }
             if (self.got_any || avail > 0) && poll_now(fd).contains(PollFlags::POLLHUP) {
                 // No writer any more: what is left is final, a last line without its newline too.
-                side.take_into(&mut line, unread(fd))?;
+                let rest = unread(fd);
+                line.extend_from_slice(&side.peek_bytes(rest)?);
                 if line.is_empty() {
                     return Ok(false);
                 }
-                self.got_any = true;
                 out.line(&line)?;
+                side.take_into(&mut Vec::new(), rest)?;
+                self.got_any = true;
                 return Ok(true);
             }
             if avail == 0 && line.is_empty() {

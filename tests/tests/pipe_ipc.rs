@@ -344,3 +344,25 @@ fn a_fifo_in_a_missing_directory_is_a_clear_error() {
 
 /// Puts something at a path, for the refusal tests.
 type MakeAt = fn(&std::path::Path);
+
+#[test]
+fn a_fifo_reader_into_a_closed_stdout_leaves_the_rest_to_the_next_reader() {
+    // `reader --fifo | head -1`: the reader dies of SIGPIPE; what it had not printed is not taken.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    w.wait_for_stderr("writer: waiting for a reader");
+    let mut r = reader().arg(&fifo).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 4];
+    r.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+    let out = r.wait_with_output().unwrap();
+    assert_eq!(&first, b"0 m\n");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left in place for the next reader"), "{out:?}");
+    let rest = Running::spawn(reader().arg(&fifo)).finish();
+    let got: Vec<u64> = rest.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
+    assert_eq!(got.last(), Some(&49999));
+    assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "in order, none lost on the way");
+    assert!(w.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
