@@ -364,9 +364,9 @@ impl Reader {
                     self.got_any = true;
                     return Ok(true);
                 }
-                if avail >= 65536 {
-                    // A line longer than the pipe holds: take what is there, the rest follows.
-                    side.take_into(&mut line, avail)?;
+                if seen.len() >= 65536 {
+                    // A line longer than the pipe holds: take what was seen, the rest follows.
+                    side.take_into(&mut line, seen.len())?;
                     self.got_any = true;
                     continue;
                 }
