@@ -4,6 +4,15 @@
 //! file arrived (the real cost of file IPC, more than the disk the note blames: the page cache
 //! usually means no disk I/O at all).
 
+/// One line on stderr, never a panic: a stop may run when stderr is a closed pipe, and a panic
+/// in the stop thread would keep the process from dying.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -183,7 +192,7 @@ impl Writer {
                 let _ = std::fs::remove_file(&tmp);
                 let ours = *last.lock().unwrap_or_else(PoisonError::into_inner);
                 if ours.is_some() && lstat(&path).ok().map(|st| (st.st_dev, st.st_ino)) == ours {
-                    eprintln!("writer: our last message still waits at {} for a reader; left in place", path.display());
+                    say!("writer: our last message still waits at {} for a reader; left in place", path.display());
                 }
             })
         };
@@ -353,7 +362,7 @@ impl Reader {
 fn put_back(claimed: &Path, path: &Path) {
     match renameat2(AT_FDCWD, claimed, AT_FDCWD, path, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => eprintln!(
+        Err(e) => say!(
             "reader: could not put back the message claimed as {} ({}); `reader --clean` removes it",
             claimed.display(),
             e.desc()
@@ -433,7 +442,7 @@ impl Locked<'_> {
         if let Some((p, pid, _)) = self.spot.dead_private().into_iter().find(|(_, _, w)| *w == "claimed")
             && renameat2(AT_FDCWD, &p, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE).is_ok()
         {
-            eprintln!("reader: took back the message that reader {pid} had claimed when it was killed");
+            say!("reader: took back the message that reader {pid} had claimed when it was killed");
         }
     }
 }

@@ -15,6 +15,15 @@
 //! - Only a FIFO of ours is used: checked with fstat on an O_PATH descriptor (opening it moves no
 //!   peer and cannot block), then again on the end we opened.
 
+/// One line on stderr, never a panic: a stop may run when stderr is a closed pipe, and a panic
+/// in the stop thread would keep the process from dying.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -312,7 +321,7 @@ impl Reader {
             on_stop(move || {
                 let held = grace_lock(&printing);
                 if let Some(line) = side.leave() {
-                    eprintln!("reader: {line}");
+                    say!("reader: {line}");
                 }
                 // Kept locked until the process dies: the main thread takes no line it cannot print.
                 std::mem::forget(held);
@@ -326,10 +335,7 @@ impl Reader {
                 Ok(()) => break,
                 Err(Errno::EWOULDBLOCK) => {
                     if !said {
-                        eprintln!(
-                            "reader: another reader is reading FIFO {}; waiting for it to finish",
-                            path.display()
-                        );
+                        say!("reader: another reader is reading FIFO {}; waiting for it to finish", path.display());
                         said = true;
                     }
                     reader.side.ticker.wait();
@@ -498,7 +504,7 @@ impl Writer {
             let side = side.clone();
             on_stop(move || {
                 if let Some(line) = side.leave(true) {
-                    eprintln!("writer: {line}");
+                    say!("writer: {line}");
                 }
             })
         };
@@ -595,7 +601,7 @@ impl Writer {
             }
         }
         if let Some(line) = self.side.leave(false) {
-            eprintln!("writer: {line}");
+            say!("writer: {line}");
         }
         Ok(())
     }
@@ -631,7 +637,7 @@ impl Writer {
                 )));
             }
             if !*said {
-                eprintln!(
+                say!(
                     "writer: the reader left FIFO {path} with {} unread; waiting for the next reader",
                     if n == 0 { "nothing".to_string() } else { format!("{} message(s)", self.pending(n)) }
                 );
