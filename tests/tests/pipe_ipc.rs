@@ -366,3 +366,39 @@ fn a_fifo_reader_into_a_closed_stdout_leaves_the_rest_to_the_next_reader() {
     assert!(w.finish().status.success());
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
+
+#[test]
+fn a_stopped_writer_whose_lines_wait_for_a_reader_says_so_and_they_arrive() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut r = Running::spawn(reader().arg(&fifo));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGSTOP); // a reader that does not read for now
+    let w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    // Event: the pipe is full, so the writer is blocked in write(). Seen through an end of our own.
+    let probe =
+        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(dir.path().join("f")).unwrap();
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    loop {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which points at `n`.
+        assert_eq!(unsafe { libc::ioctl(probe.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+        if n >= 65536 - 4096 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pipe never filled");
+        std::thread::yield_now();
+    }
+    drop(probe);
+    w.signal(Signal::SIGTERM);
+    let w = w.finish();
+    assert_eq!(w.shell_status(), 143, "{w:?}");
+    assert!(w.stderr.contains("we wrote still wait in FIFO") && w.stderr.contains("left in place"), "{w:?}");
+    r.signal(Signal::SIGCONT);
+    let r = r.finish();
+    assert!(r.status.success(), "{r:?}");
+    let got: Vec<u64> = r.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
+    assert!(got.len() > 1000 && got.iter().enumerate().all(|(i, &n)| n == i as u64), "a whole prefix arrives");
+    assert!(entries(dir.path()).is_empty(), "the reader, last out, removes it: {:?}", entries(dir.path()));
+}
