@@ -342,7 +342,11 @@ impl Reader {
                 *holding = false;
                 return Err(e);
             }
-            let removed = std::fs::remove_file(&self.claimed).sys("unlink", self.claimed.display());
+            // Delivered: gone already (someone removed it by hand) is no failure after success.
+            let removed = match std::fs::remove_file(&self.claimed) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other.sys("unlink", self.claimed.display()),
+            };
             *holding = false;
             return removed;
         }
