@@ -401,3 +401,46 @@ fn xdg_runtime_dir_is_used_only_if_it_is_ours_and_0700() {
         }
     }
 }
+
+/// Runs `c` as the controlling process of a new pseudo-terminal; returns the master side, whose
+/// close is what a terminal window closing does: the kernel sends SIGHUP.
+fn in_a_terminal(c: &mut Command) -> std::fs::File {
+    use std::ffi::CStr;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: posix_openpt returns a new descriptor or -1; checked.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    assert!(master >= 0, "posix_openpt");
+    // SAFETY: `master` is a pty master just opened; ptsname's buffer is copied at once.
+    let slave = unsafe {
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        CStr::from_ptr(libc::ptsname(master)).to_owned()
+    };
+    // SAFETY: setsid() and open() are async-signal-safe, as pre_exec requires. A session leader
+    // opening a terminal without O_NOCTTY makes it its controlling terminal.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setsid() < 0 || libc::open(slave.as_ptr(), libc::O_RDWR) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // SAFETY: `master` is open and owned by nobody else.
+    unsafe { std::fs::File::from_raw_fd(master) }
+}
+
+#[test]
+fn closing_the_terminal_of_a_waiting_reader_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = reader();
+    c.arg("--path").arg(dir.path().join("msg"));
+    let master = in_a_terminal(&mut c);
+    let mut r = Running::spawn(&mut c);
+    r.wait_for_stderr("reader: waiting");
+    drop(master); // the terminal window closes
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 129, "{done:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
