@@ -398,6 +398,7 @@ impl Spot {
         let fd = open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .sys("open", self.dir.display())?;
         loop {
+            // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
             // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
             match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
                 Ok(_) => return Ok(Locked { spot: self, _fd: fd }),

@@ -220,6 +220,8 @@ fn poll_now(fd: BorrowedFd) -> PollFlags {
     }
 }
 
+/// flock() on a descriptor we keep: nix's `Flock` takes ownership of it and its plain `flock` is
+/// deprecated, so this is the thin libc wrapper.
 fn flock(fd: BorrowedFd, op: libc::c_int) -> nix::Result<()> {
     // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
     Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
