@@ -5,15 +5,19 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::sys::stat::{Mode, SFlag, lstat};
-use nix::unistd::{getuid, mkdir};
+use nix::unistd::{geteuid, getuid, mkdir};
 
 use crate::{Error, Result, SysResult};
 
-/// `$XDG_RUNTIME_DIR` (per user, 0700 by the spec) or else `<tmp>/ipc-notes-<uid>`, made 0700 and
-/// checked to be ours: a directory, not a symlink, owned by us, writable by nobody else.
+/// `$XDG_RUNTIME_DIR` if it is ours and 0700 (as the spec says it must be; a stale or borrowed
+/// value is passed over), or else `<tmp>/ipc-notes-<uid>`, made 0700 and checked to be ours: a
+/// directory, not a symlink, owned by us, writable by nobody else.
 pub fn user_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        if private(&dir) {
+            return Ok(dir);
+        }
     }
     let uid = getuid();
     let dir = std::env::temp_dir().join(format!("ipc-notes-{uid}"));
@@ -32,6 +36,15 @@ pub fn user_dir() -> Result<PathBuf> {
         )));
     }
     Ok(dir)
+}
+
+/// A directory (not a symlink to one) of the effective user with mode exactly 0700.
+fn private(dir: &std::path::Path) -> bool {
+    lstat(dir).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+            && st.st_uid == geteuid().as_raw()
+            && st.st_mode & 0o777 == 0o700
+    })
 }
 
 /// `name` inside [`user_dir`].

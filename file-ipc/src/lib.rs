@@ -4,18 +4,33 @@
 //! file arrived (the real cost of file IPC, more than the disk the note blames: the page cache
 //! usually means no disk I/O at all).
 
+/// One line on stderr, never a panic: a stop may run when stderr is a closed pipe, and a panic
+/// in the stop thread would keep the process from dying.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
+
 use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use nix::sys::stat::{Mode, fchmod};
+use nix::sys::signal::kill;
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
+use nix::unistd::{Pid, geteuid};
 
 /// The writer's message when none is given (the note has no example).
 pub const DEFAULT_MESSAGE: &str = "Hello File IPC";
@@ -55,15 +70,16 @@ impl Spot {
     /// event between the look and the wait is not lost.
     fn watch(&self, mask: AddWatchFlags) -> Result<Watch> {
         let fd = Inotify::init(InitFlags::IN_CLOEXEC).sys("inotify_init1", "IN_CLOEXEC")?;
-        fd.add_watch(&self.dir, mask)
+        fd.add_watch(&self.dir, mask | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
             .sys("inotify_add_watch", self.dir.display())
             .map_err(|e| e.hint("the directory must exist"))?;
-        Ok(Watch { fd, name: self.name.clone() })
+        Ok(Watch { fd, dir: self.dir.clone(), name: self.name.clone() })
     }
 }
 
 struct Watch {
     fd: Inotify,
+    dir: PathBuf,
     name: PathBuf,
 }
 
@@ -76,6 +92,14 @@ impl Watch {
                 Err(Errno::EINTR) => continue,
                 other => other.sys("read", "inotify")?,
             };
+            // The directory itself removed or moved away: nothing can arrive there any more.
+            let gone = AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
+            if events.iter().any(|e| e.mask.intersects(gone)) {
+                return Err(Error::Failed(format!(
+                    "the directory {} was removed or moved: nothing can arrive there any more",
+                    self.dir.display()
+                )));
+            }
             let ours = |e: &nix::sys::inotify::InotifyEvent| {
                 e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || e.name.as_deref() == Some(self.name.as_os_str())
             };
@@ -86,12 +110,55 @@ impl Watch {
     }
 }
 
-/// Removes `path` if the process is stopped before the guard is dropped.
-fn unlink_on_stop(path: &Path) -> OnStop {
-    let path = path.to_path_buf();
-    on_stop(move || {
-        let _ = std::fs::remove_file(&path);
-    })
+/// What may sit at the agreed path: only a regular file of the effective user is a message.
+/// Anything else (directory, symlink, FIFO, socket, another user's file) is refused, untouched.
+fn check_message(st: &FileStat, path: &Path) -> Result<()> {
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFREG {
+        let what = match kind {
+            SFlag::S_IFDIR => "a directory",
+            SFlag::S_IFLNK => "a symlink",
+            SFlag::S_IFIFO => "a FIFO",
+            SFlag::S_IFSOCK => "a socket",
+            _ => "a device",
+        };
+        return Err(Error::Failed(format!(
+            "{} is {what}, not a message file: refused and left as it was; choose another --path",
+            path.display()
+        )));
+    }
+    let me = geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(Error::Failed(format!(
+            "{} belongs to uid {}, not to you (uid {me}): refused and left as it was; choose another --path",
+            path.display(),
+            st.st_uid
+        )));
+    }
+    Ok(())
+}
+
+/// Opens what is at `path` without following a symlink or blocking on a FIFO, and checks it with
+/// fstat: the descriptor is what gets read, so the check cannot be raced. None if nothing is there.
+fn open_message(path: &Path) -> Result<Option<(File, FileStat)>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = match open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        // A symlink (ELOOP), a socket (ENXIO) or a file we may not read: say what it is.
+        Err(e) => {
+            let st = lstat(path).sys("open", path.display())?;
+            check_message(&st, path)?;
+            return Err(Error::sys("open", path.display(), e));
+        }
+    };
+    let st = fstat(&fd).sys("fstat", path.display())?;
+    check_message(&st, path)?;
+    Ok(Some((File::from(fd), st)))
+}
+
+fn alive(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
 }
 
 pub struct Writer {
@@ -99,6 +166,12 @@ pub struct Writer {
     tmp: PathBuf,
     gone: Watch,
     mode: u32,
+    /// (dev, ino) of our last delivered message, for the line of a stopped writer.
+    last: Arc<Mutex<Option<(u64, u64)>>>,
+    /// Held while the temp file is created, and for good by a stop: none is made after the
+    /// stop removed it.
+    creating: Arc<Mutex<()>>,
+    _stop: OnStop,
 }
 
 impl Writer {
@@ -106,22 +179,60 @@ impl Writer {
     pub fn new(path: &Path, mode: u32) -> Result<Self> {
         let spot = Spot::new(path)?;
         let gone = spot.watch(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM)?;
-        Ok(Writer { tmp: spot.private("tmp"), spot, gone, mode })
+        // Refused before anything is written: only a message file of ours may sit at the path.
+        open_message(&spot.path)?;
+        let tmp = spot.private("tmp");
+        let last = Arc::new(Mutex::new(None));
+        let creating = Arc::new(Mutex::new(()));
+        let stop = {
+            let (tmp, path, last, creating) = (tmp.clone(), spot.path.clone(), last.clone(), creating.clone());
+            on_stop(move || {
+                // Never leave a half-written message behind, nor let one be started after this.
+                std::mem::forget(creating.lock().unwrap_or_else(PoisonError::into_inner));
+                let _ = std::fs::remove_file(&tmp);
+                let ours = *last.lock().unwrap_or_else(PoisonError::into_inner);
+                if ours.is_some() && lstat(&path).ok().map(|st| (st.st_dev, st.st_ino)) == ours {
+                    say!("writer: our last message still waits at {} for a reader; left in place", path.display());
+                }
+            })
+        };
+        let writer = Writer { tmp, spot, gone, mode, last, creating, _stop: stop };
+        writer.spot.lock()?.remove_dead_tmp();
+        Ok(writer)
     }
 
     /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
     /// and waits until it is gone: nothing is ever overwritten.
     pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        let cleanup = unlink_on_stop(&self.tmp);
-        self.write_tmp(msg).inspect_err(|_| {
+        // Held from creating the temp file to renaming it, except while waiting: a stop then
+        // finds either no temp file, or one that it removes and that is never renamed after.
+        let creating = self.creating.clone();
+        let mut guard = Some(creating.lock().unwrap_or_else(PoisonError::into_inner));
+        let id = self.write_tmp(msg).inspect_err(|_| {
             let _ = std::fs::remove_file(&self.tmp);
         })?;
         loop {
+            if guard.is_none() {
+                guard = Some(creating.lock().unwrap_or_else(PoisonError::into_inner));
+            }
+            // Under the directory lock: a reader that claimed a message has printed it (or put it
+            // back) before the next one can take its place.
+            let locked = self.spot.lock()?;
             // RENAME_NOREPLACE: checking "is it there?" then renaming would let two writers both
             // see it free and the second would overwrite the first's message.
             match renameat2(AT_FDCWD, &self.tmp, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE) {
-                Ok(()) => break,
+                Ok(()) => {
+                    *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+                    drop(guard);
+                    break;
+                }
                 Err(Errno::EEXIST) => {
+                    drop(locked);
+                    if let Err(e) = open_message(&self.spot.path) {
+                        let _ = std::fs::remove_file(&self.tmp);
+                        return Err(e);
+                    }
+                    guard = None;
                     on_wait();
                     self.gone.wait()?;
                 }
@@ -131,19 +242,18 @@ impl Writer {
                 }
             }
         }
-        drop(cleanup); // handed over: the file is the reader's now
         Ok(())
     }
 
-    fn write_tmp(&self, msg: &[u8]) -> Result<()> {
+    fn write_tmp(&self, msg: &[u8]) -> Result<(u64, u64)> {
         // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
         let fd = open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
-        if self.mode != 0o600 {
-            // Set exactly (open's mode is cut by the umask): the user asked for these bits.
-            fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
-        }
-        File::from(fd).write_all(msg).sys("write", self.tmp.display())
+        // Exactly the mode asked for, whatever the umask (open's mode is cut by it).
+        fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
+        let st = fstat(&fd).sys("fstat", self.tmp.display())?;
+        File::from(fd).write_all(msg).sys("write", self.tmp.display())?;
+        Ok((st.st_dev, st.st_ino))
     }
 }
 
@@ -151,6 +261,9 @@ pub struct Reader {
     spot: Spot,
     claimed: PathBuf,
     arrived: Watch,
+    /// A message claimed and not yet delivered: a stop puts it back at the path.
+    holding: Arc<Mutex<bool>>,
+    _stop: OnStop,
 }
 
 impl Reader {
@@ -159,40 +272,183 @@ impl Reader {
         // IN_MOVED_TO: our writer renames onto the path (that is no IN_CREATE). IN_CLOSE_WRITE: a
         // plain `echo hi > path` is complete once closed.
         let arrived = spot.watch(AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE)?;
-        Ok(Reader { claimed: spot.private("claimed"), spot, arrived })
+        let claimed = spot.private("claimed");
+        let holding = Arc::new(Mutex::new(false));
+        let stop = {
+            let (claimed, path, holding) = (claimed.clone(), spot.path.clone(), holding.clone());
+            on_stop(move || {
+                // Wait (a little) for a message being printed: it is then printed once, not twice.
+                let held = grace_lock(&holding);
+                if held.as_deref().is_none_or(|h| *h) {
+                    put_back(&claimed, &path);
+                }
+                // Kept locked until the process dies: the main thread claims nothing more.
+                std::mem::forget(held);
+            })
+        };
+        let reader = Reader { claimed, spot, arrived, holding, _stop: stop };
+        // Refused before anything is read: only a message file of ours may sit at the path.
+        open_message(&reader.spot.path)?;
+        reader.spot.lock()?.recover_dead();
+        Ok(reader)
+    }
+
+    /// Waits for a message, claims it, reads and removes it: the bench's receive.
+    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
+        let mut got = Vec::new();
+        self.recv_with(on_wait, &mut |m| {
+            got = m.to_vec();
+            Ok(())
+        })?;
+        Ok(got)
     }
 
     /// Waits for a message (calling `on_wait` once if there is none yet), claims it by renaming it
-    /// to a private name, so two readers never both get it, then reads and removes it.
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        let cleanup = unlink_on_stop(&self.claimed);
+    /// to a private name, so two readers never both get it, hands it to `deliver` and removes it
+    /// only once delivered. If `deliver` fails or the process is stopped first, the message is
+    /// put back at the path for the next reader.
+    pub fn recv_with(&mut self, on_wait: &mut dyn FnMut(), deliver: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         loop {
-            match std::fs::rename(&self.spot.path, &self.claimed) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let locked = self.spot.lock()?;
+            let Some((mut file, st)) = open_message(&self.spot.path)? else {
+                locked.recover_dead();
+                if std::fs::symlink_metadata(&self.spot.path).is_err() {
+                    drop(locked);
                     on_wait();
                     self.arrived.wait()?;
                 }
+                continue;
+            };
+            let mut holding = self.holding.lock().unwrap_or_else(PoisonError::into_inner);
+            match std::fs::rename(&self.spot.path, &self.claimed) {
+                Ok(()) => *holding = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // a foreign reader took it
                 Err(e) => return Err(Error::io("rename", self.spot.path.display(), e)),
             }
+            // The name was ours when opened; it must still be the same file now.
+            if lstat(&self.claimed).map(|c| (c.st_dev, c.st_ino)) != Ok((st.st_dev, st.st_ino)) {
+                put_back(&self.claimed, &self.spot.path);
+                *holding = false;
+                return Err(Error::Failed(format!(
+                    "{} was replaced while it was claimed: refused",
+                    self.spot.path.display()
+                )));
+            }
+            let mut msg = Vec::new();
+            let delivered =
+                file.read_to_end(&mut msg).sys("read", self.spot.path.display()).and_then(|_| deliver(&msg));
+            if let Err(e) = delivered {
+                put_back(&self.claimed, &self.spot.path);
+                *holding = false;
+                return Err(e);
+            }
+            // Delivered: gone already (someone removed it by hand) is no failure after success.
+            let removed = match std::fs::remove_file(&self.claimed) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other.sys("unlink", self.claimed.display()),
+            };
+            *holding = false;
+            return removed;
         }
-        let msg = self.read_claimed();
-        let removed = std::fs::remove_file(&self.claimed).sys("unlink", self.claimed.display());
-        drop(cleanup);
-        let msg = msg?;
-        removed?;
-        Ok(msg)
     }
 
-    fn read_claimed(&self) -> Result<Vec<u8>> {
-        // O_NOFOLLOW: a symlink planted at the agreed path is refused, not followed.
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = open(&self.claimed, flags, Mode::empty())
-            .sys("open", self.spot.path.display())
-            .map_err(|e| e.hint("a message must be a regular file, not a symlink"))?;
-        let mut msg = Vec::new();
-        File::from(fd).read_to_end(&mut msg).sys("read", self.spot.path.display())?;
-        Ok(msg)
+    /// The end of a run: one line if a message still waits at the path (it is left for the next
+    /// reader), none otherwise.
+    pub fn pending(&self) -> Option<String> {
+        let _locked = self.spot.lock().ok();
+        let st = lstat(&self.spot.path).ok()?;
+        check_message(&st, &self.spot.path).ok()?;
+        Some(format!("a message waits at {}; left in place for the next reader", self.spot.path.display()))
+    }
+}
+
+/// Puts a claimed message back at the agreed path, never over another message.
+fn put_back(claimed: &Path, path: &Path) {
+    match renameat2(AT_FDCWD, claimed, AT_FDCWD, path, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => say!(
+            "reader: could not put back the message claimed as {} ({}); `reader --clean` removes it",
+            claimed.display(),
+            e.desc()
+        ),
+    }
+}
+
+/// Waits up to two seconds for the main thread to finish delivering a message it claimed.
+fn grace_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Err(TryLockError::WouldBlock) => return None,
+        }
+    }
+}
+
+/// The directory, flock()ed: a claim and its delivery, and a writer's rename, never overlap.
+struct Locked<'a> {
+    spot: &'a Spot,
+    _fd: OwnedFd,
+}
+
+impl Spot {
+    fn lock(&self) -> Result<Locked<'_>> {
+        let fd = open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .sys("open", self.dir.display())?;
+        loop {
+            // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
+            // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
+            match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+                Ok(_) => return Ok(Locked { spot: self, _fd: fd }),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("flock", self.dir.display(), e)),
+            }
+        }
+    }
+
+    /// Our private files beside the path whose process is gone: (path, pid, what).
+    fn dead_private(&self) -> Vec<(PathBuf, i32, &'static str)> {
+        let prefix = format!(".{}.", self.name.display());
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        dir.flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let rest = name.strip_prefix(&prefix)?;
+                let (pid, what) = rest.split_once('.')?;
+                let what = match what {
+                    "tmp" => "tmp",
+                    "claimed" => "claimed",
+                    _ => return None,
+                };
+                let pid: i32 = pid.parse().ok()?;
+                let st = lstat(&e.path()).ok()?;
+                check_message(&st, &e.path()).ok()?;
+                (!alive(pid)).then(|| (e.path(), pid, what))
+            })
+            .collect()
+    }
+}
+
+impl Locked<'_> {
+    /// A writer killed with SIGKILL leaves its unfinished temp file: it was never delivered.
+    fn remove_dead_tmp(&self) {
+        for (p, _, what) in self.spot.dead_private() {
+            if what == "tmp" {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// A reader killed with SIGKILL leaves the message it claimed: it goes back to the path.
+    fn recover_dead(&self) {
+        self.remove_dead_tmp();
+        if let Some((p, pid, _)) = self.spot.dead_private().into_iter().find(|(_, _, w)| *w == "claimed")
+            && renameat2(AT_FDCWD, &p, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE).is_ok()
+        {
+            say!("reader: took back the message that reader {pid} had claimed when it was killed");
+        }
     }
 }
 
@@ -201,14 +457,16 @@ impl Reader {
 pub fn clean(path: &Path) -> Result<String> {
     let spot = Spot::new(path)?;
     let mut removed = Vec::new();
-    if std::fs::symlink_metadata(path).is_ok() {
+    if let Ok(st) = lstat(path) {
+        check_message(&st, path)?;
         std::fs::remove_file(path).sys("unlink", path.display())?;
         removed.push(path.display().to_string());
     }
     let prefix = format!(".{}.", spot.name.display());
     for entry in std::fs::read_dir(&spot.dir).sys("opendir", spot.dir.display())?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && (name.ends_with(".tmp") || name.ends_with(".claimed")) {
+        let ours = lstat(&entry.path()).is_ok_and(|st| check_message(&st, &entry.path()).is_ok());
+        if ours && name.starts_with(&prefix) && (name.ends_with(".tmp") || name.ends_with(".claimed")) {
             std::fs::remove_file(entry.path()).sys("unlink", entry.path().display())?;
             removed.push(entry.path().display().to_string());
         }

@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 
 use nix::sys::signal::Signal;
@@ -83,9 +84,12 @@ fn two_readers_never_get_the_same_message() {
     a.wait_for_stderr("reader: waiting");
     b.wait_for_stderr("reader: waiting");
     cmd("file-ipc", "writer").arg("--path").arg(&path).args(["one", "two"]).assert().success();
-    let mut got = vec![a.finish().stdout_str(), b.finish().stdout_str()];
+    let (a, b) = (a.finish(), b.finish());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    let mut got = vec![a.stdout_str(), b.stdout_str()];
     got.sort();
     assert_eq!(got, ["one\n", "two\n"]);
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
 
 #[test]
@@ -98,9 +102,13 @@ fn non_utf8_bytes_pass_through_unchanged() {
     assert_eq!(out.stdout, b"caf\xe9 \xff\xfe\n");
 }
 
+/// Every stop signal, with the status a shell shows for it.
+const STOPS: [(Signal, i32); 4] =
+    [(Signal::SIGINT, 130), (Signal::SIGTERM, 143), (Signal::SIGHUP, 129), (Signal::SIGQUIT, 131)];
+
 #[test]
-fn stopped_reader_exits_130_or_143_and_leaves_nothing() {
-    for (sig, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+fn stopped_reader_exits_by_its_signal_and_leaves_nothing() {
+    for (sig, status) in STOPS {
         let dir = tempfile::tempdir().unwrap();
         let mut r = Running::spawn(reader().arg("--path").arg(dir.path().join("msg")));
         r.wait_for_stderr("reader: waiting");
@@ -113,13 +121,15 @@ fn stopped_reader_exits_130_or_143_and_leaves_nothing() {
 
 #[test]
 fn stopped_writer_removes_its_temp_file_and_keeps_the_delivered_message() {
-    for (sig, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+    for (sig, status) in STOPS {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("msg");
         let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["kept", "never sent"]));
         w.wait_for_stderr("writer: waiting");
         w.signal(sig);
-        assert_eq!(w.finish().shell_status(), status);
+        let done = w.finish();
+        assert_eq!(done.shell_status(), status, "{sig}: {done:?}");
+        assert!(done.stderr.contains("our last message still waits at"), "{sig}: one line says so: {done:?}");
         assert_eq!(entries(dir.path()), ["msg"]);
         assert_eq!(std::fs::read(&path).unwrap(), b"kept");
     }
@@ -138,4 +148,299 @@ fn a_missing_directory_is_a_clear_error() {
             .stderr(predicates::str::starts_with(format!("{bin}: inotify_add_watch(")))
             .stderr(predicates::str::contains("No such file or directory; the directory must exist"));
     }
+}
+
+#[test]
+fn a_count_one_reader_leaves_the_rest_to_the_next_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["one", "two", "three"]));
+    w.wait_for_stderr("writer: waiting");
+    let first = cmd("file-ipc", "reader").arg("--path").arg(&path).output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(first.stdout, b"one\n");
+    let err = String::from_utf8_lossy(&first.stderr);
+    // The writer puts "two" in place as soon as "one" is taken: the reader may or may not see it.
+    assert!(err.lines().count() <= 1, "at most one line: {err}");
+    assert!(err.is_empty() || err.contains("a message waits at") && err.contains("left in place for the next reader"));
+    let second = cmd("file-ipc", "reader").arg("--path").arg(&path).args(["--count", "2"]).output().unwrap();
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(second.stdout, b"two\nthree\n");
+    assert!(w.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// The PID of a process that has exited: what a SIGKILLed peer's private file is named after.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn a_peer_killed_with_sigkill_loses_nothing_and_leaves_nothing() {
+    // A reader killed between its claim and its print: the next reader puts the message back.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    std::fs::write(dir.path().join(format!(".msg.{}.claimed", dead_pid())), "rescued").unwrap();
+    let out = cmd("file-ipc", "reader").arg("--path").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"rescued\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("took back the message that reader"));
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+
+    // A writer killed while it waits: its undelivered temp file goes, its delivered message stays.
+    let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["delivered", "never delivered"]));
+    w.wait_for_stderr("writer: waiting");
+    w.signal(Signal::SIGKILL);
+    assert_eq!(w.finish().shell_status(), 137);
+    assert_eq!(entries(dir.path()).len(), 2, "message and temp file");
+    cmd("file-ipc", "reader").arg("--path").arg(&path).assert().success().stdout("delivered\n");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+
+    // A reader killed while it waits: the next pair works and leaves nothing.
+    let mut r = Running::spawn(reader().arg("--path").arg(&path));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGKILL);
+    r.finish();
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("next").assert().success();
+    cmd("file-ipc", "reader").arg("--path").arg(&path).assert().success().stdout("next\n");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// A tree of what is in `dir`: kind and owner of each entry, and a directory's entries.
+fn snapshot(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut all = Vec::new();
+    for name in entries(dir) {
+        let p = dir.join(&name);
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        all.push(format!("{name} {:?} uid {} mode {:o}", m.file_type(), m.uid(), m.mode()));
+        if m.is_dir() {
+            all.extend(snapshot(&p).into_iter().map(|e| format!("{name}/{e}")));
+        }
+    }
+    all
+}
+
+#[test]
+fn only_a_message_file_of_ours_is_ever_claimed_or_replaced() {
+    let root = nix::unistd::geteuid().is_root();
+    let cases: [(&str, MakeAt); 4] = [
+        ("a directory", |p| std::fs::create_dir(p).unwrap()),
+        ("a symlink", |p| std::os::unix::fs::symlink("target", p).unwrap()),
+        ("a FIFO", |p| nix::unistd::mkfifo(p, nix::sys::stat::Mode::S_IRWXU).unwrap()),
+        ("another user's file", |p| {
+            std::fs::write(p, "theirs").unwrap();
+            std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+        }),
+    ];
+    for (what, make) in cases {
+        if what == "another user's file" && !root {
+            eprintln!("skipped: needs root to chown a file to nobody");
+            continue;
+        }
+        for bin in ["reader", "writer"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("msg");
+            make(&path);
+            std::fs::write(dir.path().join("target"), "the symlink's target").unwrap();
+            let before = snapshot(dir.path());
+            let out = cmd("file-ipc", bin).arg("--path").arg(&path).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{bin} on {what}: {out:?}");
+            assert!(err.contains("refused and left as it was"), "{bin} on {what}: {err}");
+            assert_eq!(snapshot(dir.path()), before, "{bin} changed {what}");
+            assert_eq!(std::fs::read(dir.path().join("target")).unwrap(), b"the symlink's target");
+        }
+    }
+}
+
+#[test]
+fn mode_is_exact_whatever_the_umask() {
+    use std::os::unix::process::CommandExt;
+    for (umask, mode) in [(0o077, 0o640), (0o022, 0o666), (0o022, 0o600)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("msg");
+        let mut w = writer();
+        w.arg("--path").arg(&path).args(["--mode", &format!("{mode:o}"), "x"]);
+        // SAFETY: umask() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            w.pre_exec(move || {
+                libc::umask(umask);
+                Ok(())
+            });
+        }
+        assert!(w.status().unwrap().success());
+        let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "--mode {mode:o} under umask {umask:03o}");
+    }
+}
+
+/// Point 6: readers and writers stopped at many pseudo-random moments of a numbered stream. Each
+/// message that a writer delivered is printed exactly once, or is still there for a final reader;
+/// no temp or claimed file is left.
+#[test]
+fn stops_at_random_moments_neither_lose_nor_double_a_message() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let mut seed: u32 = 0x2545_f491;
+    let mut next = |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % n
+    };
+    let mut printed: Vec<String> = Vec::new();
+    for round in 0..12 {
+        let tag = format!("r{round}");
+        let mut w = writer()
+            .arg("--path")
+            .arg(&path)
+            .args(["--numbered", "--repeat", "400", &tag])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut r = reader()
+            .arg("--path")
+            .arg(&path)
+            .args(["--count", "1000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(r.stdout.take().unwrap());
+        let first = 1 + next(60);
+        let sigs = [Signal::SIGTERM, Signal::SIGINT];
+        let (sig_r, sig_w) = (sigs[next(2) as usize], sigs[next(2) as usize]);
+        let kill = |pid: u32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+        // After a pseudo-random number of printed lines (an event, not a sleep), stop one side
+        // and at once the other: each is then somewhere in its claim, print, write or rename.
+        let mut line = String::new();
+        for _ in 0..first {
+            line.clear();
+            if out.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            printed.push(line.trim_end().to_string());
+        }
+        if round % 2 == 0 {
+            kill(r.id(), sig_r);
+            kill(w.id(), sig_w);
+        } else {
+            kill(w.id(), sig_w);
+            kill(r.id(), sig_r);
+        }
+        for l in out.lines() {
+            printed.push(l.unwrap());
+        }
+        let (rs, ws) = (r.wait().unwrap(), w.wait().unwrap());
+        assert!(rs.signal().is_some() || rs.success(), "reader {rs:?}");
+        assert!(ws.signal().is_some(), "writer {ws:?} (400 messages cannot all be read)");
+        // What the stopped pair left: at most the one delivered message, nothing private.
+        let left = entries(dir.path());
+        assert!(left.is_empty() || left == ["msg"], "round {round} left {left:?}");
+        if !left.is_empty() {
+            let out = cmd("file-ipc", "reader").arg("--path").arg(&path).output().unwrap();
+            assert!(out.status.success(), "{out:?}");
+            printed.extend(String::from_utf8(out.stdout).unwrap().lines().map(String::from));
+        }
+        assert!(entries(dir.path()).is_empty());
+        // Each writer's delivered messages: 0, 1, 2, ... with none missing or doubled.
+        let mine: Vec<&String> = printed.iter().filter(|l| l.ends_with(&format!(" {tag}"))).collect();
+        for (i, l) in mine.iter().enumerate() {
+            assert_eq!(**l, format!("{i} {tag}"), "round {round}: {mine:?}");
+        }
+    }
+}
+
+/// Puts something at a path, for the refusal tests.
+type MakeAt = fn(&std::path::Path);
+
+#[test]
+fn a_removed_directory_is_noticed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut r = Running::spawn(reader().arg("--path").arg(sub.join("msg")));
+    r.wait_for_stderr("reader: waiting");
+    std::fs::remove_dir(&sub).unwrap();
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 1, "{done:?}");
+    assert!(done.stderr.contains("was removed or moved"), "{done:?}");
+}
+
+#[test]
+fn xdg_runtime_dir_is_used_only_if_it_is_ours_and_0700() {
+    let root = nix::unistd::geteuid().is_root();
+    let cases: [(&str, u32, bool); 3] =
+        [("ours, 0700", 0o700, false), ("ours, 0755", 0o755, false), ("nobody's", 0o700, true)];
+    for (what, mode, chown) in cases {
+        if chown && !root {
+            eprintln!("skipped: needs root to chown a directory to nobody");
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let xdg = tmp.path().join("xdg");
+        std::fs::create_dir(&xdg).unwrap();
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(mode)).unwrap();
+        if chown {
+            std::os::unix::fs::chown(&xdg, Some(65534), Some(65534)).unwrap();
+        }
+        let fallback = tmp.path().join(format!("ipc-notes-{}", nix::unistd::getuid()));
+        cmd("file-ipc", "writer").env("XDG_RUNTIME_DIR", &xdg).env("TMPDIR", tmp.path()).arg("x").assert().success();
+        let used = if mode == 0o700 && !chown { &xdg } else { &fallback };
+        assert_eq!(entries(used), ["file-ipc.msg"], "XDG_RUNTIME_DIR {what}");
+        if used == &fallback {
+            assert!(entries(&xdg).is_empty(), "XDG_RUNTIME_DIR {what} must not be used");
+            let m = std::fs::metadata(&fallback).unwrap().permissions().mode();
+            assert_eq!(m & 0o777, 0o700, "the fallback is private");
+        }
+    }
+}
+
+/// Runs `c` as the controlling process of a new pseudo-terminal; returns the master side, whose
+/// close is what a terminal window closing does: the kernel sends SIGHUP.
+fn in_a_terminal(c: &mut Command) -> std::fs::File {
+    use std::ffi::CStr;
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: posix_openpt returns a new descriptor or -1; checked.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    assert!(master >= 0, "posix_openpt");
+    // SAFETY: `master` is a pty master just opened; ptsname's buffer is copied at once.
+    let slave = unsafe {
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        CStr::from_ptr(libc::ptsname(master)).to_owned()
+    };
+    // SAFETY: setsid() and open() are async-signal-safe, as pre_exec requires. A session leader
+    // opening a terminal without O_NOCTTY makes it its controlling terminal.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setsid() < 0 || libc::open(slave.as_ptr(), libc::O_RDWR) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // SAFETY: `master` is open and owned by nobody else.
+    unsafe { std::fs::File::from_raw_fd(master) }
+}
+
+#[test]
+fn closing_the_terminal_of_a_waiting_reader_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = reader();
+    c.arg("--path").arg(dir.path().join("msg"));
+    let master = in_a_terminal(&mut c);
+    let mut r = Running::spawn(&mut c);
+    r.wait_for_stderr("reader: waiting");
+    drop(master); // the terminal window closes
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 129, "{done:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }

@@ -1,6 +1,7 @@
 //! pipe-ipc end to end (claims P1-P2, M5-M6): shell pipes, FIFOs, the note's fork program.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -99,24 +100,232 @@ fn fifo_joins_two_unrelated_processes_in_either_order() {
     }
 }
 
+/// Every stop signal, with the status a shell shows for it.
+const STOPS: [(Signal, i32); 4] =
+    [(Signal::SIGINT, 130), (Signal::SIGTERM, 143), (Signal::SIGHUP, 129), (Signal::SIGQUIT, 131)];
+
 #[test]
 fn either_side_stopped_while_waiting_removes_the_fifo() {
-    let cases = [
-        ("reader", Signal::SIGINT, 130),
-        ("reader", Signal::SIGTERM, 143),
-        ("writer", Signal::SIGINT, 130),
-        ("writer", Signal::SIGTERM, 143),
-    ];
-    for (bin, sig, status) in cases {
+    for bin in ["reader", "writer"] {
+        for (sig, status) in STOPS {
+            let dir = tempfile::tempdir().unwrap();
+            let mut p = Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).arg(fifo_arg(&dir)));
+            p.wait_for_stderr("waiting for a");
+            p.signal(sig);
+            let done = p.finish();
+            assert_eq!(done.shell_status(), status, "{bin} {sig}: {done:?}");
+            assert!(entries(dir.path()).is_empty(), "{bin} {sig} left {:?}", entries(dir.path()));
+        }
+    }
+}
+
+fn fifo_arg(dir: &tempfile::TempDir) -> String {
+    format!("--fifo={}", dir.path().join("f").display())
+}
+
+fn run_ok(c: &mut Command) {
+    let done = Running::spawn(c).finish();
+    assert!(done.status.success(), "{done:?}");
+}
+
+#[test]
+fn a_count_one_reader_leaves_the_rest_to_the_next_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut first = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    first.wait_for_stderr("reader: waiting");
+    let mut w = Running::spawn(writer().args([&fifo, "one", "two", "three"]));
+    let first = first.finish();
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(first.stdout_str(), "one\n");
+    let said: Vec<&str> = first.stderr.lines().filter(|l| !l.contains("reader: waiting")).collect();
+    let path = dir.path().join("f");
+    assert_eq!(
+        said,
+        [format!("reader: 2 more messages wait in FIFO {}; left in place for the next reader", path.display())]
+    );
+    // The writer keeps its end open, so the unread lines stay in the pipe; it has not succeeded yet.
+    w.wait_for_stderr("waiting for the next reader");
+    assert_eq!(entries(dir.path()), ["f"]);
+    let second = Running::spawn(reader().arg(&fifo)).finish();
+    assert!(second.status.success(), "{second:?}");
+    assert_eq!(second.stdout_str(), "two\nthree\n");
+    let w = w.finish();
+    assert!(w.status.success(), "{w:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+#[test]
+fn two_readers_at_once_share_the_lines_and_neither_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut a = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    a.wait_for_stderr("reader: waiting");
+    let mut b = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    b.wait_for_stderr("another reader is reading FIFO");
+    run_ok(writer().args([&fifo, "one", "two"]));
+    let (a, b) = (a.finish(), b.finish());
+    assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
+    assert_eq!((a.stdout_str(), b.stdout_str()), ("one\n".into(), "two\n".into()));
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+
+    // One message for two readers: the other keeps waiting for a writer, and leaves nothing when
+    // its terminal goes (SIGHUP).
+    let mut a = Running::spawn(reader().arg(&fifo));
+    a.wait_for_stderr("reader: waiting");
+    let mut b = Running::spawn(reader().arg(&fifo));
+    b.wait_for_stderr("another reader is reading FIFO");
+    run_ok(writer().args([&fifo, "only"]));
+    let a = a.finish();
+    assert!(a.status.success(), "{a:?}");
+    assert_eq!(a.stdout_str(), "only\n");
+    b.wait_for_stderr("reader: waiting for a writer");
+    assert_eq!(entries(dir.path()), ["f"], "the waiting reader still uses it");
+    b.signal(Signal::SIGHUP);
+    let b = b.finish();
+    assert_eq!(b.shell_status(), 129, "{b:?}");
+    assert_eq!(b.stdout_str(), "");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+#[test]
+fn a_peer_killed_with_sigkill_leaves_nobody_waiting_for_ever() {
+    // A reader killed while it waits: the FIFO stays; the next pair uses it and removes it.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut r = Running::spawn(reader().arg(&fifo));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGKILL);
+    r.finish();
+    let mut w = Running::spawn(writer().args([&fifo, "after the kill"]));
+    w.wait_for_stderr("writer: waiting for a reader");
+    let r = Running::spawn(reader().arg(&fifo)).finish();
+    assert_eq!(r.stdout_str(), "after the kill\n");
+    assert!(w.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+
+    // A writer killed while its lines wait for the next reader: it never reported success, and
+    // the next reader is not stuck: it waits for a writer like any reader, then gets its lines.
+    let mut first = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    first.wait_for_stderr("reader: waiting");
+    let mut w = Running::spawn(writer().args([&fifo, "one", "two"]));
+    assert_eq!(first.finish().stdout_str(), "one\n");
+    w.wait_for_stderr("waiting for the next reader");
+    w.signal(Signal::SIGKILL);
+    assert_eq!(w.finish().shell_status(), 137);
+    let mut r = Running::spawn(reader().arg(&fifo));
+    r.wait_for_stderr("reader: waiting for a writer");
+    run_ok(writer().args([&fifo, "fresh"]));
+    assert_eq!(r.finish().stdout_str(), "fresh\n");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+
+    // A reader killed in the middle of a stream: the writer waits for the next reader, which gets
+    // the rest in order, to the end.
+    let mut w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "20000", "m"]));
+    w.wait_for_stderr("writer: waiting for a reader");
+    let mut r = reader().arg(&fifo).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut out = BufReader::new(r.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "0 m\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.id() as i32), Signal::SIGKILL).unwrap();
+    r.wait().unwrap();
+    w.wait_for_stderr("waiting for the next reader");
+    let rest = Running::spawn(reader().arg(&fifo)).finish();
+    let got: Vec<u64> = rest.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
+    assert_eq!(got.last(), Some(&19999), "the rest arrives to the end");
+    assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "in order, none lost on the way");
+    assert!(w.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+#[test]
+fn a_removed_fifo_is_noticed_within_a_second() {
+    for bin in ["reader", "writer"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Running::spawn(
-            Command::new(tests::bin("pipe-ipc", bin)).arg(format!("--fifo={}", dir.path().join("f").display())),
-        );
+        let mut p = Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).arg(fifo_arg(&dir)));
         p.wait_for_stderr("waiting for a");
-        p.signal(sig);
+        let removed = std::time::Instant::now();
+        std::fs::remove_file(dir.path().join("f")).unwrap();
         let done = p.finish();
-        assert_eq!(done.shell_status(), status, "{bin}: {done:?}");
-        assert!(entries(dir.path()).is_empty(), "{bin} left {:?}", entries(dir.path()));
+        assert!(removed.elapsed() < std::time::Duration::from_secs(2), "{bin} took {:?}", removed.elapsed());
+        assert_eq!(done.shell_status(), 1, "{bin}: {done:?}");
+        assert!(done.stderr.contains("was removed"), "{bin}: {done:?}");
+        assert!(entries(dir.path()).is_empty());
+    }
+}
+
+#[test]
+fn mode_is_exact_whatever_the_umask() {
+    use std::os::unix::process::CommandExt;
+    for bin in ["reader", "writer"] {
+        for (umask, mode) in [(0o077, 0o640), (0o022, 0o666), (0o022, 0o600)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut c = Command::new(tests::bin("pipe-ipc", bin));
+            c.args([&fifo_arg(&dir), "--mode", &format!("{mode:o}")]);
+            // SAFETY: umask() is async-signal-safe, as pre_exec requires.
+            unsafe {
+                c.pre_exec(move || {
+                    libc::umask(umask);
+                    Ok(())
+                });
+            }
+            let mut p = Running::spawn(&mut c);
+            p.wait_for_stderr("waiting for a");
+            let got = std::fs::metadata(dir.path().join("f")).unwrap().permissions().mode() & 0o777;
+            assert_eq!(got, mode, "{bin} --mode {mode:o} under umask {umask:03o}");
+            drop(p); // SIGTERM: removes its FIFO
+        }
+    }
+}
+
+#[test]
+fn only_a_fifo_of_ours_is_used_anything_else_is_refused_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let root = nix::unistd::geteuid().is_root();
+    let cases: [(&str, MakeAt); 4] = [
+        ("a regular file", |p| std::fs::write(p, "keep me").unwrap()),
+        ("a directory", |p| std::fs::create_dir(p).unwrap()),
+        ("a symlink", |p| std::os::unix::fs::symlink("target", p).unwrap()),
+        ("another user's FIFO", |p| {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+            std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+        }),
+    ];
+    for (what, make) in cases {
+        if what == "another user's FIFO" && !root {
+            eprintln!("skipped: needs root to chown a FIFO to nobody");
+            continue;
+        }
+        for bin in ["reader", "writer"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            make(&path);
+            nix::unistd::mkfifo(&dir.path().join("target"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+            let meta = |p: &std::path::Path| {
+                let m = std::fs::symlink_metadata(p).unwrap();
+                (m.file_type(), m.uid(), m.mode(), m.ino())
+            };
+            let before = (meta(&path), entries(dir.path()));
+            // A reader of our own on that FIFO: whatever a refused writer wrote would wait here.
+            let spy = (what == "another user's FIFO")
+                .then(|| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap());
+            let mut c = Command::new(tests::bin("pipe-ipc", bin));
+            c.arg(fifo_arg(&dir));
+            if bin == "writer" {
+                c.arg("data");
+            }
+            let out = c.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{bin} on {what}: {out:?}");
+            assert!(err.contains("refused and left as it was"), "{bin} on {what}: {err}");
+            assert_eq!((meta(&path), entries(dir.path())), before, "{bin} changed {what}");
+            if let Some(spy) = spy {
+                let mut buf = [0u8; 16];
+                let n = (&spy).read(&mut buf);
+                assert!(matches!(n, Ok(0)) || n.is_err(), "{bin} wrote into {what}: {n:?}");
+            }
+        }
     }
 }
 
@@ -133,13 +342,63 @@ fn a_fifo_in_a_missing_directory_is_a_clear_error() {
         );
 }
 
+/// Puts something at a path, for the refusal tests.
+type MakeAt = fn(&std::path::Path);
+
 #[test]
-fn a_fifo_path_that_is_a_regular_file_is_refused_and_untouched() {
+fn a_fifo_reader_into_a_closed_stdout_leaves_the_rest_to_the_next_reader() {
+    // `reader --fifo | head -1`: the reader dies of SIGPIPE; what it had not printed is not taken.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("plain");
-    std::fs::write(&path, "keep me").unwrap();
-    cmd("pipe-ipc", "writer").arg(format!("--fifo={}", path.display())).assert().code(1).stderr(
-        predicate::str::contains("mkfifo(").and(predicate::str::contains("File exists; that path is not a FIFO")),
-    );
-    assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
+    let fifo = fifo_arg(&dir);
+    let mut w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    w.wait_for_stderr("writer: waiting for a reader");
+    let mut r = reader().arg(&fifo).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 4];
+    r.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+    let out = r.wait_with_output().unwrap();
+    assert_eq!(&first, b"0 m\n");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("left in place for the next reader"), "{out:?}");
+    let rest = Running::spawn(reader().arg(&fifo)).finish();
+    let got: Vec<u64> = rest.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
+    assert_eq!(got.last(), Some(&49999));
+    assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "in order, none lost on the way");
+    assert!(w.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+#[test]
+fn a_stopped_writer_whose_lines_wait_for_a_reader_says_so_and_they_arrive() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut r = Running::spawn(reader().arg(&fifo));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGSTOP); // a reader that does not read for now
+    let w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    // Event: the pipe is full, so the writer is blocked in write(). Seen through an end of our own.
+    let probe =
+        std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(dir.path().join("f")).unwrap();
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    loop {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which points at `n`.
+        assert_eq!(unsafe { libc::ioctl(probe.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+        if n >= 65536 - 4096 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pipe never filled");
+        std::thread::yield_now();
+    }
+    drop(probe);
+    w.signal(Signal::SIGTERM);
+    let w = w.finish();
+    assert_eq!(w.shell_status(), 143, "{w:?}");
+    assert!(w.stderr.contains("we wrote still wait in FIFO") && w.stderr.contains("left in place"), "{w:?}");
+    r.signal(Signal::SIGCONT);
+    let r = r.finish();
+    assert!(r.status.success(), "{r:?}");
+    let got: Vec<u64> = r.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
+    assert!(got.len() > 1000 && got.iter().enumerate().all(|(i, &n)| n == i as u64), "a whole prefix arrives");
+    assert!(entries(dir.path()).is_empty(), "the reader, last out, removes it: {:?}", entries(dir.path()));
 }

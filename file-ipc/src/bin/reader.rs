@@ -41,8 +41,11 @@ fn main() -> ExitCode {
             common::Ready::new("reader", &format!("for {}", path.display()), "file-ipc", "writer", &peer_args);
         let mut out = common::out::stdout();
         for _ in 0..cli.recv.count.unwrap_or(1) {
-            let msg = reader.recv(&mut || ready.show())?;
-            out.line(&msg)?;
+            // Removed only once printed: a stop or a closed stdout puts the message back.
+            reader.recv_with(&mut || ready.show(), &mut |msg| out.line(msg))?;
+        }
+        if let Some(line) = reader.pending() {
+            eprintln!("reader: {line}");
         }
         if cli.show_io {
             eprintln!("reader: {}", file_ipc::io_report()?);

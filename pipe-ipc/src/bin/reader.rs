@@ -1,6 +1,6 @@
 //! Prints each line read from stdin or from a FIFO (note section 2).
 
-use std::io::{BufReader, IsTerminal};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -54,14 +54,30 @@ fn main() -> ExitCode {
 fn from_fifo(given: Option<&Path>, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
     common::stop::install()?;
     let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    fifo::make(&path, mode)?;
-    let _remove = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    common::Ready::new("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer)
-        .show();
-    let end = fifo::open_end(&path, false)?;
-    let copied = copy_lines(&mut BufReader::new(end), out, recv.count, &path.display().to_string());
-    let removed = std::fs::remove_file(&path).map_err(|e| common::Error::io("unlink", path.display(), e));
-    copied?;
-    removed
+    let mut ready =
+        common::Ready::new("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer);
+    let mut reader = fifo::Reader::open(&path, mode)?;
+    let mut printed = 0;
+    let result = loop {
+        if recv.count.is_some_and(|c| printed >= c) {
+            break Ok(());
+        }
+        // The ready line is for a reader with nothing yet, not for a pause between lines.
+        let mut on_wait = || {
+            if printed == 0 {
+                ready.show()
+            }
+        };
+        match reader.print_next(out, &mut on_wait) {
+            Ok(true) => printed += 1,
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // Leave by the last-one-out rule even after an error, so nothing is left behind needlessly.
+    if let Some(line) = reader.leave() {
+        eprintln!("reader: {line}");
+    }
+    result
 }

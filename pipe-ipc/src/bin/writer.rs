@@ -39,15 +39,13 @@ fn main() -> ExitCode {
 fn to_fifo(given: Option<&Path>, mode: u32, send: &SendArgs) -> Result<()> {
     common::stop::install()?;
     let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    fifo::make(&path, mode)?;
-    let waiting = fifo::remove_on_stop(&path);
     let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    common::Ready::new("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer)
-        .show();
-    let mut end = fifo::open_end(&path, true)?;
-    drop(waiting); // connected: the reader removes the FIFO when it is done
-    let broken = |e: std::io::Error| {
-        Error::io("write", path.display(), e).hint("the reader closed the FIFO before all messages were written")
-    };
-    write_lines(&mut std::io::BufWriter::new(&mut end), send.each(DEFAULT_MESSAGE), broken)
+    let mut ready =
+        common::Ready::new("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer);
+    let mut writer = fifo::Writer::open(&path, mode, &mut || ready.show())?;
+    for msg in send.each(DEFAULT_MESSAGE) {
+        writer.send(&msg)?;
+    }
+    // Success only once the reader has taken every byte: unread data dies with the last holder.
+    writer.finish()
 }
