@@ -110,3 +110,10 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         _ => Err(format!("'{s}' is not a permission mode: give octal digits up to 777, e.g. 600 or 640")),
     }
 }
+
+/// `T::parse()` with the command adjusted first, e.g. to make a flattened flag need another one
+/// in this binary only (`requires`), which a derive on the shared struct cannot say.
+pub fn parse_adjusted<T: clap::Parser>(adjust: impl FnOnce(clap::Command) -> clap::Command) -> T {
+    let matches = adjust(<T as clap::CommandFactory>::command()).get_matches();
+    <T as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}

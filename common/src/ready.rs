@@ -67,6 +67,10 @@ impl Ready {
     /// The line, as it would be shown now.
     pub fn line(&mut self) -> String {
         let seen = (self.look)();
+        self.line_with(seen)
+    }
+
+    fn line_with(&self, seen: Seen) -> String {
         let holds = seen.holds.map(|h| format!("; {h}")).unwrap_or_default();
         let (peer, command) = (self.peer.bin, self.peer.command());
         let about_peer = match seen.peer {
@@ -81,6 +85,15 @@ impl Ready {
     pub fn show(&mut self) {
         if !self.shown {
             let line = self.line();
+            crate::diag!("{line}");
+            self.shown = true;
+        }
+    }
+
+    /// [`Ready::show`] with what the caller saw itself (where only the waiting code can look).
+    pub fn show_seen(&mut self, seen: Seen) {
+        if !self.shown {
+            let line = self.line_with(seen);
             crate::diag!("{line}");
             self.shown = true;
         }

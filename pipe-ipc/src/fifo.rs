@@ -352,8 +352,9 @@ impl Reader {
     }
 
     /// Prints the next line on `out`; false at end of file (every writer gone, nothing left).
-    /// `on_wait` is called when there is nothing to read yet.
-    pub fn print_next(&mut self, out: &mut common::out::Out, on_wait: &mut dyn FnMut()) -> Result<bool> {
+    /// `on_wait` is called when there is nothing to read yet, with whether another process (a
+    /// writer, or a reader whose turn it is) has the FIFO open.
+    pub fn print_next(&mut self, out: &mut common::out::Out, on_wait: &mut dyn FnMut(bool)) -> Result<bool> {
         let side = &self.side;
         let fd = side.end.as_fd();
         let mut line = Vec::new();
@@ -392,7 +393,7 @@ impl Reader {
                 return Ok(true);
             }
             if avail == 0 && line.is_empty() {
-                on_wait();
+                on_wait(others_use(fd));
             }
             drop(held);
             side.ticker.wait();

@@ -45,6 +45,12 @@ pub fn copy_lines(from: &mut impl BufRead, out: &mut Out, count: Option<u64>, wh
     Ok(n)
 }
 
+/// What a peer needs to meet us on a FIFO, for a waiting line: `--fifo`, and `--path P` unless the
+/// path is the default.
+pub fn peer_args(path: &std::path::Path, given: bool) -> String {
+    if given { format!("--fifo --path {}", path.display()) } else { "--fifo".to_string() }
+}
+
 #[cfg(test)]
 mod tests {
     use nix::unistd::{pipe, read, write};

@@ -107,14 +107,14 @@ fn clean_recovers_what_a_sigkill_left() {
     assert!(entries(dir.path()).is_empty());
 
     // FIFO: a reader killed while it waits in open().
-    let fifo = format!("--fifo={}", dir.path().join("f").display());
-    let mut r = Running::spawn(Command::new(bin("pipe-ipc", "reader")).arg(&fifo));
+    let fifo = format!("--path={}", dir.path().join("f").display());
+    let mut r = Running::spawn(Command::new(bin("pipe-ipc", "reader")).args(["--fifo", &fifo]));
     r.wait_for_stderr("reader: waiting");
     r.signal(Signal::SIGKILL);
     r.finish();
     assert_eq!(entries(dir.path()), ["f"]);
     cmd("pipe-ipc", "reader")
-        .args([&fifo, "--clean"])
+        .args(["--fifo", &fifo, "--clean"])
         .assert()
         .success()
         .stderr(predicate::str::contains("removed FIFO"));
@@ -195,7 +195,10 @@ fn mode_widens_only_when_asked_for_every_mechanism() {
 
     let fifo = dir.path().join("f");
     let mut w = Running::spawn(
-        Command::new(bin("pipe-ipc", "writer")).arg(format!("--fifo={}", fifo.display())).args(["--mode", "640"]),
+        Command::new(bin("pipe-ipc", "writer"))
+            .arg("--fifo")
+            .arg(format!("--path={}", fifo.display()))
+            .args(["--mode", "640"]),
     );
     w.wait_for_stderr("writer: waiting");
     assert_eq!(std::fs::metadata(&fifo).unwrap().permissions().mode() & 0o777, 0o640);
@@ -218,7 +221,7 @@ fn mode_widens_only_when_asked_for_every_mechanism() {
 fn ctrl_z_and_fg_on_every_waiting_reader() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
-    let fifo = format!("--fifo={}", dir.path().join("f").display());
+    let fifo = format!("--path={}", dir.path().join("f").display());
     let cases: Vec<(Command, Command, &str)> = vec![
         (
             {
@@ -236,12 +239,12 @@ fn ctrl_z_and_fg_on_every_waiting_reader() {
         (
             {
                 let mut c = Command::new(bin("pipe-ipc", "reader"));
-                c.arg(&fifo);
+                c.args(["--fifo", &fifo]);
                 c
             },
             {
                 let mut c = Command::new(bin("pipe-ipc", "writer"));
-                c.args([&fifo, "after fg"]);
+                c.args(["--fifo", &fifo, "after fg"]);
                 c
             },
             "after fg\n",

@@ -80,14 +80,14 @@ fn non_utf8_bytes_pass_through_a_pipe() {
 fn fifo_joins_two_unrelated_processes_in_either_order() {
     for reader_first in [true, false] {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = format!("--fifo={}", dir.path().join("f").display());
+        let fifo = format!("--path={}", dir.path().join("f").display());
         let (mut r, mut w) = (reader(), writer());
-        r.arg(&fifo);
-        w.args([&fifo, "a", "b"]);
+        r.args(["--fifo", &fifo]);
+        w.args(["--fifo", &fifo, "a", "b"]);
         let (first, second) = if reader_first { (&mut r, &mut w) } else { (&mut w, &mut r) };
         let mut first = Running::spawn(first);
         let ready = first.wait_for_stderr("waiting for a");
-        assert!(ready.contains(&format!("-- {fifo})")), "{ready}");
+        assert!(ready.contains(&format!("-- --fifo {})", fifo.replace("--path=", "--path "))), "{ready}");
         let st = std::fs::symlink_metadata(dir.path().join("f")).unwrap();
         assert!(st.file_type().is_fifo());
         assert_eq!(st.permissions().mode() & 0o777, 0o600);
@@ -109,7 +109,8 @@ fn either_side_stopped_while_waiting_removes_the_fifo() {
     for bin in ["reader", "writer"] {
         for (sig, status) in STOPS {
             let dir = tempfile::tempdir().unwrap();
-            let mut p = Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).arg(fifo_arg(&dir)));
+            let mut p =
+                Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).args(["--fifo".to_string(), fifo_arg(&dir)]));
             p.wait_for_stderr("waiting for a");
             p.signal(sig);
             let done = p.finish();
@@ -120,7 +121,7 @@ fn either_side_stopped_while_waiting_removes_the_fifo() {
 }
 
 fn fifo_arg(dir: &tempfile::TempDir) -> String {
-    format!("--fifo={}", dir.path().join("f").display())
+    format!("--path={}", dir.path().join("f").display())
 }
 
 fn run_ok(c: &mut Command) {
@@ -132,9 +133,9 @@ fn run_ok(c: &mut Command) {
 fn a_count_one_reader_leaves_the_rest_to_the_next_reader() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = fifo_arg(&dir);
-    let mut first = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    let mut first = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"]));
     first.wait_for_stderr("reader: waiting");
-    let mut w = Running::spawn(writer().args([&fifo, "one", "two", "three"]));
+    let mut w = Running::spawn(writer().args(["--fifo", &fifo, "one", "two", "three"]));
     let first = first.finish();
     assert!(first.status.success(), "{first:?}");
     assert_eq!(first.stdout_str(), "one\n");
@@ -147,7 +148,7 @@ fn a_count_one_reader_leaves_the_rest_to_the_next_reader() {
     // The writer keeps its end open, so the unread lines stay in the pipe; it has not succeeded yet.
     w.wait_for_stderr("waiting for the next reader");
     assert_eq!(entries(dir.path()), ["f"]);
-    let second = Running::spawn(reader().arg(&fifo)).finish();
+    let second = Running::spawn(reader().args(["--fifo", &fifo])).finish();
     assert!(second.status.success(), "{second:?}");
     assert_eq!(second.stdout_str(), "two\nthree\n");
     let w = w.finish();
@@ -159,11 +160,11 @@ fn a_count_one_reader_leaves_the_rest_to_the_next_reader() {
 fn two_readers_at_once_share_the_lines_and_neither_fails() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = fifo_arg(&dir);
-    let mut a = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    let mut a = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"]));
     a.wait_for_stderr("reader: waiting");
-    let mut b = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    let mut b = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"]));
     b.wait_for_stderr("another reader is reading FIFO");
-    run_ok(writer().args([&fifo, "one", "two"]));
+    run_ok(writer().args(["--fifo", &fifo, "one", "two"]));
     let (a, b) = (a.finish(), b.finish());
     assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
     assert_eq!((a.stdout_str(), b.stdout_str()), ("one\n".into(), "two\n".into()));
@@ -171,11 +172,11 @@ fn two_readers_at_once_share_the_lines_and_neither_fails() {
 
     // One message for two readers: the other keeps waiting for a writer, and leaves nothing when
     // its terminal goes (SIGHUP).
-    let mut a = Running::spawn(reader().arg(&fifo));
+    let mut a = Running::spawn(reader().args(["--fifo", &fifo]));
     a.wait_for_stderr("reader: waiting");
-    let mut b = Running::spawn(reader().arg(&fifo));
+    let mut b = Running::spawn(reader().args(["--fifo", &fifo]));
     b.wait_for_stderr("another reader is reading FIFO");
-    run_ok(writer().args([&fifo, "only"]));
+    run_ok(writer().args(["--fifo", &fifo, "only"]));
     let a = a.finish();
     assert!(a.status.success(), "{a:?}");
     assert_eq!(a.stdout_str(), "only\n");
@@ -193,37 +194,37 @@ fn a_peer_killed_with_sigkill_leaves_nobody_waiting_for_ever() {
     // A reader killed while it waits: the FIFO stays; the next pair uses it and removes it.
     let dir = tempfile::tempdir().unwrap();
     let fifo = fifo_arg(&dir);
-    let mut r = Running::spawn(reader().arg(&fifo));
+    let mut r = Running::spawn(reader().args(["--fifo", &fifo]));
     r.wait_for_stderr("reader: waiting");
     r.signal(Signal::SIGKILL);
     r.finish();
-    let mut w = Running::spawn(writer().args([&fifo, "after the kill"]));
+    let mut w = Running::spawn(writer().args(["--fifo", &fifo, "after the kill"]));
     w.wait_for_stderr("writer: waiting for a reader");
-    let r = Running::spawn(reader().arg(&fifo)).finish();
+    let r = Running::spawn(reader().args(["--fifo", &fifo])).finish();
     assert_eq!(r.stdout_str(), "after the kill\n");
     assert!(w.finish().status.success());
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 
     // A writer killed while its lines wait for the next reader: it never reported success, and
     // the next reader is not stuck: it waits for a writer like any reader, then gets its lines.
-    let mut first = Running::spawn(reader().args([&fifo, "--count", "1"]));
+    let mut first = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"]));
     first.wait_for_stderr("reader: waiting");
-    let mut w = Running::spawn(writer().args([&fifo, "one", "two"]));
+    let mut w = Running::spawn(writer().args(["--fifo", &fifo, "one", "two"]));
     assert_eq!(first.finish().stdout_str(), "one\n");
     w.wait_for_stderr("waiting for the next reader");
     w.signal(Signal::SIGKILL);
     assert_eq!(w.finish().shell_status(), 137);
-    let mut r = Running::spawn(reader().arg(&fifo));
+    let mut r = Running::spawn(reader().args(["--fifo", &fifo]));
     r.wait_for_stderr("reader: waiting for a writer");
-    run_ok(writer().args([&fifo, "fresh"]));
+    run_ok(writer().args(["--fifo", &fifo, "fresh"]));
     assert_eq!(r.finish().stdout_str(), "fresh\n");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 
     // A reader killed in the middle of a stream: the writer waits for the next reader, which gets
     // the rest in order, to the end.
-    let mut w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "20000", "m"]));
+    let mut w = Running::spawn(writer().args(["--fifo", &fifo, "--numbered", "--repeat", "20000", "m"]));
     w.wait_for_stderr("writer: waiting for a reader");
-    let mut r = reader().arg(&fifo).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut r = reader().args(["--fifo", &fifo]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut out = BufReader::new(r.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -231,7 +232,7 @@ fn a_peer_killed_with_sigkill_leaves_nobody_waiting_for_ever() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.id() as i32), Signal::SIGKILL).unwrap();
     r.wait().unwrap();
     w.wait_for_stderr("waiting for the next reader");
-    let rest = Running::spawn(reader().arg(&fifo)).finish();
+    let rest = Running::spawn(reader().args(["--fifo", &fifo])).finish();
     let got: Vec<u64> = rest.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
     assert_eq!(got.last(), Some(&19999), "the rest arrives to the end");
     assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "in order, none lost on the way");
@@ -243,7 +244,8 @@ fn a_peer_killed_with_sigkill_leaves_nobody_waiting_for_ever() {
 fn a_removed_fifo_is_noticed_within_a_second() {
     for bin in ["reader", "writer"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).arg(fifo_arg(&dir)));
+        let mut p =
+            Running::spawn(Command::new(tests::bin("pipe-ipc", bin)).args(["--fifo".to_string(), fifo_arg(&dir)]));
         p.wait_for_stderr("waiting for a");
         let removed = std::time::Instant::now();
         std::fs::remove_file(dir.path().join("f")).unwrap();
@@ -262,7 +264,7 @@ fn mode_is_exact_whatever_the_umask() {
         for (umask, mode) in [(0o077, 0o640), (0o022, 0o666), (0o022, 0o600)] {
             let dir = tempfile::tempdir().unwrap();
             let mut c = Command::new(tests::bin("pipe-ipc", bin));
-            c.args([&fifo_arg(&dir), "--mode", &format!("{mode:o}")]);
+            c.args(["--fifo", &fifo_arg(&dir), "--mode", &format!("{mode:o}")]);
             // SAFETY: umask() is async-signal-safe, as pre_exec requires.
             unsafe {
                 c.pre_exec(move || {
@@ -311,7 +313,7 @@ fn only_a_fifo_of_ours_is_used_anything_else_is_refused_untouched() {
             let spy = (what == "another user's FIFO")
                 .then(|| std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path).unwrap());
             let mut c = Command::new(tests::bin("pipe-ipc", bin));
-            c.arg(fifo_arg(&dir));
+            c.args(["--fifo".to_string(), fifo_arg(&dir)]);
             if bin == "writer" {
                 c.arg("data");
             }
@@ -333,7 +335,8 @@ fn only_a_fifo_of_ours_is_used_anything_else_is_refused_untouched() {
 fn a_fifo_in_a_missing_directory_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     cmd("pipe-ipc", "reader")
-        .arg(format!("--fifo={}", dir.path().join("missing/f").display()))
+        .arg("--fifo")
+        .arg(format!("--path={}", dir.path().join("missing/f").display()))
         .assert()
         .code(1)
         .stderr(
@@ -350,16 +353,16 @@ fn a_fifo_reader_into_a_closed_stdout_leaves_the_rest_to_the_next_reader() {
     // `reader --fifo | head -1`: the reader dies of SIGPIPE; what it had not printed is not taken.
     let dir = tempfile::tempdir().unwrap();
     let fifo = fifo_arg(&dir);
-    let mut w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    let mut w = Running::spawn(writer().args(["--fifo", &fifo, "--numbered", "--repeat", "50000", "m"]));
     w.wait_for_stderr("writer: waiting for a reader");
-    let mut r = reader().arg(&fifo).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut r = reader().args(["--fifo", &fifo]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = [0u8; 4];
     r.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
     let out = r.wait_with_output().unwrap();
     assert_eq!(&first, b"0 m\n");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("left in place for the next reader"), "{out:?}");
-    let rest = Running::spawn(reader().arg(&fifo)).finish();
+    let rest = Running::spawn(reader().args(["--fifo", &fifo])).finish();
     let got: Vec<u64> = rest.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
     assert_eq!(got.last(), Some(&49999));
     assert!(got.windows(2).all(|p| p[1] == p[0] + 1), "in order, none lost on the way");
@@ -372,10 +375,10 @@ fn a_stopped_writer_whose_lines_wait_for_a_reader_says_so_and_they_arrive() {
     use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let fifo = fifo_arg(&dir);
-    let mut r = Running::spawn(reader().arg(&fifo));
+    let mut r = Running::spawn(reader().args(["--fifo", &fifo]));
     r.wait_for_stderr("reader: waiting");
     r.signal(Signal::SIGSTOP); // a reader that does not read for now
-    let w = Running::spawn(writer().args([&fifo, "--numbered", "--repeat", "50000", "m"]));
+    let w = Running::spawn(writer().args(["--fifo", &fifo, "--numbered", "--repeat", "50000", "m"]));
     // Event: the pipe is full, so the writer is blocked in write(). Seen through an end of our own.
     let probe =
         std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(dir.path().join("f")).unwrap();
@@ -401,4 +404,35 @@ fn a_stopped_writer_whose_lines_wait_for_a_reader_says_so_and_they_arrive() {
     let got: Vec<u64> = r.stdout_str().lines().map(|l| l.strip_suffix(" m").unwrap().parse().unwrap()).collect();
     assert!(got.len() > 1000 && got.iter().enumerate().all(|(i, &n)| n == i as u64), "a whole prefix arrives");
     assert!(entries(dir.path()).is_empty(), "the reader, last out, removes it: {:?}", entries(dir.path()));
+}
+
+/// The FIFO's path is an option of its own: `--path P` and `--path=P` both work, a path typed after
+/// `--fifo` is refused with the right form (never sent as a message), and `--mode` or `--path`
+/// without `--fifo` is refused.
+#[test]
+fn the_fifo_path_is_its_own_option_in_both_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let mut r = Running::spawn(reader().args(["--fifo", "--path"]).arg(&f));
+    r.wait_for_stderr("reader: waiting");
+    run_ok(writer().arg("--fifo").arg(format!("--path={}", f.display())).arg("both forms"));
+    assert_eq!(r.finish().stdout_str(), "both forms\n");
+    assert!(entries(dir.path()).is_empty());
+
+    nix::unistd::mkfifo(&f, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    tests::run(writer().arg("--fifo").arg(&f).arg("hello")).code(2).stderr(predicate::str::contains(format!(
+        "a FIFO's path goes with --path, e.g. writer --fifo --path {}",
+        f.display()
+    )));
+    tests::run(reader().arg("--fifo").arg(&f))
+        .code(2)
+        .stderr(predicate::str::contains(format!("reader --fifo --path {}", f.display())));
+    for bin in ["reader", "writer"] {
+        for args in [&["--mode", "640"][..], &["--path", "/x"][..]] {
+            tests::run(Command::new(tests::bin("pipe-ipc", bin)).args(args))
+                .code(2)
+                .stderr(predicate::str::contains("--fifo"));
+        }
+    }
+    assert_eq!(entries(dir.path()), ["f"], "the user's FIFO is left as it was");
 }

@@ -166,6 +166,8 @@ fn shell(line: &str, dir: &Path) -> Command {
 fn run_readme(readme: &str) {
     let key = TestKey::new();
     let dir = tempfile::tempdir().expect("tempdir");
+    // A runtime directory is used only if it is ours and 0700 (common::paths).
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod 0700");
     let mut ran = 0;
     for block in blocks(readme) {
         let mut background: Vec<(Step, Running)> = Vec::new();
@@ -198,6 +200,7 @@ fn run_readme(readme: &str) {
 }
 
 fn check(step: &Step, running: Running) {
+    eprintln!("{}: waiting for the end of `{}`", step.at, step.line); // names the step a timeout hit
     let done = running.finish();
     done.assert_no_panic();
     for want in &step.prints {
@@ -239,4 +242,9 @@ fn msgq_readme() {
 #[test]
 fn shm_readme() {
     run_readme("shm-ipc/README.md");
+}
+
+#[test]
+fn pipe_readme() {
+    run_readme("pipe-ipc/README.md");
 }

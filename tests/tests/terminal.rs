@@ -88,7 +88,7 @@ fn closing_the_terminal_of_a_waiting_fifo_reader_removes_the_fifo() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f");
     let mut cmd = Command::new(tests::bin("pipe-ipc", "reader"));
-    cmd.arg(format!("--fifo={}", path.display()));
+    cmd.arg("--fifo").arg(format!("--path={}", path.display()));
     let status = close_terminal_around(cmd, "waiting");
     assert_eq!(status.signal(), Some(libc::SIGHUP), "{status:?}");
     assert_eq!(tests::entries(dir.path()), Vec::<String>::new());

@@ -5,18 +5,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::Result;
 use common::cli::{ModeArgs, ReceiveArgs};
+use common::{Peer, PeerState, Ready, Result, Seen};
 use pipe_ipc::{copy_lines, fifo};
 
 /// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
-/// of a named pipe, which it makes if missing and removes when done.
+/// of a named pipe, which it makes if missing. With --count it stops early; lines the writer sends
+/// beyond that wait in the FIFO for the next reader, and the last one out removes it.
 #[derive(Parser)]
 #[command(name = common::command_name!("reader"), bin_name = "reader", version)]
 struct Cli {
-    /// Read a named pipe instead of stdin [default PATH: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
-    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
-    fifo: Option<Option<PathBuf>>,
+    /// Read a named pipe (FIFO) instead of stdin
+    #[arg(long)]
+    fifo: bool,
+    /// With --fifo: where the FIFO is [default: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH", requires = "fifo")]
+    path: Option<PathBuf>,
     #[command(flatten)]
     mode: ModeArgs,
     #[command(flatten)]
@@ -24,49 +28,65 @@ struct Cli {
     /// With --fifo: remove a FIFO left by a killed process, and exit
     #[arg(long, requires = "fifo", conflicts_with = "count")]
     clean: bool,
+    /// Taken only to say where a path goes (`--fifo /tmp/x` instead of `--fifo --path /tmp/x`)
+    #[arg(hide = true)]
+    stray: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_adjusted(|c| {
+        c.mut_arg("mode", |a| a.requires("fifo")).mut_arg("count", |a| {
+            // A pipe has an end (every writer closed), so a pipe reader reads to it by default.
+            a.help("Stop after N lines; with --fifo, what the writer sends beyond them waits for the next reader [default: all, to end of file]")
+        })
+    });
     common::error::main("reader", || {
-        let mut out = common::out::stdout();
-        match &cli.fifo {
-            None => {
-                let stdin = std::io::stdin();
-                if stdin.is_terminal() {
-                    eprintln!(
-                        "reader: reading stdin until end of file (pipe the writer in: \
-                         cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
-                    );
-                }
-                copy_lines(&mut stdin.lock(), &mut out, cli.recv.count, "stdin").map(drop)
-            }
-            Some(path) if cli.clean => {
-                let path = path.clone().map_or_else(fifo::default_path, Ok)?;
-                eprintln!("reader: {}", fifo::clean(&path)?);
-                Ok(())
-            }
-            Some(path) => from_fifo(path.as_deref(), cli.mode.mode, &cli.recv, &mut out),
+        if let Some(p) = &cli.stray {
+            return Err(common::Error::Usage(format!(
+                "unexpected argument '{}': a FIFO's path goes with --path, e.g. reader --fifo --path {}",
+                p.display(),
+                p.display()
+            )));
         }
+        let mut out = common::out::stdout();
+        if !cli.fifo {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                common::diag!(
+                    "reader: reading stdin until end of file (pipe the writer in: \
+                     cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
+                );
+            }
+            return copy_lines(&mut stdin.lock(), &mut out, cli.recv.count, "stdin").map(drop);
+        }
+        let path = cli.path.clone().map_or_else(fifo::default_path, Ok)?;
+        if cli.clean {
+            common::diag!("reader: {}", fifo::clean(&path)?);
+            return Ok(());
+        }
+        from_fifo(&path, cli.path.is_some(), cli.mode.mode, &cli.recv, &mut out)
     })
 }
 
-fn from_fifo(given: Option<&Path>, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
+fn from_fifo(path: &Path, given: bool, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
     common::stop::install()?;
-    let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    let mut ready =
-        common::Ready::new("reader", &format!("for a writer on FIFO {}", path.display()), "pipe-ipc", "writer", &peer);
-    let mut reader = fifo::Reader::open(&path, mode)?;
+    let peer = Peer { package: "pipe-ipc", bin: "writer", args: pipe_ipc::peer_args(path, given) };
+    let mut ready = Ready::waiting("reader", format!("for a writer on FIFO {}", path.display()), peer);
+    let mut reader = fifo::Reader::open(path, mode)?;
     let mut printed = 0;
     let result = loop {
         if recv.count.is_some_and(|c| printed >= c) {
             break Ok(());
         }
         // The ready line is for a reader with nothing yet, not for a pause between lines.
-        let mut on_wait = || {
+        let mut on_wait = |others: bool| {
             if printed == 0 {
-                ready.show()
+                let peer = if others {
+                    PeerState::Present("another process has the FIFO open".into())
+                } else {
+                    PeerState::Absent
+                };
+                ready.show_seen(Seen { holds: None, peer })
             }
         };
         match reader.print_next(out, &mut on_wait) {
@@ -77,7 +97,7 @@ fn from_fifo(given: Option<&Path>, mode: u32, recv: &ReceiveArgs, out: &mut comm
     };
     // Leave by the last-one-out rule even after an error, so nothing is left behind needlessly.
     if let Some(line) = reader.leave() {
-        eprintln!("reader: {line}");
+        common::diag!("reader: {line}");
     }
     result
 }

@@ -1,21 +1,26 @@
 //! Writes messages, one per line, to stdout or to a FIFO (note section 2).
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{ModeArgs, SendArgs};
-use common::{Error, Result};
+use common::{Error, Peer, PeerState, Ready, Result, Seen};
 use pipe_ipc::{DEFAULT_MESSAGE, fifo, write_lines};
 
 /// Pipe writer: writes each message on its own line to stdout, for `writer | reader`, or with
-/// --fifo to a named pipe that a reader in another terminal opens.
+/// --fifo to a named pipe that a reader in another terminal opens. With --fifo it ends once a
+/// reader has taken every line; lines a reader leaves (--count) wait for the next one.
 #[derive(Parser)]
 #[command(name = common::command_name!("writer"), bin_name = "writer", version)]
 struct Cli {
-    /// Write to a named pipe instead of stdout, made 0600 if missing [default PATH: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
-    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true)]
-    fifo: Option<Option<PathBuf>>,
+    /// Write to a named pipe (FIFO) instead of stdout, made 0600 if missing
+    #[arg(long)]
+    fifo: bool,
+    /// With --fifo: where the FIFO is [default: $XDG_RUNTIME_DIR/pipe-ipc.fifo, else a 0700 directory of yours under the temp dir]
+    #[arg(long, value_name = "PATH", requires = "fifo")]
+    path: Option<PathBuf>,
     #[command(flatten)]
     mode: ModeArgs,
     #[command(flatten)]
@@ -23,26 +28,37 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    common::error::main("writer", || match &cli.fifo {
-        None => {
+    let cli: Cli = common::cli::parse_adjusted(|c| c.mut_arg("mode", |a| a.requires("fifo")));
+    common::error::main("writer", || {
+        if !cli.fifo {
             let closed = |e: std::io::Error| match e.kind() {
                 std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
                 _ => Error::io("write", "stdout", e),
             };
-            write_lines(&mut std::io::stdout().lock(), cli.send.each(DEFAULT_MESSAGE), closed)
+            return write_lines(&mut std::io::stdout().lock(), cli.send.each(DEFAULT_MESSAGE), closed);
         }
-        Some(path) => to_fifo(path.as_deref(), cli.mode.mode, &cli.send),
+        if cli.path.is_none()
+            && let Some(first) = cli.send.messages.first()
+            && std::fs::metadata(first).is_ok_and(|m| m.file_type().is_fifo())
+        {
+            // `--fifo /tmp/x hello`: the path would be sent as a message to the default FIFO.
+            let p = Path::new(first).display();
+            return Err(Error::Usage(format!(
+                "'{p}' is a FIFO, not a message: a FIFO's path goes with --path, e.g. writer --fifo --path {p} ..."
+            )));
+        }
+        let path = cli.path.clone().map_or_else(fifo::default_path, Ok)?;
+        to_fifo(&path, cli.path.is_some(), cli.mode.mode, &cli.send)
     })
 }
 
-fn to_fifo(given: Option<&Path>, mode: u32, send: &SendArgs) -> Result<()> {
+fn to_fifo(path: &Path, given: bool, mode: u32, send: &SendArgs) -> Result<()> {
     common::stop::install()?;
-    let path = given.map_or_else(fifo::default_path, |p| Ok(p.to_path_buf()))?;
-    let peer = format!("--fifo{}", given.map(|p| format!("={}", p.display())).unwrap_or_default());
-    let mut ready =
-        common::Ready::new("writer", &format!("for a reader on FIFO {}", path.display()), "pipe-ipc", "reader", &peer);
-    let mut writer = fifo::Writer::open(&path, mode, &mut || ready.show())?;
+    let peer = Peer { package: "pipe-ipc", bin: "reader", args: pipe_ipc::peer_args(path, given) };
+    // Shown on ENXIO: a non-blocking open for writing fails so exactly when no reader has it open.
+    let mut ready = Ready::waiting("writer", format!("for a reader on FIFO {}", path.display()), peer)
+        .looking(|| Seen { holds: None, peer: PeerState::Absent });
+    let mut writer = fifo::Writer::open(path, mode, &mut || ready.show())?;
     for msg in send.each(DEFAULT_MESSAGE) {
         writer.send(&msg)?;
     }
