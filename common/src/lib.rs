@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod gate;
 pub mod key;
 mod memory;
 pub mod out;

@@ -139,6 +139,9 @@ impl Queue {
             Queue::SysV { id, key, buf, waited, .. } => {
                 let mut flags = if *waited { 0 } else { libc::IPC_NOWAIT };
                 loop {
+                    // A stop parks here, never with a message taken: the stop thread wakes a
+                    // blocked msgrcv with SIGURG (EINTR below), see common::gate.
+                    common::gate::safe_point();
                     match sysv::msgrcv(*id, buf, mtype, flags) {
                         Ok((t, text)) => return Ok((t, text.to_vec())),
                         Err(Errno::ENOMSG) if flags != 0 => {
@@ -146,7 +149,8 @@ impl Queue {
                             *waited = true;
                             flags = 0;
                         }
-                        // SIGSTOP/SIGCONT (Ctrl-Z, fg) interrupts msgrcv even with no handler.
+                        // SIGSTOP/SIGCONT (Ctrl-Z, fg) interrupts msgrcv even with no handler,
+                        // and so does the stop thread's SIGURG: back to the safe point.
                         Err(Errno::EINTR) => {}
                         Err(e) => {
                             let err = Error::sys("msgrcv", format!("queue {key}"), e);
@@ -388,6 +392,14 @@ fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
     match sysv::msg_set(id, &ds) {
         Ok(()) => {}
         Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()),
+        Err(Errno::EPERM) => {
+            // Another user's queue, shared with --mode: this reader may use it, not remove it.
+            common::diag!(
+                "{bin}: left queue {key} in place: it is uid {}'s, and only its owner (or root) may remove it",
+                ds.msg_perm.uid
+            );
+            return Ok(());
+        }
         Err(e) => return Err(Error::sys("msgctl(IPC_SET)", format!("queue {key}"), e).hint(NOT_YOURS)),
     }
     let mut ds = match sysv::msg_stat(id) {

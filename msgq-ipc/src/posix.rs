@@ -121,6 +121,7 @@ impl PosixQueue {
         let mut buf = vec![0u8; self.msgsize];
         let mut prio = 0;
         loop {
+            common::gate::safe_point(); // a stop parks here, never with a message taken
             match mq_receive(&self.mqd, &mut buf, &mut prio) {
                 Ok(n) => {
                     buf.truncate(n);
@@ -225,7 +226,18 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
             );
             return Ok(());
         }
-        unlink(name)?;
+        match mq_unlink(name) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::EACCES | Errno::EPERM) => {
+                // Another user's queue, shared with --mode: this reader may use it, not remove it.
+                let owner = nix::sys::stat::fstat(mqd.as_fd()).map_or(0, |st| st.st_uid);
+                common::diag!(
+                    "{bin}: left POSIX queue {name} in place: it is uid {owner}'s, and only its owner (or root) may remove it"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(Error::sys("mq_unlink", name, e)),
+        }
     }
     // A writer that opened the queue before the unlink may have sent since the count: its message
     // would die with the last descriptor. Look again and move any to a new queue of the name.
@@ -236,13 +248,6 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
         );
     }
     Ok(())
-}
-
-pub(crate) fn unlink(name: &str) -> Result<()> {
-    match mq_unlink(name) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(Error::sys("mq_unlink", name, e)),
-    }
 }
 
 fn open_err(name: &str, e: Errno) -> Error {

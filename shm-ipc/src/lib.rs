@@ -4,7 +4,6 @@
 //! a semaphore set under the same key tells the reader when the data is ready, the segment is
 //! made 0600 instead of 0666, and it is detached, and removed by the last process that uses it.
 
-mod gate;
 pub mod layout;
 mod posix;
 mod sysv_chan;
@@ -12,6 +11,7 @@ mod sysv_chan;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use common::gate;
 use common::stop::{OnStop, on_stop};
 
 use common::{Error, Key, PeerState, Result};
@@ -185,6 +185,8 @@ pub enum Outcome {
     Gone,
     /// Left in place: `pending` messages wait in them, `others` other processes use them.
     Left { pending: u64, others: u64 },
+    /// Left in place because they are another user's: only their owner (or root) may remove them.
+    NotOurs { owner: u32 },
 }
 
 impl Outcome {
@@ -192,8 +194,13 @@ impl Outcome {
     /// when a message waits (the next reader gets it), and, for a stopped process, who keeps them.
     /// A writer that ends normally says nothing: its last message waiting is the normal hand-over.
     pub fn line(&self, objects: &Objects, writer: bool, stopped: bool) -> Option<String> {
-        let Outcome::Left { pending, others } = *self else { return None };
         let name = objects.name();
+        if let Outcome::NotOurs { owner } = *self {
+            return Some(format!(
+                "{name} left in place: it is uid {owner}'s, and only its owner (or root) may remove it"
+            ));
+        }
+        let Outcome::Left { pending, others } = *self else { return None };
         if pending > 0 && (stopped || !writer) {
             let what =
                 if pending == 1 { "1 more message waits".to_string() } else { format!("{pending} more messages wait") };

@@ -23,7 +23,9 @@ use common::posix::{LockKind, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink
 use common::{Error, Key, Memory, Result};
 use nix::errno::Errno;
 
-use crate::{Objects, Outcome, SIZE, WAIT_SLICE, gate};
+use common::gate;
+
+use crate::{Objects, Outcome, SIZE, WAIT_SLICE};
 
 const USERS: i64 = 0;
 const DECIDING: i64 = 1;
@@ -179,6 +181,12 @@ impl PosixEnd {
         for n in sem_names(self.key) {
             match sem_unlink(&n) {
                 Ok(()) | Err(Errno::ENOENT) => {}
+                Err(Errno::EACCES | Errno::EPERM) => {
+                    // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
+                    lock(USERS, LockKind::Unlock, false)?;
+                    let owner = nix::sys::stat::fstat(&*self.file).map_or(0, |st| st.st_uid);
+                    return Ok(Outcome::NotOurs { owner });
+                }
                 Err(e) => return Err(Error::sys("sem_unlink", n, e)),
             }
         }

@@ -25,7 +25,9 @@ use common::sysv::{self, Attached, get_or_create, sembuf};
 use common::{Error, Key, Memory, Result};
 use nix::errno::Errno;
 
-use crate::{Objects, Outcome, WAIT_SLICE, gate};
+use common::gate;
+
+use crate::{Objects, Outcome, WAIT_SLICE};
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
@@ -303,11 +305,25 @@ impl SysvEnd {
             }
             Ok(None) => {
                 attached.take();
-                // The set first: a newcomer between its semget and its check of BUSY starts over.
-                sysv::sem_remove(sem_id).map_err(|e| Error::sys("semctl(IPC_RMID)", sems(), e))?;
+                // The segment first, while BUSY is held. Its key is free at once, so a newcomer
+                // from here on makes a new segment, attaches it and waits for BUSY on the old set,
+                // whose removal sends it back to start over (EIDRM). The other order left a
+                // moment with a segment and no set: a newcomer then made a new set beside the
+                // doomed segment and wrote into it (lost, with exit 0), or a reader took the old
+                // message again as a semaphore-less writer's.
                 match sysv::shm_remove(self.shm_id) {
+                    Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => {}
+                    Err(Errno::EPERM) => {
+                        // Another user's (shared with --mode): leave it to its owner.
+                        let owner = sysv::shm_stat(self.shm_id).map_or(0, |ds| ds.shm_perm.uid);
+                        let _ = sysv::semop(sem_id, &mut [sembuf(BUSY, -1, UNDO)]);
+                        return Ok(Outcome::NotOurs { owner });
+                    }
+                    Err(e) => return Err(Error::sys("shmctl(IPC_RMID)", format!("segment {key}"), e)),
+                }
+                match sysv::sem_remove(sem_id) {
                     Ok(()) | Err(Errno::EINVAL | Errno::EIDRM) => Ok(Outcome::Removed),
-                    Err(e) => Err(Error::sys("shmctl(IPC_RMID)", format!("segment {key}"), e)),
+                    Err(e) => Err(Error::sys("semctl(IPC_RMID)", sems(), e)),
                 }
             }
             Err(e) => {

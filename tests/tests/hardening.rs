@@ -56,6 +56,35 @@ fn another_users_queue_or_segment_is_eacces_explained() {
     }
 }
 
+/// Root shares its objects with --mode 666; user nobody reads the message, exits 0 and leaves the
+/// objects to their owner with one line (it may use them, not remove them).
+#[test]
+fn another_users_shared_objects_are_read_and_left_to_their_owner() {
+    for (package, posix) in [("msgq-ipc", false), ("msgq-ipc", true), ("shm-ipc", false), ("shm-ipc", true)] {
+        let Some((_dir, mut nobody_reader)) = as_nobody(package, "reader") else { return };
+        let k = TestKey::new();
+        let mut w = keyed(package, "writer", &k);
+        w.args(["--mode", "666", "shared"]);
+        if posix {
+            w.arg("--posix");
+        }
+        run(&mut w).success();
+        nobody_reader.args(["--key", &k.arg()]);
+        if posix {
+            nobody_reader.arg("--posix");
+        }
+        let out = nobody_reader.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{package} (posix: {posix}): {out:?}");
+        assert_eq!(out.stdout, b"shared\n", "{package} (posix: {posix})");
+        assert!(
+            err.contains("left") && err.contains("in place: it is uid 0's, and only its owner (or root) may remove it"),
+            "{package} (posix: {posix}): {err}"
+        );
+        assert!(!k.take_leftovers().is_empty(), "{package} (posix: {posix}): the owner's objects were kept");
+    }
+}
+
 #[test]
 fn non_utf8_bytes_pass_through_queues_and_segments() {
     let raw = std::ffi::OsStr::from_bytes(b"\xff\xfe caf\xe9");

@@ -509,3 +509,27 @@ fn every_message_of_a_request_is_one_request() {
     assert!(done.status.success(), "{done:?}");
     k.assert_clean();
 }
+
+/// A reader stopped at the instant a message arrives: the message is printed or stays in the queue
+/// for the next reader, never lost while its writer exits 0 (the stop thread lets the main thread
+/// print what it took first: common::gate). Many rounds, to meet the instant.
+#[test]
+fn a_reader_stopped_as_a_message_arrives_loses_nothing() {
+    let k = TestKey::new();
+    for round in 0..60 {
+        let mut r = Running::spawn(&mut reader(&k));
+        r.wait_for_stderr("reader: waiting");
+        let mut w = writer(&k).arg(format!("m{round}")).spawn().unwrap();
+        // It may have taken the message and ended already (ESRCH): that round is fine too.
+        let _ = nix::sys::signal::kill(r.pid, Signal::SIGTERM);
+        let done = r.finish();
+        assert!(w.wait().unwrap().success());
+        if done.stdout_str() != format!("m{round}\n") {
+            assert_eq!(done.stdout_str(), "", "round {round}: {done:?}");
+            let id = sysv::msgget(k.key, 0).unwrap_or_else(|e| panic!("round {round}: lost, no queue: {e}; {done:?}"));
+            assert_eq!(sysv::msg_stat(id).unwrap().msg_qnum, 1, "round {round}: lost; {done:?}");
+            run(&mut reader(&k)).success().stdout(format!("m{round}\n"));
+        }
+        k.assert_clean();
+    }
+}

@@ -370,3 +370,32 @@ fn the_waiting_line_says_start_the_peer_only_when_nobody_is_attached() {
     assert_eq!(got, ["a\n", "b\n"]);
     k.assert_clean();
 }
+
+/// The last one out removes the segment, then the semaphore set. A writer that starts between the
+/// two (held there by strace's delay) must still deliver: it waits for the set's BUSY, finds the
+/// set removed and starts over with new objects. (Removing the set first let such a writer make a
+/// new set beside the doomed segment and write into it: lost, with exit 0.)
+#[test]
+fn a_writer_that_starts_while_the_last_one_out_removes_still_delivers() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace is not installed");
+        return;
+    }
+    let k = TestKey::new();
+    run(writer(&k).arg("m1")).success();
+    // Every shmctl returns 1 s late: after its IPC_RMID the segment is gone, the set still there.
+    let mut slow = Command::new("strace");
+    slow.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=shmctl", "-e", "inject=shmctl:delay_exit=1000000"]);
+    slow.arg(tests::bin("shm-ipc", "reader")).args(["--key", &k.arg()]);
+    let first = Running::spawn(&mut slow);
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    while sysv::shmget(k.key, 0, 0).is_ok() || sysv::semget(k.key, 0, 0).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the reader never came between its two removals");
+        std::thread::yield_now();
+    }
+    run(writer(&k).arg("m2")).success();
+    let first = first.finish();
+    assert_eq!(first.stdout_str(), "m1\n", "{first:?}");
+    run(&mut reader(&k)).success().stdout("m2\n");
+    k.assert_clean();
+}

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             return Ok(());
         }
         common::stop::install()?;
+        common::gate::arm()?;
         let mut queue = match (cli.posix, cli.no_create) {
             (true, no_create) => Queue::Posix(PosixQueue::open(key, cli.mode.mode, !no_create)?.0),
             (false, true) => Queue::existing(key)?,
@@ -63,6 +64,8 @@ fn main() -> ExitCode {
         let _cleanup = (!cli.keep).then(|| {
             let h = handle.clone();
             on_stop(move || {
+                // The main thread may hold a message it has not printed yet: let it print it first.
+                common::gate::stop_main(std::time::Duration::from_secs(2));
                 msgq_ipc::stop_with(|finish| {
                     if let Err(e) = finish(&h, "reader") {
                         common::diag!("reader: {e}");
@@ -72,7 +75,9 @@ fn main() -> ExitCode {
         });
         let mut out = common::out::stdout();
         let received = if cli.serve { serve(&cli, &mut queue, &mut out) } else { receive(&cli, &mut queue, &mut out) };
+        common::gate::safe_point();
         let finished = if cli.keep { Ok(()) } else { finish(&handle, "reader") };
+        common::gate::done();
         received.and(finished)
     })
 }

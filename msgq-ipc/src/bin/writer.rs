@@ -1,6 +1,7 @@
 //! Sends messages to a message queue, the note's process A (msgget + msgsnd with IPC_NOWAIT).
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
@@ -96,10 +97,14 @@ fn request(queue: &mut Queue, created: bool, msg: &[u8], peer: &str) -> Result<(
     let name = queue.handle().name();
     let text = serve::request(pid, msg);
     let mut room = waiting_for_room(queue, peer);
-    // Registered before the send, which may wait for room and be stopped there.
-    let withdraw = |h: Handle| {
-        let text = text.clone();
+    // One stop action, registered before the send (which may wait for room and be stopped there),
+    // acting on the queue the request is in: the send may move it to a new queue of the key.
+    // (Two actions, one per queue, deadlocked: the first keeps stop_with's lock to the end.)
+    let current = Arc::new(Mutex::new(queue.handle()));
+    let guard = {
+        let (current, text) = (Arc::clone(&current), text.clone());
         on_stop(move || {
+            let h = current.lock().unwrap_or_else(PoisonError::into_inner).clone();
             msgq_ipc::stop_with(|finish| {
                 let Handle::SysV { id, .. } = h else { return };
                 let nobody_took_it = serve::withdraw(id, pid, &text);
@@ -112,10 +117,8 @@ fn request(queue: &mut Queue, created: bool, msg: &[u8], peer: &str) -> Result<(
             })
         })
     };
-    let before = withdraw(queue.handle());
     queue.send(serve::REQUEST_TYPE, &text, true, &mut || room.show())?;
-    let guard = withdraw(queue.handle()); // the send may have moved to a new queue of the key
-    drop(before);
+    *current.lock().unwrap_or_else(PoisonError::into_inner) = queue.handle();
     let args = if peer.is_empty() { "--serve".to_string() } else { format!("{peer} --serve") };
     let mut reply = Ready::waiting(
         "writer",
