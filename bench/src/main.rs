@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::broken::Breakage;
 use bench::mechs::{self, ALL, SIGNAL_SIZE};
 use bench::report::{self, Limits, Machine};
 use bench::run::{self, Config, Placement};
@@ -31,6 +32,21 @@ struct Cli {
     /// Also write a bar chart as SVG
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
+    /// Measure each row K times; report the median run's p50 and the spread of the K p50s
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: u32,
+    /// Round trips per row (tests: a row that lasts until it is killed)
+    #[arg(long, hide = true)]
+    rtts: Option<usize>,
+    /// Skip the limits (tests that only need the rows)
+    #[arg(long, hide = true)]
+    no_limits: bool,
+    /// The child says when it is in the middle of a row (tests that kill it)
+    #[arg(long, hide = true)]
+    announce: bool,
+    /// The child's receiving end spoils a message (tests: the check catches it)
+    #[arg(long = "break", hide = true, value_name = "HOW")]
+    breakage: Option<Breakage>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,11 +90,30 @@ fn bench(cli: &Cli) -> Result<()> {
             })
             .collect()
     };
-    let (sizes, cfg): (&[usize], Config) = if cli.quick {
-        (&[64, 4096], Config { warmup: 100, rtts: 1000, stream: Duration::from_millis(50) })
+    let (sizes, mut cfg): (&[usize], Config) = if cli.quick {
+        (
+            &[64, 4096],
+            Config {
+                warmup: 100,
+                rtts: 1000,
+                stream: Duration::from_millis(50),
+                announce: cli.announce,
+                breakage: cli.breakage,
+            },
+        )
     } else {
-        (&[64, 4096, 65536], Config { warmup: 1000, rtts: 10_000, stream: Duration::from_millis(250) })
+        let cfg = Config {
+            warmup: 1000,
+            rtts: 10_000,
+            stream: Duration::from_millis(250),
+            announce: cli.announce,
+            breakage: cli.breakage,
+        };
+        (&[64, 4096, 65536], cfg)
     };
+    if let Some(n) = cli.rtts {
+        cfg.rtts = n.max(1);
+    }
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
     let mut plan = Vec::new();
     for m in &mechs {
@@ -95,10 +130,15 @@ fn bench(cli: &Cli) -> Result<()> {
     }
 
     let spins = bench::ring::calibrate_spin();
-    eprintln!("bench: measuring the limits (cache line, memcpy); spinning waits last {spins} pauses (~2 µs)");
-    let limits = Limits {
-        cacheline: run::cpus_for(Placement::Cross, &allowed).and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts)),
-        memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+    let limits = if cli.no_limits {
+        Limits { cacheline: None, memcpy: Default::default() }
+    } else {
+        eprintln!("bench: measuring the limits (cache line, memcpy); spinning waits last {spins} pauses (~2 µs)");
+        Limits {
+            cacheline: run::cpus_for(Placement::Cross, &allowed)
+                .and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts.min(100_000))),
+            memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+        }
     };
     // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
     // and two per row.
