@@ -131,13 +131,19 @@ fn bench(cli: &Cli) -> Result<()> {
 
     let spins = bench::ring::calibrate_spin();
     let limits = if cli.no_limits {
-        Limits { cacheline: None, memcpy: Default::default() }
+        Limits { cacheline: None, memcpy: Default::default(), transfer: Default::default() }
     } else {
-        eprintln!("bench: measuring the limits (cache line, memcpy); spinning waits last {spins} pauses (~2 µs)");
+        eprintln!(
+            "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
+        );
         Limits {
             cacheline: run::cpus_for(Placement::Cross, &allowed)
                 .and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts.min(100_000))),
             memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+            transfer: sizes
+                .iter()
+                .filter_map(|&s| bench::limits::transfer(&allowed, s, cfg.stream).map(|t| (s, t)))
+                .collect(),
         }
     };
     // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
@@ -146,7 +152,9 @@ fn bench(cli: &Cli) -> Result<()> {
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
-        rows.push(run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?);
+        let runs =
+            (0..cli.runs).map(|_| run::measure(m, *s, *p, &cfg, base + 2 * i as u32)).collect::<Result<Vec<_>>>()?;
+        rows.extend(run::median(runs));
     }
     let machine = Machine::read();
     print!("{}", report::table(&rows, &limits, &machine));

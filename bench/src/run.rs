@@ -88,6 +88,20 @@ pub fn cpus_for(placement: Placement, allowed: &[usize]) -> Option<(Vec<usize>, 
     }
 }
 
+/// The median of K runs of one row: the run with the median p50 (its other percentiles with it),
+/// the median throughput, and every run's p50 for the spread.
+pub fn median(mut runs: Vec<Row>) -> Option<Row> {
+    let p50s: Vec<u64> = runs.iter().map(|r| r.rtt.p50).collect();
+    let mid = runs.len() / 2;
+    let mut rates: Vec<(f64, f64)> = runs.iter().map(|r| (r.msgs_per_s, r.mb_per_s)).collect();
+    rates.sort_by(|a, b| a.0.total_cmp(&b.0));
+    runs.sort_by_key(|r| r.rtt.p50);
+    let (msgs_per_s, mb_per_s) = *rates.get(mid)?;
+    let mut row = runs.into_iter().nth(mid)?;
+    (row.msgs_per_s, row.mb_per_s, row.p50s) = (msgs_per_s, mb_per_s, p50s);
+    Some(row)
+}
+
 /// Names a row in messages: `sysv-mq cross 64 B`.
 pub fn row_name(mech: &Mechanism, placement: Placement, size: usize) -> String {
     format!("{} {} {size} B", mech.id, placement.name())

@@ -220,3 +220,24 @@ fn broken_transports_are_caught_and_named() {
         }
     }
 }
+
+#[test]
+fn runs_report_the_median_p50_of_k_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let run = Running::spawn(
+        Command::new(bin("bench", "bench"))
+            .args(["--quick", "--no-limits", "--only", "unix-socket", "--runs", "3", "--json"])
+            .arg(&json),
+    );
+    let done = run.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stdout_str().contains("spread"), "{}", done.stdout_str());
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        let mut p50s: Vec<u64> = r["p50_ns_of_runs"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
+        assert_eq!(p50s.len(), 3, "{r}");
+        p50s.sort_unstable();
+        assert_eq!(r["rtt_ns"]["p50"].as_u64(), Some(p50s[1]), "the median run's p50: {r}");
+    }
+}
