@@ -88,7 +88,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::msg::WORD;
+    use crate::msg::{Expect, Stamp, WORD};
 
     /// A loopback link in one process: what is sent is received, in order.
     struct Loop(Rc<RefCell<VecDeque<Vec<u8>>>>);
@@ -118,9 +118,9 @@ mod tests {
         }
         let (mut out, mut buf) = (vec![0u8; size], vec![0u8; size]);
         for seq in 0..10 {
-            tx.send_seq(seq, &mut out).ok()?;
+            tx.send_seq(&Stamp::new(seq), &mut out).ok()?;
         }
-        (0..10).find_map(|seq| rx.recv_seq(&mut buf, seq, false).err().map(|e| e.to_string()))
+        (0..10).find_map(|seq| rx.recv_seq(&mut buf, &Expect::new(seq, false)).err().map(|e| e.to_string()))
     }
 
     #[test]

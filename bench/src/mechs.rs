@@ -18,7 +18,7 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlin
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-use crate::msg;
+use crate::msg::{self, Expect, Stamp};
 use crate::ring::{self, Ring, Wait};
 use crate::semring::{self, SemRing};
 
@@ -28,25 +28,24 @@ pub trait Link {
     /// Receives one message into `buf` (exactly `buf.len()` bytes).
     fn recv(&mut self, buf: &mut [u8]) -> Result<()>;
 
-    /// Sends message `seq` (msg.rs): written into `scratch`, then sent. An in-place link writes
+    /// Sends message `s` (msg.rs): written into `scratch`, then sent. An in-place link writes
     /// it where the receiver will find it instead.
-    fn send_seq(&mut self, seq: u64, scratch: &mut [u8]) -> Result<()> {
-        msg::fill(scratch, seq);
+    fn send_seq(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
+        msg::fill(scratch, s);
         self.send(scratch)
     }
 
     /// Receives into `buf`, poisoned first so that bytes the transport did not deliver cannot
-    /// pass, and checks it is message `expect` (or, if `stop_ok`, the stop message). Returns the
-    /// number it carries.
-    fn recv_seq(&mut self, buf: &mut [u8], expect: u64, stop_ok: bool) -> Result<u64> {
+    /// pass, and checks it is a message `e` accepts. Returns the number it carries.
+    fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
         buf.fill(msg::POISON);
         self.recv(buf)?;
-        msg::check(buf, buf.len(), expect, stop_ok)
+        msg::check(buf, buf.len(), e)
     }
 
-    /// Answers message `seq`, which `received` holds (as `recv_seq` left it): sent back as it
+    /// Answers message `s`, which `received` holds (as `recv_seq` left it): sent back as it
     /// came, or written anew where the peer reads it by an in-place link.
-    fn echo(&mut self, _seq: u64, received: &mut [u8]) -> Result<()> {
+    fn echo(&mut self, _: &Stamp, received: &mut [u8]) -> Result<()> {
         self.send(received)
     }
 }
@@ -473,18 +472,18 @@ impl<M: common::Memory> Link for InPlace<M> {
         Ok(())
     }
 
-    fn send_seq(&mut self, seq: u64, _: &mut [u8]) -> Result<()> {
-        self.0.send_in_place(msg::head(seq), |body| msg::fill_body(body, seq));
+    fn send_seq(&mut self, s: &Stamp, _: &mut [u8]) -> Result<()> {
+        self.0.send_in_place(s.head, |body| msg::fill_body(body, s));
         Ok(())
     }
 
-    fn recv_seq(&mut self, buf: &mut [u8], expect: u64, stop_ok: bool) -> Result<u64> {
+    fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
         let size = buf.len();
-        self.0.recv_in_place(|first, body| msg::check_parts(first, body, size, expect, stop_ok))
+        self.0.recv_in_place(|first, body| msg::check_parts(first, body, size, e))
     }
 
-    fn echo(&mut self, seq: u64, scratch: &mut [u8]) -> Result<()> {
-        self.send_seq(seq, scratch)
+    fn echo(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
+        self.send_seq(s, scratch)
     }
 }
 

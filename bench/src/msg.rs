@@ -61,70 +61,101 @@ fn mix(seq: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Message `seq`'s head word and hash key, computed ahead: a sender or receiver does it before the
+/// clock starts or while it waits, so a round trip's critical path only stores and compares.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub seq: u64,
+    pub head: u64,
+    key: u64,
+}
+
+impl Stamp {
+    pub fn new(seq: u64) -> Stamp {
+        Stamp { seq, head: head(seq), key: mix(seq) }
+    }
+}
+
+/// What a receiver accepts next: message `seq`, or also the stop message `STOP_BIT | seq`.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    pub normal: Stamp,
+    pub stop: Option<Stamp>,
+}
+
+impl Expect {
+    pub fn new(seq: u64, stop_ok: bool) -> Expect {
+        Expect { normal: Stamp::new(seq), stop: stop_ok.then(|| Stamp::new(STOP_BIT | seq)) }
+    }
+}
+
 /// Writes the words after the head (`body` starts at byte 8 of the message).
-pub fn fill_body(body: &mut [u8], seq: u64) {
-    let key = mix(seq);
+pub fn fill_body(body: &mut [u8], s: &Stamp) {
     let mut step = ODD; // word 1's; an addition per word, which vectorises
     for w in body.chunks_exact_mut(WORD) {
-        w.copy_from_slice(&((key ^ step) | TOP).to_le_bytes());
+        w.copy_from_slice(&((s.key ^ step) | TOP).to_le_bytes());
         step = step.wrapping_add(ODD);
     }
 }
 
-/// Writes message `seq` over `out`.
-pub fn fill(out: &mut [u8], seq: u64) {
-    out[..WORD].copy_from_slice(&head(seq).to_le_bytes());
-    fill_body(&mut out[WORD..], seq);
+/// Writes message `s` over `out`.
+pub fn fill(out: &mut [u8], s: &Stamp) {
+    out[..WORD].copy_from_slice(&s.head.to_le_bytes());
+    fill_body(&mut out[WORD..], s);
 }
 
-/// Whether `body` (bytes 8.. of a message) is message `seq`'s.
-pub fn body_ok(body: &[u8], seq: u64) -> bool {
-    let key = mix(seq);
+/// Whether `body` (bytes 8.. of a message) is message `s`'s.
+fn body_ok(body: &[u8], s: &Stamp) -> bool {
     let mut step = ODD;
     let mut diff = 0u64;
     for w in body.chunks_exact(WORD) {
-        diff |= u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ ((key ^ step) | TOP);
+        diff |= u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ ((s.key ^ step) | TOP);
         step = step.wrapping_add(ODD);
     }
     diff == 0 && body.len().is_multiple_of(WORD)
 }
 
-/// Checks a received message split as head word and body: it must be message `expect` or, if
-/// `stop_ok`, the stop message `STOP_BIT | expect`. Returns the sequence number it carries.
-pub fn check_parts(first: u64, body: &[u8], size: usize, expect: u64, stop_ok: bool) -> Result<u64> {
-    let seq = seq_of_head(first);
+/// Checks a received message split as head word and body against what `e` accepts. Returns the
+/// number it carries.
+pub fn check_parts(first: u64, body: &[u8], size: usize, e: &Expect) -> Result<u64> {
+    let expect = e.normal.seq;
     let bad = |what: String| Err(Error::Failed(format!("message {expect}: {what}")));
     if body.len() + WORD != size {
         return bad(format!("{} bytes, not {size}", body.len() + WORD));
     }
-    if head(seq) != first {
-        return bad(format!("head word {first:#018x} is no sequence number (not delivered?)"));
-    }
-    if seq != expect && !(stop_ok && seq == STOP_BIT | expect) {
-        return bad(format!("carries number {seq} (lost, repeated or reordered)"));
-    }
-    if !body_ok(body, seq) {
-        let at = first_bad_word(body, seq);
+    let s = match e.stop {
+        _ if first == e.normal.head => e.normal,
+        Some(stop) if first == stop.head => stop,
+        _ => {
+            let seq = seq_of_head(first);
+            if head(seq) != first {
+                return bad(format!("head word {first:#018x} is no sequence number (not delivered?)"));
+            }
+            return bad(format!("carries number {seq} (lost, repeated or reordered)"));
+        }
+    };
+    if !body_ok(body, &s) {
+        let at = first_bad_word(body, &s);
         return bad(format!("bytes {}..{} are not this message's (lost or mixed with another)", at, at + WORD));
     }
-    Ok(seq)
+    Ok(s.seq)
 }
 
-/// The byte offset (in the message) of the first word of `body` that is not message `seq`'s.
-fn first_bad_word(body: &[u8], seq: u64) -> usize {
+/// The byte offset (in the message) of the first word of `body` that is not message `s`'s.
+fn first_bad_word(body: &[u8], s: &Stamp) -> usize {
     let mut want = vec![0u8; body.len()];
-    fill_body(&mut want, seq);
+    fill_body(&mut want, s);
     let at = body.chunks(WORD).zip(want.chunks(WORD)).position(|(a, b)| a != b).unwrap_or(0);
     WORD * (at + 1)
 }
 
 /// Checks a whole received message (see [`check_parts`]).
-pub fn check(m: &[u8], size: usize, expect: u64, stop_ok: bool) -> Result<u64> {
+pub fn check(m: &[u8], size: usize, e: &Expect) -> Result<u64> {
     if m.len() < WORD {
-        return Err(Error::Failed(format!("message {expect}: {} bytes, not {size}", m.len())));
+        return Err(Error::Failed(format!("message {}: {} bytes, not {size}", e.normal.seq, m.len())));
     }
     let first = u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
-    check_parts(first, &m[WORD..], size, expect, stop_ok)
+    check_parts(first, &m[WORD..], size, e)
 }
 
 /// Whether a size can carry the layout.
@@ -139,25 +170,25 @@ mod tests {
     #[test]
     fn filled_messages_check_and_any_damage_is_caught() {
         let mut m = vec![0u8; 64];
-        fill(&mut m, 7);
-        assert_eq!(check(&m, 64, 7, false).ok(), Some(7));
-        assert!(check(&m, 64, 8, false).is_err(), "wrong number");
+        fill(&mut m, &Stamp::new(7));
+        assert_eq!(check(&m, 64, &Expect::new(7, false)).ok(), Some(7));
+        assert!(check(&m, 64, &Expect::new(8, false)).is_err(), "wrong number");
         assert!(!m.contains(&0), "no NUL: fits a C string");
         for byte in 0..64 {
             let mut bad = m.clone();
             bad[byte] ^= 1;
-            assert!(check(&bad, 64, 7, false).is_err(), "flipped bit in byte {byte}");
+            assert!(check(&bad, 64, &Expect::new(7, false)).is_err(), "flipped bit in byte {byte}");
         }
         let mut other = vec![0u8; 64];
-        fill(&mut other, 8);
+        fill(&mut other, &Stamp::new(8));
         assert!(m.chunks(8).zip(other.chunks(8)).all(|(a, b)| a != b), "every word depends on the number");
         assert!(m[..8].iter().zip(&other[..8]).all(|(a, b)| a != b), "so does every byte of the head");
-        fill(&mut m, STOP_BIT | 9);
-        assert_eq!(check(&m, 64, 9, true).ok(), Some(STOP_BIT | 9));
-        assert!(check(&m, 64, 9, false).is_err());
+        fill(&mut m, &Stamp::new(STOP_BIT | 9));
+        assert_eq!(check(&m, 64, &Expect::new(9, true)).ok(), Some(STOP_BIT | 9));
+        assert!(check(&m, 64, &Expect::new(9, false)).is_err());
         let mut word = [0u8; 8];
-        fill(&mut word, 5);
-        assert_eq!(check(&word, 8, 5, false).ok(), Some(5));
+        fill(&mut word, &Stamp::new(5));
+        assert_eq!(check(&word, 8, &Expect::new(5, false)).ok(), Some(5));
         assert_eq!(seq_of_head(head(SEQ_MASK)), SEQ_MASK);
     }
 }

@@ -18,7 +18,7 @@ use nix::unistd::{Pid, getpid, pipe};
 use crate::broken::{self, Breakage};
 use crate::buf::PageBuf;
 use crate::mechs::{Ends, Link, Mechanism, Setup, Side};
-use crate::msg::STOP_BIT;
+use crate::msg::{Expect, STOP_BIT, Stamp};
 use crate::stats::Stats;
 use crate::watch::{Watchdog, guard_child};
 
@@ -206,9 +206,10 @@ fn parent_side(
     let mut samples = Vec::with_capacity(cfg.rtts);
     let pings = (cfg.warmup + cfg.rtts) as u64;
     for i in 0..pings {
+        let (stamp, expect) = (Stamp::new(i), Expect::new(i, false));
         let t0 = Instant::now();
-        tx.send_seq(i, &mut out)?;
-        rx.recv_seq(&mut buf, i, false)?;
+        tx.send_seq(&stamp, &mut out)?;
+        rx.recv_seq(&mut buf, &expect)?;
         let ns = t0.elapsed().as_nanos() as u64;
         progress.store(i, Ordering::Relaxed);
         if i as usize >= cfg.warmup {
@@ -219,13 +220,13 @@ fn parent_side(
     let mut seq = pings;
     while start.elapsed() < cfg.stream {
         for _ in 0..16 {
-            tx.send_seq(seq, &mut out)?;
+            tx.send_seq(&Stamp::new(seq), &mut out)?;
             seq += 1;
         }
         progress.store(seq, Ordering::Relaxed);
     }
-    tx.send_seq(STOP_BIT | seq, &mut out)?;
-    rx.recv_seq(&mut buf, seq, false)?; // the child's answer, once it has checked every message
+    tx.send_seq(&Stamp::new(STOP_BIT | seq), &mut out)?;
+    rx.recv_seq(&mut buf, &Expect::new(seq, false))?; // the child's answer, once it has checked every message
     let secs = start.elapsed().as_secs_f64();
     let sent = (seq - pings) as f64;
     Ok((Stats::from(samples), sent / secs, sent * size as f64 / secs / 1e6))
@@ -239,17 +240,18 @@ fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
     }
     let mut buf = PageBuf::new(size);
     for i in 0..pings {
-        rx.recv_seq(&mut buf, i, false)?;
-        tx.echo(i, &mut buf)?;
+        let (expect, answer) = (Expect::new(i, false), Stamp::new(i));
+        rx.recv_seq(&mut buf, &expect)?;
+        tx.echo(&answer, &mut buf)?;
         if i == 0 && cfg.announce {
             eprintln!("bench: child {} measuring", getpid());
         }
     }
     let mut seq = pings;
-    while rx.recv_seq(&mut buf, seq, true)? == seq {
+    while rx.recv_seq(&mut buf, &Expect::new(seq, true))? == seq {
         seq += 1;
     }
-    tx.send_seq(seq, &mut buf)
+    tx.send_seq(&Stamp::new(seq), &mut buf)
 }
 
 /// A link that carries nothing (a placeholder).
