@@ -164,6 +164,7 @@ pub fn json(rows: &[Row], limits: &Limits, machine: &Machine) -> Value {
                 "rtt_ns": stats_json(&r.rtt),
                 "p50_ns_of_runs": r.p50s,
                 "throughput": {"msgs_per_s": r.msgs_per_s, "mb_per_s": r.mb_per_s},
+                "messages": r.messages,
             })
         })
         .collect();

@@ -60,6 +60,9 @@ pub struct Row {
     pub rtt: Stats,
     pub msgs_per_s: f64,
     pub mb_per_s: f64,
+    /// One-way messages the row moved (both directions, all phases), for counting system calls
+    /// per message.
+    pub messages: u64,
     /// The p50 of each run of the row (`--runs`); `rtt` is the median run's.
     pub p50s: Vec<u64>,
 }
@@ -117,8 +120,9 @@ pub fn measure(mech: &Mechanism, size: usize, placement: Placement, cfg: &Config
     let result = fork_and_measure(&row, &setup, size, cfg, &parent_cpus, &child_cpus);
     setup.cleanup();
     pin(&allowed)?;
-    let (rtt, msgs_per_s, mb_per_s) = result.map_err(|e| in_row(&row, e))?;
-    Ok(Row { mechanism: mech.id, shm: mech.shm, placement, size, rtt, msgs_per_s, mb_per_s, p50s: vec![rtt.p50] })
+    let (rtt, msgs_per_s, mb_per_s, messages) = result.map_err(|e| in_row(&row, e))?;
+    let p50s = vec![rtt.p50];
+    Ok(Row { mechanism: mech.id, shm: mech.shm, placement, size, rtt, msgs_per_s, mb_per_s, messages, p50s })
 }
 
 fn in_row(row: &str, e: Error) -> Error {
@@ -138,7 +142,7 @@ fn fork_and_measure(
     cfg: &Config,
     parent_cpus: &[usize],
     child_cpus: &[usize],
-) -> Result<(Stats, f64, f64)> {
+) -> Result<(Stats, f64, f64, u64)> {
     let setup = shared.as_ref();
     let parent = getpid();
     // The child's error goes up `report`; `alive` closes when the parent ends, however it ends.
@@ -200,7 +204,7 @@ fn parent_side(
     size: usize,
     cfg: &Config,
     progress: &AtomicU64,
-) -> Result<(Stats, f64, f64)> {
+) -> Result<(Stats, f64, f64, u64)> {
     let Ends { mut tx, mut rx } = setup.open(Side::Parent, child)?;
     let (mut out, mut buf) = (PageBuf::new(size), PageBuf::new(size));
     let mut samples = Vec::with_capacity(cfg.rtts);
@@ -229,7 +233,8 @@ fn parent_side(
     rx.recv_seq(&mut buf, &Expect::new(seq, false))?; // the child's answer, once it has checked every message
     let secs = start.elapsed().as_secs_f64();
     let sent = (seq - pings) as f64;
-    Ok((Stats::from(samples), sent / secs, sent * size as f64 / secs / 1e6))
+    let messages = 2 * pings + (seq - pings) + 2; // round trips, streamed ones, stop, answer
+    Ok((Stats::from(samples), sent / secs, sent * size as f64 / secs / 1e6, messages))
 }
 
 fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
