@@ -109,9 +109,11 @@ fn copy_rate(buf: &mut [u8], src: usize, dst: usize, size: usize, spread: usize,
     copies as f64 * size as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
-/// The bare cross-CPU transfer: one thread writes each cache line of a slot once (one 8-byte
-/// store per line), the other, on another CPU, reads each line once; one counter per slot, four
-/// slots, nothing else. MB/s; None with fewer than two CPUs.
+/// The bare cross-CPU transfer: one thread writes each cache line of a slot once (all of it, word
+/// by word), the other, on another CPU, reads each line once (all of it); one counter per slot,
+/// four slots, nothing else. MB/s; None with fewer than two CPUs. (Writing one word per line
+/// would move lines faster than any message can: a full line keeps more stores waiting for
+/// their line, so fewer lines are in flight.)
 pub fn transfer(cpus: &[usize], size: usize, time: Duration) -> Option<f64> {
     const SLOTS: usize = 4;
     if cpus.len() < 2 {
@@ -144,7 +146,7 @@ pub fn transfer(cpus: &[usize], size: usize, time: Duration) -> Option<f64> {
                 if !wait(&state[16 * k], 2 * (n / SLOTS as u64) + 1) {
                     break;
                 }
-                for w in data[k * words..(k + 1) * words].iter().step_by(8) {
+                for w in &data[k * words..(k + 1) * words] {
                     sum = sum.wrapping_add(w.load(Ordering::Relaxed));
                 }
                 state[16 * k].store(2 * (n / SLOTS as u64) + 2, Ordering::Release);
@@ -161,7 +163,7 @@ pub fn transfer(cpus: &[usize], size: usize, time: Duration) -> Option<f64> {
                     if !wait(&state[16 * k], 2 * (n / SLOTS as u64)) {
                         break;
                     }
-                    for w in data[k * words..(k + 1) * words].iter().step_by(8) {
+                    for w in &data[k * words..(k + 1) * words] {
                         w.store(n, Ordering::Relaxed);
                     }
                     state[16 * k].store(2 * (n / SLOTS as u64) + 1, Ordering::Release);

@@ -136,16 +136,8 @@ fn bench(cli: &Cli) -> Result<()> {
         eprintln!(
             "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
         );
-        Limits {
-            cacheline: run::cpus_for(Placement::Cross, &allowed)
-                .and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts.min(100_000))),
-            memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
-            transfer: sizes
-                .iter()
-                .filter(|&&s| s >= 4096) // smaller slots measure the counters, not a transfer
-                .filter_map(|&s| bench::limits::transfer(&allowed, s, cfg.stream).map(|t| (s, t)))
-                .collect(),
-        }
+        let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
+        median_limits(runs)
     };
     // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
     // and two per row.
@@ -168,4 +160,52 @@ fn bench(cli: &Cli) -> Result<()> {
         std::fs::write(path, report::svg(&rows, &limits, &machine)).sys("write", path.display())?;
     }
     Ok(())
+}
+
+/// The limits, measured once.
+fn limits(allowed: &[usize], sizes: &[usize], cfg: &Config) -> Limits {
+    Limits {
+        cacheline: run::cpus_for(Placement::Cross, allowed)
+            .and_then(|_| bench::limits::cacheline(allowed, cfg.rtts.min(100_000))),
+        memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+        transfer: sizes
+            .iter()
+            .filter(|&&s| s >= 4096) // smaller slots measure the counters, not a transfer
+            .filter_map(|&s| bench::limits::transfer(allowed, s, cfg.stream).map(|t| (s, t)))
+            .collect(),
+    }
+}
+
+/// Each limit's median over the runs (`--runs`): the machine moves them as it moves the rows.
+fn median_limits(runs: Vec<Limits>) -> Limits {
+    fn mid(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+    let mut cachelines: Vec<_> = runs.iter().filter_map(|l| l.cacheline).collect();
+    cachelines.sort_by_key(|c| c.p50);
+    let cacheline = cachelines.get(cachelines.len() / 2).copied();
+    let Some(any) = runs.first() else {
+        return Limits { cacheline, memcpy: Default::default(), transfer: Default::default() };
+    };
+    let memcpy = any
+        .memcpy
+        .keys()
+        .map(|&s| {
+            let field =
+                |f: fn(&bench::limits::Copy) -> f64| mid(runs.iter().filter_map(|l| l.memcpy.get(&s)).map(f).collect());
+            let copy = bench::limits::Copy {
+                in_cache: field(|c| c.in_cache),
+                out_of_cache: field(|c| c.out_of_cache),
+                aliased: field(|c| c.aliased),
+            };
+            (s, copy)
+        })
+        .collect();
+    let transfer = any
+        .transfer
+        .keys()
+        .map(|&s| (s, mid(runs.iter().filter_map(|l| l.transfer.get(&s).copied()).collect())))
+        .collect();
+    Limits { cacheline, memcpy, transfer }
 }

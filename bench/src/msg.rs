@@ -109,7 +109,7 @@ fn body_ok(body: &[u8], s: &Stamp) -> bool {
     let mut step = ODD;
     let mut diff = 0u64;
     for w in body.chunks_exact(WORD) {
-        diff |= u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) ^ ((s.key ^ step) | TOP);
+        diff |= u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ ((s.key ^ step) | TOP);
         step = step.wrapping_add(ODD);
     }
     diff == 0 && body.len().is_multiple_of(WORD)
@@ -154,7 +154,7 @@ pub fn check(m: &[u8], size: usize, e: &Expect) -> Result<u64> {
     if m.len() < WORD {
         return Err(Error::Failed(format!("message {}: {} bytes, not {size}", e.normal.seq, m.len())));
     }
-    let first = u64::from_le_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
+    let first = u64::from_le_bytes(m[..WORD].try_into().unwrap_or_default());
     check_parts(first, &m[WORD..], size, e)
 }
 
