@@ -13,6 +13,21 @@ use nix::unistd::Pid;
 use crate::buf::{PAGE, PageBuf};
 use crate::stats::Stats;
 
+/// One step of a spinning wait: a pause, and now and then (~every 2 µs, see ring.rs) the CPU
+/// given up, so that a busy machine (another process on the same CPU) slows the limits down
+/// instead of stalling them for whole time slices.
+fn relax() {
+    thread_local!(static SPUN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+    SPUN.with(|n| {
+        n.set(n.get() + 1);
+        if n.get() >= crate::ring::spins() {
+            n.set(0);
+            std::thread::yield_now();
+        }
+    });
+    std::hint::spin_loop();
+}
+
 /// Round trips of an atomic counter between two threads on two CPUs, each timed like a
 /// mechanism's. None with fewer than two CPUs.
 pub fn cacheline(cpus: &[usize], rtts: usize) -> Option<Stats> {
@@ -31,7 +46,7 @@ pub fn cacheline(cpus: &[usize], rtts: usize) -> Option<Stats> {
             pin(cpus[1]);
             for i in 0..n {
                 while counter.load(Ordering::Acquire) != 2 * i + 1 {
-                    std::hint::spin_loop();
+                    relax();
                 }
                 counter.store(2 * i + 2, Ordering::Release);
             }
@@ -44,7 +59,7 @@ pub fn cacheline(cpus: &[usize], rtts: usize) -> Option<Stats> {
                         let t0 = Instant::now();
                         counter.store(2 * i + 1, Ordering::Release);
                         while counter.load(Ordering::Acquire) != 2 * i + 2 {
-                            std::hint::spin_loop();
+                            relax();
                         }
                         t0.elapsed().as_nanos() as u64
                     })
@@ -133,7 +148,7 @@ pub fn transfer(cpus: &[usize], size: usize, time: Duration) -> Option<f64> {
             if stop.load(Ordering::Relaxed) {
                 return false;
             }
-            std::hint::spin_loop();
+            relax();
         }
         true
     };

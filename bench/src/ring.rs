@@ -36,6 +36,11 @@ const SPIN_MAX: u32 = 4000;
 /// so the count is measured once, before any fork (the children inherit it).
 static SPINS: AtomicU32 = AtomicU32::new(1000);
 
+/// Pause instructions in ~2 µs (as calibrated).
+pub fn spins() -> u32 {
+    SPINS.load(Ordering::Relaxed)
+}
+
 pub fn calibrate_spin() -> u32 {
     let n = 100_000u32;
     let t0 = Instant::now();

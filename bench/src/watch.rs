@@ -94,12 +94,13 @@ impl Watchdog {
     }
 
     /// After the parent's side failed: the failure may follow from the child's end (an end of
-    /// file once it died), so the watchdog gets a moment to see that and report the child's cause;
-    /// if the child lives on, it is killed (it may wait for a message that never comes).
+    /// file once it died), so if the child has ended, the watchdog reports the child's cause (and
+    /// ends the bench); if it lives on a moment later, it is killed (it may wait for a message
+    /// that never comes) and the parent's own error stands.
     pub fn parent_failed(&self, child: Pid) {
         let until = Instant::now() + EXIT_GRACE;
-        while !self.thread.is_finished() && Instant::now() < until {
-            std::thread::sleep(TICK);
+        while !self.thread.is_finished() && (ended(child) || Instant::now() < until) {
+            std::thread::sleep(Duration::from_millis(5));
         }
         self.done.store(true, Ordering::SeqCst);
         let _ = kill(child, Signal::SIGKILL);
@@ -129,6 +130,15 @@ fn expected(done: &AtomicBool, status: &WaitStatus) -> bool {
         std::thread::sleep(Duration::from_millis(5)); // the parent's last receive is under way
     }
     done.load(Ordering::SeqCst)
+}
+
+/// Whether `child` has ended (a zombie until the watchdog reaps it, or gone).
+fn ended(child: Pid) -> bool {
+    match std::fs::read_to_string(format!("/proc/{child}/stat")) {
+        // pid (comm) state ...: the comm may hold spaces and parentheses, the state follows the last ')'.
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
 }
 
 fn describe(status: &WaitStatus) -> String {

@@ -3,6 +3,7 @@
 //! or stopping either of a row's processes ends it cleanly, and broken transports are caught.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::sys::signal::{Signal, kill};
@@ -56,7 +57,12 @@ fn quick_run_reports_every_mechanism_with_sane_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
     let run = Running::spawn(
-        Command::new(bin("bench", "bench")).arg("--quick").arg("--json").arg(&json).arg("--svg").arg(&svg),
+        // 300 round trips a row, not 1000: a loaded machine stretches spinning rows many times.
+        Command::new(bin("bench", "bench"))
+            .args(["--quick", "--rtts", "300", "--json"])
+            .arg(&json)
+            .arg("--svg")
+            .arg(&svg),
     );
     let pid = run.pid.as_raw() as u32;
     let done = run.finish();
@@ -103,15 +109,12 @@ fn an_unknown_mechanism_is_bad_usage() {
 /// A bench that runs one row of `id` until it is stopped; returns it and its child's PID, once
 /// the child is in the middle of the row.
 fn endless_row(id: &str) -> (Running, Pid) {
-    let mut run = Running::spawn(Command::new(bin("bench", "bench")).args([
-        "--quick",
-        "--no-limits",
-        "--announce",
-        "--rtts",
-        "1000000000",
-        "--only",
-        id,
-    ]));
+    endless_row_with(id, &mut Command::new(bin("bench", "bench")))
+}
+
+fn endless_row_with(id: &str, cmd: &mut Command) -> (Running, Pid) {
+    let mut run =
+        Running::spawn(cmd.args(["--quick", "--no-limits", "--announce", "--rtts", "1000000000", "--only", id]));
     let line = run.wait_for_stderr("measuring");
     let pid = line.split_whitespace().nth(2).and_then(|p| p.parse().ok()).expect("the child's PID");
     (run, Pid::from_raw(pid))
@@ -184,6 +187,15 @@ fn stop_signals_end_both_processes_with_128_plus_n_and_nothing_left() {
         assert_eq!(done.shell_status(), 128 + sig as i32, "{id}, {sig}: {}", done.stderr);
         assert_nothing_left(pid);
     }
+    // Ctrl-C at a terminal: the whole process group gets SIGINT.
+    let (run, child) = endless_row_with("sysv-shm-inplace", Command::new(bin("bench", "bench")).process_group(0));
+    nix::sys::signal::killpg(run.pid, Signal::SIGINT).unwrap();
+    assert!(ended(child), "the child outlived a Ctrl-C");
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    done.assert_no_panic();
+    assert_eq!(done.shell_status(), 130, "{}", done.stderr);
+    assert_nothing_left(pid);
     // A stop signal to the child alone stops the whole bench the same way.
     let (run, child) = endless_row("posix-shm-futex");
     kill(child, Signal::SIGTERM).unwrap();
