@@ -19,6 +19,8 @@ pub enum Breakage {
     Repeat,
     /// Delivers the next message first, then this one.
     Swap,
+    /// Loses the message (in a round trip: both sides then wait for good).
+    Lose,
 }
 
 /// `inner` with `how` applied to its receiving side, at the `at`th message it delivers.
@@ -57,6 +59,10 @@ impl Link for Broken {
                 let this = self.receive(buf.len())?;
                 buf.copy_from_slice(&self.receive(buf.len())?);
                 self.held = Some(this);
+            }
+            Breakage::Lose if n == self.at => {
+                self.receive(buf.len())?;
+                self.inner.recv(buf)?;
             }
             Breakage::DropMiddle if n == self.at => {
                 let whole = self.receive(buf.len())?;

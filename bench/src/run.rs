@@ -241,7 +241,10 @@ fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
     let pings = (cfg.warmup + cfg.rtts) as u64;
     let Ends { tx, rx } = ends;
     if let Some(how) = cfg.breakage {
-        *rx = broken::wrap(std::mem::replace(rx, Box::new(Nothing)), how, pings + broken::AT);
+        // A loss in a round trip leaves both sides waiting (the watchdog's case); the others
+        // strike while streaming, where messages are in flight.
+        let at = if how == Breakage::Lose { broken::AT } else { pings + broken::AT };
+        *rx = broken::wrap(std::mem::replace(rx, Box::new(Nothing)), how, at);
     }
     let mut buf = PageBuf::new(size);
     for i in 0..pings {

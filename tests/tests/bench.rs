@@ -253,3 +253,22 @@ fn runs_report_the_median_p50_of_k_runs() {
         assert_eq!(r["rtt_ns"]["p50"].as_u64(), Some(p50s[1]), "the median run's p50: {r}");
     }
 }
+
+#[test]
+fn a_lost_message_ends_the_row_instead_of_hanging_it() {
+    let run = Running::spawn(Command::new(bin("bench", "bench")).args([
+        "--quick",
+        "--no-limits",
+        "--only",
+        "sysv-mq",
+        "--break",
+        "lose",
+    ]));
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    done.assert_no_panic();
+    assert_eq!(done.shell_status(), 1, "{}", done.stderr);
+    let last = done.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("bench: sysv-mq ") && last.contains("no message moved"), "{}", done.stderr);
+    assert_nothing_left(pid);
+}
