@@ -145,8 +145,13 @@ fn bench(cli: &Cli) -> Result<()> {
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
-        let runs =
-            (0..cli.runs).map(|_| run::measure(m, *s, *p, &cfg, base + 2 * i as u32)).collect::<Result<Vec<_>>>()?;
+        let mut runs = Vec::new();
+        for _ in 0..cli.runs {
+            let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
+            let mut row = run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?;
+            row.near = near;
+            runs.push(row);
+        }
         rows.extend(run::median(runs));
     }
     let machine = Machine::read();
@@ -160,6 +165,15 @@ fn bench(cli: &Cli) -> Result<()> {
         std::fs::write(path, report::svg(&rows, &limits, &machine)).sys("write", path.display())?;
     }
     Ok(())
+}
+
+/// The cache line and the bare transfer, measured just before a run of a shared-memory row on
+/// two CPUs (a short measurement: 2,000 round trips, half the streaming time).
+fn near(allowed: &[usize], size: usize, cfg: &Config) -> run::Near {
+    run::Near {
+        cacheline: bench::limits::cacheline(allowed, 2000).map(|c| c.p50),
+        transfer: (size >= 4096).then(|| bench::limits::transfer(allowed, size, cfg.stream / 2)).flatten(),
+    }
 }
 
 /// The limits, measured once.

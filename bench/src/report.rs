@@ -60,10 +60,13 @@ fn vs_limits(row: &Row, limits: &Limits) -> String {
     }
     let cross = row.placement.name() == "cross";
     let mut parts = Vec::new();
-    if let Some(c) = limits.cacheline.filter(|_| cross) {
-        parts.push(format!("{:.1}x cacheline", row.rtt.p50 as f64 / c.p50 as f64));
+    // The limits measured next to the row if there are any, else the run's.
+    let line = row.near.and_then(|n| n.cacheline).or(limits.cacheline.map(|c| c.p50)).filter(|_| cross);
+    if let Some(c) = line {
+        parts.push(format!("{:.1}x cacheline", row.rtt.p50 as f64 / c.max(1) as f64));
     }
-    if let Some(t) = limits.transfer.get(&row.size).filter(|_| cross) {
+    let transfer = row.near.and_then(|n| n.transfer).or(limits.transfer.get(&row.size).copied()).filter(|_| cross);
+    if let Some(t) = transfer {
         parts.push(format!("{:.0}% transfer", 100.0 * row.mb_per_s / t));
     }
     if let Some(m) = limits.memcpy.get(&row.size) {
@@ -87,6 +90,12 @@ fn spread(row: &Row) -> String {
 pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "machine: {} ({} CPUs), Linux {}", machine.cpu, machine.cpus, machine.kernel);
+    if rows.iter().any(|r| r.near.is_some()) {
+        let _ = writeln!(
+            out,
+            "(shared-memory rows on two CPUs: \"vs limits\" against a cache line and a transfer measured just before each run of the row)"
+        );
+    }
     if let Some(c) = limits.cacheline {
         let _ = writeln!(
             out,
@@ -163,6 +172,7 @@ pub fn json(rows: &[Row], limits: &Limits, machine: &Machine) -> Value {
                 "size": r.size,
                 "rtt_ns": stats_json(&r.rtt),
                 "p50_ns_of_runs": r.p50s,
+                "limits_near": r.near.map(|n| json!({"cacheline_rtt_ns": n.cacheline, "transfer_mb_per_s": n.transfer})),
                 "throughput": {"msgs_per_s": r.msgs_per_s, "mb_per_s": r.mb_per_s},
                 "messages": r.messages,
             })

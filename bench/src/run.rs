@@ -65,6 +65,18 @@ pub struct Row {
     pub messages: u64,
     /// The p50 of each run of the row (`--runs`); `rtt` is the median run's.
     pub p50s: Vec<u64>,
+    /// Limits measured just before the row (shared-memory rows on two CPUs; medians over runs).
+    pub near: Option<Near>,
+}
+
+/// The limits next to one run of a shared-memory row on two CPUs: on a virtual machine they move
+/// within seconds (as the host moves the vCPUs), so a ratio is only fair against its neighbours.
+#[derive(Clone, Copy, Debug)]
+pub struct Near {
+    /// p50 of a cache-line round trip, ns.
+    pub cacheline: Option<u64>,
+    /// The bare transfer at the row's size, MB/s (from 4 KiB on).
+    pub transfer: Option<f64>,
 }
 
 /// The CPUs this process may run on.
@@ -95,6 +107,7 @@ pub fn cpus_for(placement: Placement, allowed: &[usize]) -> Option<(Vec<usize>, 
 /// the median throughput, and every run's p50 for the spread.
 pub fn median(mut runs: Vec<Row>) -> Option<Row> {
     let p50s: Vec<u64> = runs.iter().map(|r| r.rtt.p50).collect();
+    let runs_near: Vec<Option<Near>> = runs.iter().map(|r| r.near).collect();
     let mid = runs.len() / 2;
     let mut rates: Vec<(f64, f64)> = runs.iter().map(|r| (r.msgs_per_s, r.mb_per_s)).collect();
     rates.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -102,6 +115,17 @@ pub fn median(mut runs: Vec<Row>) -> Option<Row> {
     let (msgs_per_s, mb_per_s) = *rates.get(mid)?;
     let mut row = runs.into_iter().nth(mid)?;
     (row.msgs_per_s, row.mb_per_s, row.p50s) = (msgs_per_s, mb_per_s, p50s);
+    let nears: Vec<Near> = runs_near.into_iter().flatten().collect();
+    if !nears.is_empty() {
+        let mut lines: Vec<u64> = nears.iter().filter_map(|n| n.cacheline).collect();
+        let mut rates: Vec<f64> = nears.iter().filter_map(|n| n.transfer).collect();
+        lines.sort_unstable();
+        rates.sort_by(f64::total_cmp);
+        row.near = Some(Near {
+            cacheline: lines.get(lines.len() / 2).copied(),
+            transfer: rates.get(rates.len() / 2).copied(),
+        });
+    }
     Some(row)
 }
 
@@ -122,7 +146,18 @@ pub fn measure(mech: &Mechanism, size: usize, placement: Placement, cfg: &Config
     pin(&allowed)?;
     let (rtt, msgs_per_s, mb_per_s, messages) = result.map_err(|e| in_row(&row, e))?;
     let p50s = vec![rtt.p50];
-    Ok(Row { mechanism: mech.id, shm: mech.shm, placement, size, rtt, msgs_per_s, mb_per_s, messages, p50s })
+    Ok(Row {
+        mechanism: mech.id,
+        shm: mech.shm,
+        placement,
+        size,
+        rtt,
+        msgs_per_s,
+        mb_per_s,
+        messages,
+        p50s,
+        near: None,
+    })
 }
 
 fn in_row(row: &str, e: Error) -> Error {
