@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench::broken::Breakage;
 use bench::mechs::{self, ALL, SIGNAL_SIZE};
 use bench::report::{self, Limits, Machine};
 use bench::run::{self, Config, Placement};
@@ -31,6 +32,21 @@ struct Cli {
     /// Also write a bar chart as SVG
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
+    /// Measure each row K times; report the median run's p50 and the spread of the K p50s
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: u32,
+    /// Round trips per row (tests: a row that lasts until it is killed)
+    #[arg(long, hide = true)]
+    rtts: Option<usize>,
+    /// Skip the limits (tests that only need the rows)
+    #[arg(long, hide = true)]
+    no_limits: bool,
+    /// The child says when it is in the middle of a row (tests that kill it)
+    #[arg(long, hide = true)]
+    announce: bool,
+    /// The child's receiving end spoils a message (tests: the check catches it)
+    #[arg(long = "break", hide = true, value_name = "HOW")]
+    breakage: Option<Breakage>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -74,11 +90,30 @@ fn bench(cli: &Cli) -> Result<()> {
             })
             .collect()
     };
-    let (sizes, cfg): (&[usize], Config) = if cli.quick {
-        (&[64, 4096], Config { warmup: 100, rtts: 1000, stream: Duration::from_millis(50) })
+    let (sizes, mut cfg): (&[usize], Config) = if cli.quick {
+        (
+            &[64, 4096],
+            Config {
+                warmup: 100,
+                rtts: 1000,
+                stream: Duration::from_millis(50),
+                announce: cli.announce,
+                breakage: cli.breakage,
+            },
+        )
     } else {
-        (&[64, 4096, 65536], Config { warmup: 1000, rtts: 10_000, stream: Duration::from_millis(250) })
+        let cfg = Config {
+            warmup: 1000,
+            rtts: 10_000,
+            stream: Duration::from_millis(250),
+            announce: cli.announce,
+            breakage: cli.breakage,
+        };
+        (&[64, 4096, 65536], cfg)
     };
+    if let Some(n) = cli.rtts {
+        cfg.rtts = n.max(1);
+    }
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
     let mut plan = Vec::new();
     for m in &mechs {
@@ -95,10 +130,14 @@ fn bench(cli: &Cli) -> Result<()> {
     }
 
     let spins = bench::ring::calibrate_spin();
-    eprintln!("bench: measuring the limits (cache line, memcpy); spinning waits last {spins} pauses (~2 µs)");
-    let limits = Limits {
-        cacheline: run::cpus_for(Placement::Cross, &allowed).and_then(|_| bench::limits::cacheline(&allowed, cfg.rtts)),
-        memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+    let limits = if cli.no_limits {
+        Limits { cacheline: None, memcpy: Default::default(), transfer: Default::default() }
+    } else {
+        eprintln!(
+            "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
+        );
+        let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
+        median_limits(runs)
     };
     // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
     // and two per row.
@@ -106,7 +145,14 @@ fn bench(cli: &Cli) -> Result<()> {
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
-        rows.push(run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?);
+        let mut runs = Vec::new();
+        for _ in 0..cli.runs {
+            let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
+            let mut row = run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?;
+            row.near = near;
+            runs.push(row);
+        }
+        rows.extend(run::median(runs));
     }
     let machine = Machine::read();
     print!("{}", report::table(&rows, &limits, &machine));
@@ -119,4 +165,61 @@ fn bench(cli: &Cli) -> Result<()> {
         std::fs::write(path, report::svg(&rows, &limits, &machine)).sys("write", path.display())?;
     }
     Ok(())
+}
+
+/// The cache line and the bare transfer, measured just before a run of a shared-memory row on
+/// two CPUs (a short measurement: 2,000 round trips, half the streaming time).
+fn near(allowed: &[usize], size: usize, cfg: &Config) -> run::Near {
+    run::Near {
+        cacheline: bench::limits::cacheline(allowed, 2000).map(|c| c.p50),
+        transfer: (size >= 4096).then(|| bench::limits::transfer(allowed, size, cfg.stream / 2)).flatten(),
+    }
+}
+
+/// The limits, measured once.
+fn limits(allowed: &[usize], sizes: &[usize], cfg: &Config) -> Limits {
+    Limits {
+        cacheline: run::cpus_for(Placement::Cross, allowed)
+            .and_then(|_| bench::limits::cacheline(allowed, cfg.rtts.min(100_000))),
+        memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
+        transfer: sizes
+            .iter()
+            .filter(|&&s| s >= 4096) // smaller slots measure the counters, not a transfer
+            .filter_map(|&s| bench::limits::transfer(allowed, s, cfg.stream).map(|t| (s, t)))
+            .collect(),
+    }
+}
+
+/// Each limit's median over the runs (`--runs`): the machine moves them as it moves the rows.
+fn median_limits(runs: Vec<Limits>) -> Limits {
+    fn mid(mut v: Vec<f64>) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+    let mut cachelines: Vec<_> = runs.iter().filter_map(|l| l.cacheline).collect();
+    cachelines.sort_by_key(|c| c.p50);
+    let cacheline = cachelines.get(cachelines.len() / 2).copied();
+    let Some(any) = runs.first() else {
+        return Limits { cacheline, memcpy: Default::default(), transfer: Default::default() };
+    };
+    let memcpy = any
+        .memcpy
+        .keys()
+        .map(|&s| {
+            let field =
+                |f: fn(&bench::limits::Copy) -> f64| mid(runs.iter().filter_map(|l| l.memcpy.get(&s)).map(f).collect());
+            let copy = bench::limits::Copy {
+                in_cache: field(|c| c.in_cache),
+                out_of_cache: field(|c| c.out_of_cache),
+                aliased: field(|c| c.aliased),
+            };
+            (s, copy)
+        })
+        .collect();
+    let transfer = any
+        .transfer
+        .keys()
+        .map(|&s| (s, mid(runs.iter().filter_map(|l| l.transfer.get(&s).copied()).collect())))
+        .collect();
+    Limits { cacheline, memcpy, transfer }
 }

@@ -4,24 +4,50 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use common::posix::Mapped;
 use common::sysv::{self, Attached};
 use common::{Error, Key, Result, SysResult};
-use msgq_ipc::{PosixQueue, Queue};
+use msgq_ipc::Queue;
+use nix::errno::Errno;
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlink};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
-use shm_ipc::Channel;
 
+use crate::msg::{self, Expect, Stamp};
 use crate::ring::{self, Ring, Wait};
+use crate::semring::{self, SemRing};
 
 /// One direction of a mechanism: every message has the same size.
 pub trait Link {
     fn send(&mut self, msg: &[u8]) -> Result<()>;
     /// Receives one message into `buf` (exactly `buf.len()` bytes).
     fn recv(&mut self, buf: &mut [u8]) -> Result<()>;
+
+    /// Sends message `s` (msg.rs): written into `scratch`, then sent. An in-place link writes
+    /// it where the receiver will find it instead.
+    fn send_seq(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
+        msg::fill(scratch, s);
+        self.send(scratch)
+    }
+
+    /// Receives into `buf`, poisoned first so that bytes the transport did not deliver cannot
+    /// pass, and checks it is a message `e` accepts. Returns the number it carries.
+    fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
+        buf.fill(msg::POISON);
+        self.recv(buf)?;
+        msg::check(buf, buf.len(), e)
+    }
+
+    /// Answers message `s`, which `received` holds (as `recv_seq` left it): sent back as it
+    /// came, or written anew where the peer reads it by an in-place link.
+    fn echo(&mut self, _: &Stamp, received: &mut [u8]) -> Result<()> {
+        self.send(received)
+    }
 }
 
 pub struct Ends {
@@ -60,6 +86,7 @@ pub const ALL: &[Mechanism] = &[
     Mechanism { id: "posix-mq", max_size: posix_mq_max, shm: false, setup: posix_mq },
     Mechanism { id: "sysv-shm-sem", max_size: unlimited, shm: true, setup: sysv_shm_sem },
     Mechanism { id: "sysv-shm-spin", max_size: unlimited, shm: true, setup: sysv_shm_spin },
+    Mechanism { id: "sysv-shm-inplace", max_size: unlimited, shm: true, setup: sysv_shm_inplace },
     Mechanism { id: "posix-shm-futex", max_size: unlimited, shm: true, setup: posix_shm_futex },
     Mechanism { id: "signal", max_size: signal_max, shm: false, setup: signal },
 ];
@@ -76,7 +103,7 @@ fn sysv_mq_max() -> usize {
 }
 
 fn posix_mq_max() -> usize {
-    8191
+    MQ_MSGSIZE
 }
 
 fn signal_max() -> usize {
@@ -106,38 +133,41 @@ impl<S: Read + Write> Link for Stream<S> {
     }
 }
 
-struct Pipes {
-    down: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
-    up: (std::os::fd::OwnedFd, std::os::fd::OwnedFd),
+/// Descriptors made before the fork: each side takes its own and closes the other side's, so
+/// that no process holds an end it does not use.
+struct Fds<T>(Mutex<Option<(T, T)>>);
+
+impl<T> Fds<T> {
+    fn take(&self, side: Side) -> Result<T> {
+        let both = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let (parent, child) = both.ok_or_else(|| Error::Failed("the ends were taken already".into()))?;
+        Ok(if side == Side::Parent { parent } else { child })
+    }
 }
 
-impl Setup for Pipes {
+/// Per side: (tx, rx) ends of the two pipes.
+type PipeEnds = (OwnedFd, OwnedFd);
+
+impl Setup for Fds<PipeEnds> {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let file = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(File::from).sys("dup", "pipe");
-        let (tx, rx) = match side {
-            Side::Parent => (file(&self.down.1)?, file(&self.up.0)?),
-            Side::Child => (file(&self.up.1)?, file(&self.down.0)?),
-        };
-        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(rx)) })
+        let (tx, rx) = self.take(side)?;
+        Ok(Ends { tx: Box::new(Stream(File::from(tx))), rx: Box::new(Stream(File::from(rx))) })
     }
 
     fn cleanup(&self) {}
 }
 
 fn pipe(_: usize, _: u32) -> Result<Arc<dyn Setup>> {
-    let down = nix::unistd::pipe().sys("pipe", "down")?;
-    let up = nix::unistd::pipe().sys("pipe", "up")?;
-    Ok(Arc::new(Pipes { down, up }))
+    let (down_r, down_w) = nix::unistd::pipe().sys("pipe", "down")?;
+    let (up_r, up_w) = nix::unistd::pipe().sys("pipe", "up")?;
+    Ok(Arc::new(Fds(Mutex::new(Some(((down_w, up_r), (up_w, down_r)))))))
 }
 
-struct Socket(UnixStream, UnixStream);
-
-impl Setup for Socket {
+impl Setup for Fds<UnixStream> {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let s = if side == Side::Parent { &self.0 } else { &self.1 };
+        let s = self.take(side)?;
         let tx = s.try_clone().sys("dup", "socket")?;
-        let rx = s.try_clone().sys("dup", "socket")?;
-        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(rx)) })
+        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(s)) })
     }
 
     fn cleanup(&self) {}
@@ -145,7 +175,7 @@ impl Setup for Socket {
 
 fn unix_socket(_: usize, _: u32) -> Result<Arc<dyn Setup>> {
     let (a, b) = UnixStream::pair().sys("socketpair", "AF_UNIX")?;
-    Ok(Arc::new(Socket(a, b)))
+    Ok(Arc::new(Fds(Mutex::new(Some((a, b))))))
 }
 
 /// A directory of the bench's own for the file and FIFO rows.
@@ -289,68 +319,128 @@ fn sysv_mq(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
     Ok(Arc::new(SysvMq(key)))
 }
 
-/// Two POSIX queues (down, up): they have priorities, not types.
-struct PosixMq(Key, Key);
+// Two POSIX queues (down, up), the bench's own: one mq_send and one mq_receive per message, as a
+// C program makes (msgq_ipc's sender also asks mq_getattr whether the queue is full).
 
-impl Setup for PosixMq {
-    fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let (tx, rx) = pick(side, self.0, self.1);
-        let link = |key| {
-            Ok::<_, Error>(Box::new(MqLink { queue: Queue::Posix(PosixQueue::open(key, 0o600, false)?.0), mtype: 0 }))
-        };
-        Ok(Ends { tx: link(tx)?, rx: link(rx)? })
-    }
+/// Linux's default limits for an unprivileged queue: fs.mqueue.msg_max = 10 messages of
+/// fs.mqueue.msgsize_max = 8192 bytes.
+const MQ_MSGS: i64 = 10;
+const MQ_MSGSIZE: usize = 8192;
 
-    fn cleanup(&self) {
-        let _ = msgq_ipc::clean(self.0, true);
-        let _ = msgq_ipc::clean(self.1, true);
-    }
+struct MqEnd {
+    mqd: MqdT,
+    name: String,
 }
 
-fn posix_mq(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    let (down, up) = (Key::new(key), Key::new(key + 1));
-    make_both(PosixMq(down, up), |m, i| PosixQueue::open([m.0, m.1][i], 0o600, true).map(drop))
-}
-
-// ---- shared memory with semaphores: shm_ipc -------------------------------------------------
-
-struct ShmLink(Channel);
-
-impl Link for ShmLink {
+impl Link for MqEnd {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.0.send(msg, &mut || {})
+        loop {
+            match mq_send(&self.mqd, msg, 0) {
+                Err(Errno::EINTR) => continue, // SIGSTOP/SIGCONT
+                other => return other.sys("mq_send", &self.name),
+            }
+        }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
-        copy_exact(&self.0.recv(&mut || {})?, buf)
+        let mut prio = 0;
+        let n = loop {
+            match mq_receive(&self.mqd, buf, &mut prio) {
+                Err(Errno::EINTR) => continue,
+                other => break other.sys("mq_receive", &self.name)?,
+            }
+        };
+        if n != buf.len() {
+            return Err(Error::Failed(format!("{}: a message of {n} bytes, not {}", self.name, buf.len())));
+        }
+        Ok(())
     }
 }
 
-/// Two of the note's segments (down, up), each with its semaphore pair, sized for the message
-/// and its NUL.
+fn mq_end(name: &str, size: usize, create: bool) -> Result<MqEnd> {
+    let flags = if create { MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL } else { MQ_OFlag::empty() };
+    let attr = MqAttr::new(0, MQ_MSGS, size as i64, 0);
+    let mqd =
+        mq_open(name, MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC | flags, Mode::from_bits_truncate(0o600), Some(&attr))
+            .sys("mq_open", name)?;
+    Ok(MqEnd { mqd, name: name.to_string() })
+}
+
+/// The queue names of the row with key `key`.
+pub fn mq_names(key: u32) -> (String, String) {
+    (format!("/bench-{key:x}-down"), format!("/bench-{key:x}-up"))
+}
+
+struct PosixMqSetup {
+    names: (String, String),
+    size: usize,
+}
+
+impl Setup for PosixMqSetup {
+    fn open(&self, side: Side, _: Pid) -> Result<Ends> {
+        let (tx, rx) = pick(side, &self.names.0, &self.names.1);
+        Ok(Ends { tx: Box::new(mq_end(tx, self.size, false)?), rx: Box::new(mq_end(rx, self.size, false)?) })
+    }
+
+    fn cleanup(&self) {
+        let _ = mq_unlink(self.names.0.as_str());
+        let _ = mq_unlink(self.names.1.as_str());
+    }
+}
+
+fn posix_mq(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
+    make_both(PosixMqSetup { names: mq_names(key), size }, |m, i| {
+        mq_end([&m.names.0, &m.names.1][i], m.size, true).map(drop)
+    })
+}
+
+// ---- shared memory with semaphores: one semop per message per side (semring.rs) ----------
+
+impl Link for SemRing {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        SemRing::send(self, msg)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        SemRing::recv(self, buf)
+    }
+}
+
+/// Two directions (down, up), each a segment and a semaphore pair under one key.
 struct SysvShmSem {
     keys: (Key, Key),
-    seg: usize,
+    ids: Mutex<Vec<(i32, i32)>>,
+    size: usize,
 }
 
 impl Setup for SysvShmSem {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let (tx, rx) = pick(side, self.keys.0, self.keys.1);
+        let ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let (&(tx_shm, tx_sem), &(rx_shm, rx_sem)) = match (ids.first(), ids.get(1)) {
+            (Some(d), Some(u)) => pick(side, d, u),
+            _ => return Err(Error::Failed("sysv-shm-sem: objects missing".into())),
+        };
         Ok(Ends {
-            tx: Box::new(ShmLink(Channel::open_sysv_sized(tx, 0o600, true, false, self.seg)?)),
-            rx: Box::new(ShmLink(Channel::open_sysv_sized(rx, 0o600, false, false, self.seg)?)),
+            tx: Box::new(SemRing::open(tx_shm, tx_sem, self.size)?),
+            rx: Box::new(SemRing::open(rx_shm, rx_sem, self.size)?),
         })
     }
 
     fn cleanup(&self) {
-        let _ = shm_ipc::clean(self.keys.0, false);
-        let _ = shm_ipc::clean(self.keys.1, false);
+        for &(shm, sem) in self.ids.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = sysv::shm_remove(shm);
+            let _ = sysv::sem_remove(sem);
+        }
     }
 }
 
 fn sysv_shm_sem(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    let made = SysvShmSem { keys: (Key::new(key), Key::new(key + 1)), seg: size + 1 };
-    make_both(made, |m, i| Channel::open_sysv_sized([m.keys.0, m.keys.1][i], 0o600, true, true, m.seg).map(drop))
+    let made = SysvShmSem { keys: (Key::new(key), Key::new(key + 1)), ids: Mutex::new(Vec::new()), size };
+    make_both(made, |m, i| {
+        let ids = semring::create([m.keys.0, m.keys.1][i], m.size)?;
+        m.ids.lock().unwrap_or_else(PoisonError::into_inner).push(ids);
+        Ok(())
+    })
 }
 
 // ---- shared-memory rings: spin (SysV) and futex (POSIX) -------------------------------------
@@ -367,10 +457,41 @@ impl<M: common::Memory> Link for Ring<M> {
     }
 }
 
+/// A ring used in place (a loan, as iceoryx2's API has): the sender writes each message straight
+/// into its slot, the receiver checks it where it lies; no copy on either side.
+struct InPlace<M: common::Memory>(Ring<M>);
+
+impl<M: common::Memory> Link for InPlace<M> {
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.0.send(msg);
+        Ok(())
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.0.recv(buf);
+        Ok(())
+    }
+
+    fn send_seq(&mut self, s: &Stamp, _: &mut [u8]) -> Result<()> {
+        self.0.send_in_place(s.head, |body| msg::fill_body(body, s));
+        Ok(())
+    }
+
+    fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
+        let size = buf.len();
+        self.0.recv_in_place(|first, body| msg::check_parts(first, body, size, e))
+    }
+
+    fn echo(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
+        self.send_seq(s, scratch)
+    }
+}
+
 /// Two SysV segments (down, up), each one ring.
 struct SysvSpin {
     ids: (i32, i32),
     size: usize,
+    in_place: bool,
 }
 
 impl Setup for SysvSpin {
@@ -379,7 +500,8 @@ impl Setup for SysvSpin {
         let len = ring::bytes(self.size);
         let ring = |id| -> Result<Box<dyn Link>> {
             let mem = Attached::attach(id, len, false).sys("shmat", format!("segment id {id}"))?;
-            Ok(Box::new(Ring::new(mem, self.size, Wait::Spin)))
+            let ring = Ring::new(mem, self.size, Wait::Spin);
+            Ok(if self.in_place { Box::new(InPlace(ring)) } else { Box::new(ring) })
         };
         Ok(Ends { tx: ring(tx)?, rx: ring(rx)? })
     }
@@ -391,6 +513,14 @@ impl Setup for SysvSpin {
 }
 
 fn sysv_shm_spin(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
+    sysv_ring(size, key, false)
+}
+
+fn sysv_shm_inplace(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
+    sysv_ring(size, key, true)
+}
+
+fn sysv_ring(size: usize, key: u32, in_place: bool) -> Result<Arc<dyn Setup>> {
     let len = ring::bytes(size);
     let make = |k: u32| {
         sysv::shmget(Key::new(k), len, libc::IPC_CREAT | libc::IPC_EXCL | 0o600).sys("shmget", format!("key {:#x}", k))
@@ -399,7 +529,7 @@ fn sysv_shm_spin(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
     let up = make(key + 1).inspect_err(|_| {
         let _ = sysv::shm_remove(down);
     })?;
-    Ok(Arc::new(SysvSpin { ids: (down, up), size }))
+    Ok(Arc::new(SysvSpin { ids: (down, up), size, in_place }))
 }
 
 /// Two POSIX shared-memory objects (down, up), each one ring whose waits sleep in futex(2).

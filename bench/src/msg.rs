@@ -1,86 +1,166 @@
-//! The benchmark's message: every one is checked on arrival, so a fast but wrong mechanism cannot
-//! win. Layout (all ASCII, no NUL, so it also fits the note's C-string segment):
-//! `[seq: 16 hex][checksum: 16 hex][filler ...][seq: 16 hex]`; the checksum is the wrapping sum of
-//! the message's 8-byte words with the checksum field left out. The signal row carries only the
-//! 8-byte sigval word: its seq.
+//! The benchmark's message: every byte depends on its sequence number, so a transport that loses,
+//! repeats, reorders or half-delivers a message cannot pass the receiver's check, and a receive
+//! buffer is poisoned before each receive so that bytes a transport never wrote cannot pass
+//! either. Layout, in 8-byte little-endian words (sizes are multiples of 8):
+//! - word 0, the head: the sequence number, 7 bits per byte, top bit of every byte set;
+//! - word i >= 1: `(mix(seq) ^ i * ODD) | TOP`, a hash of the number and the word's place.
+//!
+//! The top bit of every byte is set, so no byte is NUL and the message also fits C strings.
+//! Filling and checking are one multiply-free pass over the words, no formatting, so they cost
+//! less than copying the message once.
 
 use common::{Error, Result};
 
-/// The smallest message with the full layout.
-pub const MIN_SIZE: usize = 48;
-
-/// The sequence number that ends a throughput run.
-pub const STOP: u64 = u64::MAX;
-
-pub struct Message(Vec<u8>);
-
-/// The signal row's message: the seq itself, as the 8-byte sigval word.
+/// Bytes in a word; the smallest message (the signal row's sigval) is one word, the head.
 pub const WORD: usize = 8;
 
-impl Message {
-    pub fn new(size: usize) -> Message {
-        assert!(size == WORD || (size >= MIN_SIZE && size.is_multiple_of(8)), "message size {size}");
-        Message((0..size).map(|i| b'A' + (i % 26) as u8).collect())
-    }
+/// Marks the message that ends a throughput run; its low bits still count on, so that no two
+/// messages of a direction have the same head (the shared-memory rings rely on that).
+pub const STOP_BIT: u64 = 1 << 55;
 
-    /// Writes `seq` at both ends and the checksum.
-    pub fn stamp(&mut self, seq: u64) -> &[u8] {
-        if self.0.len() == WORD {
-            self.0.copy_from_slice(&seq.to_le_bytes());
-            return &self.0;
+/// Sequence numbers have 56 bits (7 per byte of the head).
+pub const SEQ_MASK: u64 = (1 << 56) - 1;
+
+const TOP: u64 = 0x8080_8080_8080_8080;
+const ODD: u64 = 0x0101_0101_0101_0101 * 0x3b; // a different step in every byte
+
+/// The poison written over a receive buffer before each receive: not a valid word.
+pub const POISON: u8 = 0;
+
+/// Odd, so multiplying by it modulo 2^56 is a bijection: the head of the next message differs in
+/// (nearly) every byte, not only in the lowest.
+const SPREAD: u64 = 0x00d6_e8fe_b866_59fd;
+/// Its inverse modulo 2^56 (Newton's iteration: each step doubles the correct low bits).
+const UNSPREAD: u64 = {
+    let mut x = SPREAD;
+    let mut i = 0;
+    while i < 6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(SPREAD.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+};
+
+/// The head word of message `seq`.
+pub fn head(seq: u64) -> u64 {
+    let t = seq.wrapping_mul(SPREAD) & SEQ_MASK;
+    (0..8).fold(TOP, |w, k| w | ((t >> (7 * k)) & 0x7f) << (8 * k))
+}
+
+/// The sequence number a head carries.
+pub fn seq_of_head(word: u64) -> u64 {
+    let t = (0..8).fold(0, |s, k| s | ((word >> (8 * k)) & 0x7f) << (7 * k));
+    t.wrapping_mul(UNSPREAD) & SEQ_MASK
+}
+
+/// splitmix64's finaliser: every bit of the result depends on every bit of `seq`.
+fn mix(seq: u64) -> u64 {
+    let mut z = seq.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Message `seq`'s head word and hash key, computed ahead: a sender or receiver does it before the
+/// clock starts or while it waits, so a round trip's critical path only stores and compares.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    pub seq: u64,
+    pub head: u64,
+    key: u64,
+}
+
+impl Stamp {
+    pub fn new(seq: u64) -> Stamp {
+        Stamp { seq, head: head(seq), key: mix(seq) }
+    }
+}
+
+/// What a receiver accepts next: message `seq`, or also the stop message `STOP_BIT | seq`.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    pub normal: Stamp,
+    pub stop: Option<Stamp>,
+}
+
+impl Expect {
+    pub fn new(seq: u64, stop_ok: bool) -> Expect {
+        Expect { normal: Stamp::new(seq), stop: stop_ok.then(|| Stamp::new(STOP_BIT | seq)) }
+    }
+}
+
+/// Writes the words after the head (`body` starts at byte 8 of the message).
+pub fn fill_body(body: &mut [u8], s: &Stamp) {
+    let mut step = ODD; // word 1's; an addition per word, which vectorises
+    for w in body.chunks_exact_mut(WORD) {
+        w.copy_from_slice(&((s.key ^ step) | TOP).to_le_bytes());
+        step = step.wrapping_add(ODD);
+    }
+}
+
+/// Writes message `s` over `out`.
+pub fn fill(out: &mut [u8], s: &Stamp) {
+    out[..WORD].copy_from_slice(&s.head.to_le_bytes());
+    fill_body(&mut out[WORD..], s);
+}
+
+/// Whether `body` (bytes 8.. of a message) is message `s`'s.
+fn body_ok(body: &[u8], s: &Stamp) -> bool {
+    let mut step = ODD;
+    let mut diff = 0u64;
+    for w in body.chunks_exact(WORD) {
+        diff |= u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ ((s.key ^ step) | TOP);
+        step = step.wrapping_add(ODD);
+    }
+    diff == 0 && body.len().is_multiple_of(WORD)
+}
+
+/// Checks a received message split as head word and body against what `e` accepts. Returns the
+/// number it carries.
+pub fn check_parts(first: u64, body: &[u8], size: usize, e: &Expect) -> Result<u64> {
+    let expect = e.normal.seq;
+    let bad = |what: String| Err(Error::Failed(format!("message {expect}: {what}")));
+    if body.len() + WORD != size {
+        return bad(format!("{} bytes, not {size}", body.len() + WORD));
+    }
+    let s = match e.stop {
+        _ if first == e.normal.head => e.normal,
+        Some(stop) if first == stop.head => stop,
+        _ => {
+            let seq = seq_of_head(first);
+            if head(seq) != first {
+                return bad(format!("head word {first:#018x} is no sequence number (not delivered?)"));
+            }
+            return bad(format!("carries number {seq} (lost, repeated or reordered)"));
         }
-        let n = self.0.len();
-        hex(seq, &mut self.0[0..16]);
-        hex(seq, &mut self.0[n - 16..]);
-        let sum = checksum(&self.0);
-        hex(sum, &mut self.0[16..32]);
-        &self.0
+    };
+    if !body_ok(body, &s) {
+        let at = first_bad_word(body, &s);
+        return bad(format!("bytes {}..{} are not this message's (lost or mixed with another)", at, at + WORD));
     }
+    Ok(s.seq)
 }
 
-fn hex(v: u64, out: &mut [u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
-    }
+/// The byte offset (in the message) of the first word of `body` that is not message `s`'s.
+fn first_bad_word(body: &[u8], s: &Stamp) -> usize {
+    let mut want = vec![0u8; body.len()];
+    fill_body(&mut want, s);
+    let at = body.chunks(WORD).zip(want.chunks(WORD)).position(|(a, b)| a != b).unwrap_or(0);
+    WORD * (at + 1)
 }
 
-fn unhex(s: &[u8]) -> Option<u64> {
-    std::str::from_utf8(s).ok().and_then(|t| u64::from_str_radix(t, 16).ok())
+/// Checks a whole received message (see [`check_parts`]).
+pub fn check(m: &[u8], size: usize, e: &Expect) -> Result<u64> {
+    if m.len() < WORD {
+        return Err(Error::Failed(format!("message {}: {} bytes, not {size}", e.normal.seq, m.len())));
+    }
+    let first = u64::from_le_bytes(m[..WORD].try_into().unwrap_or_default());
+    check_parts(first, &m[WORD..], size, e)
 }
 
-fn checksum(m: &[u8]) -> u64 {
-    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or_default());
-    let head = m[..16].chunks_exact(8).map(word);
-    let rest = m[32..].chunks_exact(8).map(word);
-    head.chain(rest).fold(0u64, u64::wrapping_add)
-}
-
-/// The seq a received message says it carries (for the end marker).
-pub fn seq_of(m: &[u8]) -> Option<u64> {
-    if m.len() == WORD {
-        return m.try_into().ok().map(u64::from_le_bytes);
-    }
-    unhex(m.get(..16)?)
-}
-
-/// Checks a received message: its size, both seqs and the checksum.
-pub fn check(m: &[u8], size: usize, expect: u64) -> Result<()> {
-    let bad = |what: &str| Err(Error::Failed(format!("message {expect}: {what}")));
-    if m.len() != size {
-        return bad(&format!("{} bytes, not {size}", m.len()));
-    }
-    if size == WORD {
-        return if seq_of(m) == Some(expect) { Ok(()) } else { bad(&format!("sequence {:?}", seq_of(m))) };
-    }
-    let n = m.len();
-    if unhex(&m[..16]) != Some(expect) || unhex(&m[n - 16..]) != Some(expect) {
-        return bad(&format!("sequence {:?}/{:?} (lost, doubled or reordered)", seq_of(m), unhex(&m[n - 16..])));
-    }
-    if unhex(&m[16..32]) != Some(checksum(m)) {
-        return bad("checksum mismatch (corrupted payload)");
-    }
-    Ok(())
+/// Whether a size can carry the layout.
+pub fn valid_size(size: usize) -> bool {
+    size >= WORD && size.is_multiple_of(WORD)
 }
 
 #[cfg(test)]
@@ -88,15 +168,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamped_messages_check_and_corruption_is_caught() {
-        let mut m = Message::new(64);
-        let sent = m.stamp(7).to_vec();
-        assert!(check(&sent, 64, 7).is_ok());
-        assert!(check(&sent, 64, 8).is_err(), "wrong seq");
-        let mut bad = sent.clone();
-        bad[40] ^= 1;
-        assert!(check(&bad, 64, 7).is_err(), "flipped payload bit");
-        assert!(!sent.contains(&0), "no NUL: fits a C string");
-        assert_eq!(seq_of(m.stamp(STOP)), Some(STOP));
+    fn filled_messages_check_and_any_damage_is_caught() {
+        let mut m = vec![0u8; 64];
+        fill(&mut m, &Stamp::new(7));
+        assert_eq!(check(&m, 64, &Expect::new(7, false)).ok(), Some(7));
+        assert!(check(&m, 64, &Expect::new(8, false)).is_err(), "wrong number");
+        assert!(!m.contains(&0), "no NUL: fits a C string");
+        for byte in 0..64 {
+            let mut bad = m.clone();
+            bad[byte] ^= 1;
+            assert!(check(&bad, 64, &Expect::new(7, false)).is_err(), "flipped bit in byte {byte}");
+        }
+        let mut other = vec![0u8; 64];
+        fill(&mut other, &Stamp::new(8));
+        assert!(m.chunks(8).zip(other.chunks(8)).all(|(a, b)| a != b), "every word depends on the number");
+        assert!(m[..8].iter().zip(&other[..8]).all(|(a, b)| a != b), "so does every byte of the head");
+        fill(&mut m, &Stamp::new(STOP_BIT | 9));
+        assert_eq!(check(&m, 64, &Expect::new(9, true)).ok(), Some(STOP_BIT | 9));
+        assert!(check(&m, 64, &Expect::new(9, false)).is_err());
+        let mut word = [0u8; 8];
+        fill(&mut word, &Stamp::new(5));
+        assert_eq!(check(&word, 8, &Expect::new(5, false)).ok(), Some(5));
+        assert_eq!(seq_of_head(head(SEQ_MASK)), SEQ_MASK);
     }
 }

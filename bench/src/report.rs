@@ -5,13 +5,16 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::limits::Copy;
 use crate::run::Row;
 use crate::stats::{Stats, fmt_ns};
 
 pub struct Limits {
     pub cacheline: Option<Stats>,
-    /// memcpy MB/s by size.
-    pub memcpy: BTreeMap<usize, f64>,
+    /// memcpy by size.
+    pub memcpy: BTreeMap<usize, Copy>,
+    /// The bare cross-CPU transfer by size, MB/s.
+    pub transfer: BTreeMap<usize, f64>,
 }
 
 pub struct Machine {
@@ -50,19 +53,36 @@ fn size_name(size: usize) -> String {
 }
 
 /// Ratios of a shared-memory row to the hardware's limits: RTT over the cache-line round trip,
-/// throughput as a share of memcpy.
+/// throughput as a share of the bare transfer (two CPUs) and of memcpy in cache.
 fn vs_limits(row: &Row, limits: &Limits) -> String {
     if !row.shm {
         return String::new();
     }
+    let cross = row.placement.name() == "cross";
     let mut parts = Vec::new();
-    if let Some(c) = limits.cacheline.filter(|_| row.placement.name() == "cross") {
-        parts.push(format!("{:.1}x cacheline", row.rtt.p50 as f64 / c.p50 as f64));
+    // The limits measured next to the row if there are any, else the run's.
+    let line = row.near.and_then(|n| n.cacheline).or(limits.cacheline.map(|c| c.p50)).filter(|_| cross);
+    if let Some(c) = line {
+        parts.push(format!("{:.1}x cacheline", row.rtt.p50 as f64 / c.max(1) as f64));
+    }
+    let transfer = row.near.and_then(|n| n.transfer).or(limits.transfer.get(&row.size).copied()).filter(|_| cross);
+    if let Some(t) = transfer {
+        parts.push(format!("{:.0}% transfer", 100.0 * row.mb_per_s / t));
     }
     if let Some(m) = limits.memcpy.get(&row.size) {
-        parts.push(format!("{:.0}% memcpy", 100.0 * row.mb_per_s / m));
+        parts.push(format!("{:.0}% memcpy", 100.0 * row.mb_per_s / m.in_cache));
     }
     parts.join(", ")
+}
+
+/// The spread of the runs' p50s around the median: `±4%` (half of max - min), `-` for one run.
+fn spread(row: &Row) -> String {
+    match (row.p50s.iter().min(), row.p50s.iter().max()) {
+        (Some(lo), Some(hi)) if row.p50s.len() > 1 => {
+            format!("±{:.0}%", 50.0 * (hi - lo) as f64 / row.rtt.p50.max(1) as f64)
+        }
+        _ => "-".into(),
+    }
 }
 
 /// The table: one section per message size, rows sorted by p50 round trip, with the ratio to the
@@ -70,6 +90,12 @@ fn vs_limits(row: &Row, limits: &Limits) -> String {
 pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "machine: {} ({} CPUs), Linux {}", machine.cpu, machine.cpus, machine.kernel);
+    if rows.iter().any(|r| r.near.is_some()) {
+        let _ = writeln!(
+            out,
+            "(shared-memory rows on two CPUs: \"vs limits\" against a cache line and a transfer measured just before each run of the row)"
+        );
+    }
     if let Some(c) = limits.cacheline {
         let _ = writeln!(
             out,
@@ -78,8 +104,24 @@ pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
             fmt_ns(c.min as f64)
         );
     }
-    let copies: Vec<String> = limits.memcpy.iter().map(|(s, m)| format!("{} {:.0} MB/s", size_name(*s), m)).collect();
-    let _ = writeln!(out, "limit: memcpy bandwidth: {}", copies.join(", "));
+    for (s, m) in &limits.memcpy {
+        let _ = writeln!(
+            out,
+            "limit: memcpy {}: {:.0} MB/s in cache, {:.0} MB/s out of cache ({:.0} MB/s if the destination is 16 B above the source modulo 4 KiB)",
+            size_name(*s),
+            m.in_cache,
+            m.out_of_cache,
+            m.aliased
+        );
+    }
+    for (s, t) in &limits.transfer {
+        let _ = writeln!(
+            out,
+            "limit: bare transfer between two CPUs (each cache line written once, read once) {}: {:.0} MB/s",
+            size_name(*s),
+            t
+        );
+    }
     let mut groups: BTreeMap<usize, Vec<&Row>> = BTreeMap::new();
     for r in rows {
         groups.entry(group(r.size)).or_default().push(r);
@@ -91,18 +133,19 @@ pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
             writeln!(out, "\n{} messages (round trip: min / p50 / p99 / p99.9; one-way streaming)", size_name(size));
         let _ = writeln!(
             out,
-            "{:<16} {:<5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>8}  vs limits",
-            "mechanism", "cpus", "size", "min", "p50", "p99", "p99.9", "msgs/s", "MB/s", "x p50"
+            "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11} {:>9} {:>8}  vs limits",
+            "mechanism", "cpus", "size", "min", "p50", "spread", "p99", "p99.9", "msgs/s", "MB/s", "x p50"
         );
         for r in rs {
             let _ = writeln!(
                 out,
-                "{:<16} {:<5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>11.0} {:>9.1} {:>8.1}  {}",
+                "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11.0} {:>9.1} {:>8.1}  {}",
                 r.mechanism,
                 r.placement.name(),
                 size_name(r.size),
                 fmt_ns(r.rtt.min as f64),
                 fmt_ns(r.rtt.p50 as f64),
+                spread(r),
                 fmt_ns(r.rtt.p99 as f64),
                 fmt_ns(r.rtt.p999 as f64),
                 r.msgs_per_s,
@@ -128,17 +171,32 @@ pub fn json(rows: &[Row], limits: &Limits, machine: &Machine) -> Value {
                 "placement": r.placement.name(),
                 "size": r.size,
                 "rtt_ns": stats_json(&r.rtt),
+                "p50_ns_of_runs": r.p50s,
+                "limits_near": r.near.map(|n| json!({"cacheline_rtt_ns": n.cacheline, "transfer_mb_per_s": n.transfer})),
                 "throughput": {"msgs_per_s": r.msgs_per_s, "mb_per_s": r.mb_per_s},
+                "messages": r.messages,
             })
         })
         .collect();
-    let memcpy: serde_json::Map<String, Value> = limits.memcpy.iter().map(|(s, m)| (s.to_string(), json!(m))).collect();
+    let memcpy: serde_json::Map<String, Value> =
+        limits.memcpy.iter().map(|(s, m)| (s.to_string(), json!(m.in_cache))).collect();
+    let copies: serde_json::Map<String, Value> = limits
+        .memcpy
+        .iter()
+        .map(|(s, m)| {
+            (s.to_string(), json!({"in_cache": m.in_cache, "out_of_cache": m.out_of_cache, "aliased": m.aliased}))
+        })
+        .collect();
+    let transfer: serde_json::Map<String, Value> =
+        limits.transfer.iter().map(|(s, t)| (s.to_string(), json!(t))).collect();
     json!({
         "machine": {"cpu": machine.cpu, "cpus": machine.cpus, "kernel": machine.kernel},
         "results": results,
         "limits": {
             "cacheline_rtt_ns": limits.cacheline.as_ref().map(stats_json),
             "memcpy_mb_per_s": memcpy,
+            "memcpy_placements_mb_per_s": copies,
+            "transfer_mb_per_s": transfer,
         },
     })
 }

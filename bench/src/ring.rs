@@ -1,12 +1,25 @@
-//! A single-producer single-consumer ring of message slots in shared memory, for the two rows that
+//! A single-producer single-consumer ring of message slots in shared memory, for the rows that
 //! show what shared memory costs without a kernel in the loop: `sysv-shm-spin` waits by spinning
 //! (then yielding, so a peer on the same CPU can run), `posix-shm-futex` spins briefly and then
-//! sleeps in futex(2) on the counter word itself. The counters are 32-bit because a futex word is.
+//! sleeps in futex(2).
+//!
+//! A slot is published by its first 8 bytes, the message's head word (see msg.rs), stored last:
+//! the consumer waits until the head differs from the one it took from that slot a lap ago, so a
+//! 64-byte message is one cache line, number and payload together, and crosses between CPUs once.
+//! The consumer hands slots back through one counter, which the producer reads only when the
+//! ring looks full. Slots start on a page and 4 KiB ones are whole pages, so a copy between a
+//! slot and a page-aligned buffer never hits the 4 KiB aliasing penalty (README).
+//!
+//! Contract: no two messages of a direction have the same head, and none is all zero in its first
+//! 8 bytes (msg.rs guarantees both: the head carries the message's unique number).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::Memory;
+
+use crate::buf::PAGE;
+use crate::msg::WORD;
 
 /// Slots in the ring: enough to stream without waiting on every message.
 pub const SLOTS: usize = 8;
@@ -23,6 +36,11 @@ const SPIN_MAX: u32 = 4000;
 /// so the count is measured once, before any fork (the children inherit it).
 static SPINS: AtomicU32 = AtomicU32::new(1000);
 
+/// Pause instructions in ~2 µs (as calibrated).
+pub fn spins() -> u32 {
+    SPINS.load(Ordering::Relaxed)
+}
+
 pub fn calibrate_spin() -> u32 {
     let n = 100_000u32;
     let t0 = Instant::now();
@@ -34,11 +52,22 @@ pub fn calibrate_spin() -> u32 {
     SPINS.store(spins, Ordering::Relaxed);
     spins
 }
-const LINE: usize = 128; // counters on lines of their own (two, for the adjacent-line prefetcher)
+
+/// Control words, each on a 128-byte line of its own (two lines: the adjacent-line prefetcher)
+/// in the first page: the consumer's count, and "a waiter may sleep" flags for each side.
+const LINE: usize = 128;
+const TAIL: usize = 0;
+const CONSUMER_SLEEPS: usize = 1;
+const PRODUCER_SLEEPS: usize = 2;
+
+/// Bytes between slots: whole cache lines, whole pages from 4 KiB on.
+pub fn stride(size: usize) -> usize {
+    if size >= PAGE { size.next_multiple_of(PAGE) } else { size.next_multiple_of(64) }
+}
 
 /// Bytes of shared memory a ring of `size`-byte messages needs.
 pub fn bytes(size: usize) -> usize {
-    4 * LINE + SLOTS * size
+    PAGE + SLOTS * stride(size)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,80 +81,125 @@ pub struct Ring<M: Memory> {
     mem: M,
     size: usize,
     wait: Wait,
-    /// The peer's counter as last read: the producer reloads `tail` only when the ring looks
-    /// full, the consumer `head` only when it looks empty, so the peer's cache line crosses
-    /// between CPUs only when it must.
+    /// Messages this end has sent (producer) or taken (consumer).
+    count: u32,
+    /// Producer: the consumer's count as last read.
     seen: u32,
+    /// Consumer: the head word taken from each slot a lap ago.
+    last: [u64; SLOTS],
 }
 
 impl<M: Memory> Ring<M> {
     pub fn new(mem: M, size: usize, wait: Wait) -> Self {
-        assert!(mem.len() >= bytes(size));
-        Ring { mem, size, wait, seen: 0 }
+        assert!(mem.len() >= bytes(size) && size >= WORD && size.is_multiple_of(WORD));
+        Ring { mem, size, wait, count: 0, seen: 0, last: [0; SLOTS] }
     }
 
-    fn word(&self, line: usize) -> &AtomicU32 {
-        // SAFETY: the mapping lives as long as self, is page-aligned (so each line start is
-        // aligned for u32) and these words are only ever accessed atomically, by both processes.
-        unsafe { &*(self.mem.base().as_ptr().add(line * LINE) as *const AtomicU32) }
+    fn control(&self, which: usize) -> &AtomicU32 {
+        // SAFETY: the mapping lives as long as self and is page-aligned; these words are only
+        // ever accessed atomically, by both processes.
+        unsafe { &*(self.mem.base().as_ptr().add(which * LINE) as *const AtomicU32) }
     }
 
-    fn head(&self) -> &AtomicU32 {
-        self.word(0) // messages published by the producer
+    fn slot(&self, n: u32) -> *mut u8 {
+        // SAFETY: in bounds: bytes(size) covers the first page and SLOTS strides.
+        unsafe { self.mem.base().as_ptr().add(PAGE + (n as usize % SLOTS) * stride(self.size)) }
     }
 
-    fn tail(&self) -> &AtomicU32 {
-        self.word(1) // messages taken by the consumer
+    fn head_word(&self, n: u32) -> &AtomicU64 {
+        // SAFETY: a slot starts on a 64-byte boundary of a live mapping; its head word is only
+        // ever accessed atomically.
+        unsafe { &*(self.slot(n) as *const AtomicU64) }
     }
 
-    fn sleeping(&self, which: usize) -> &AtomicU32 {
-        self.word(2 + which) // 1 while a waiter may sleep on head (0) or tail (1)
+    /// The bytes after the head word of slot `n`, to write (the producer owns the slot between
+    /// waiting for room and publishing).
+    #[allow(clippy::mut_from_ref)]
+    fn body_mut(&self, n: u32) -> &mut [u8] {
+        // SAFETY: in bounds; the ring protocol gives the producer this slot alone until it
+        // publishes the head, and the consumer reads it only after that.
+        unsafe { std::slice::from_raw_parts_mut(self.slot(n).add(WORD), self.size - WORD) }
+    }
+
+    fn body(&self, n: u32) -> &[u8] {
+        // SAFETY: in bounds; the consumer reads a slot between seeing its new head and handing
+        // it back, while the producer does not touch it.
+        unsafe { std::slice::from_raw_parts(self.slot(n).add(WORD), self.size - WORD) }
     }
 
     /// Producer: copies `msg` into the next slot once there is room, then publishes it.
     pub fn send(&mut self, msg: &[u8]) {
-        let head = self.head().load(Ordering::Relaxed);
-        if head.wrapping_sub(self.seen) >= SLOTS as u32 {
-            self.seen = self.wait_until(1, |tail| head.wrapping_sub(tail) < SLOTS as u32);
+        let first = u64::from_le_bytes(msg[..WORD].try_into().unwrap_or_default());
+        self.send_in_place(first, |body| body.copy_from_slice(&msg[WORD..])); // memcpy
+    }
+
+    /// Producer, in place (a loan): `fill` writes the message's bytes after the head straight
+    /// into the slot; then the head `first` publishes it.
+    pub fn send_in_place(&mut self, first: u64, fill: impl FnOnce(&mut [u8])) {
+        let n = self.count;
+        if n.wrapping_sub(self.seen) >= SLOTS as u32 {
+            let tail = self.control(TAIL);
+            self.seen = self.wait_until(
+                || Some(tail.load(Ordering::Acquire)).filter(|&t| n.wrapping_sub(t) < SLOTS as u32),
+                tail,
+                PRODUCER_SLEEPS,
+            );
         }
-        let at = 4 * LINE + (head as usize % SLOTS) * self.size;
-        self.mem.write(at, &msg[..self.size]);
-        self.publish(0, head.wrapping_add(1));
+        fill(self.body_mut(n));
+        let word = self.head_word(n);
+        if self.wait == Wait::Futex {
+            word.store(first, Ordering::SeqCst);
+            if self.control(CONSUMER_SLEEPS).load(Ordering::SeqCst) != 0 {
+                futex_wake(word.as_ptr().cast());
+            }
+        } else {
+            word.store(first, Ordering::Release);
+        }
+        self.count = n.wrapping_add(1);
     }
 
     /// Consumer: waits for the next message, copies it into `out`, then frees its slot.
     pub fn recv(&mut self, out: &mut [u8]) {
-        let tail = self.tail().load(Ordering::Relaxed);
-        if self.seen == tail {
-            self.seen = self.wait_until(0, |head| head != tail);
-        }
-        let at = 4 * LINE + (tail as usize % SLOTS) * self.size;
-        self.mem.read(at, &mut out[..self.size]);
-        self.publish(1, tail.wrapping_add(1));
+        self.recv_in_place(|first, body| {
+            out[..WORD].copy_from_slice(&first.to_le_bytes());
+            out[WORD..].copy_from_slice(body); // memcpy
+        })
     }
 
-    /// Stores a counter (Release: the slot's bytes are visible before it) and wakes a sleeper.
-    fn publish(&self, which: usize, value: u32) {
-        let word = self.word(which);
-        word.store(value, Ordering::SeqCst);
-        if self.wait == Wait::Futex && self.sleeping(which).load(Ordering::SeqCst) != 0 {
-            futex_wake(word);
+    /// Consumer, in place: waits for the next message and hands `look` its head word and the
+    /// rest where they lie; the slot is freed when `look` returns.
+    pub fn recv_in_place<T>(&mut self, look: impl FnOnce(u64, &[u8]) -> T) -> T {
+        let n = self.count;
+        let last = self.last[n as usize % SLOTS];
+        let word = self.head_word(n);
+        let first =
+            self.wait_until(|| Some(word.load(Ordering::Acquire)).filter(|&w| w != last), word, CONSUMER_SLEEPS);
+        let result = look(first, self.body(n));
+        self.last[n as usize % SLOTS] = first;
+        self.count = n.wrapping_add(1);
+        let tail = self.control(TAIL);
+        if self.wait == Wait::Futex {
+            tail.store(self.count, Ordering::SeqCst);
+            if self.control(PRODUCER_SLEEPS).load(Ordering::SeqCst) != 0 {
+                futex_wake(tail.as_ptr());
+            }
+        } else {
+            tail.store(self.count, Ordering::Release);
         }
+        result
     }
 
-    /// Waits until `ready(counter)` for counter `which` (Acquire: the slot's bytes are visible).
-    /// Both kinds spin for ~2 µs, then yield the CPU (so a peer on the same CPU runs at once) and
-    /// spin again; the futex kind, after [`YIELDS_BEFORE_SLEEP`] rounds, sleeps in the kernel.
-    /// Returns the counter's value that made it ready.
-    fn wait_until(&self, which: usize, ready: impl Fn(u32) -> bool) -> u32 {
-        let word = self.word(which);
+    /// Waits until `ready()` gives a value. Both kinds spin for ~2 µs, then yield the CPU (so a
+    /// peer on the same CPU runs at once) and spin again; the futex kind, after
+    /// [`YIELDS_BEFORE_SLEEP`] rounds, sleeps in the kernel on the low 32 bits of `word` (which
+    /// differ between any two heads of a slot, and between two counts).
+    fn wait_until<T, W: AsWord>(&self, ready: impl Fn() -> Option<T>, word: &W, flag: usize) -> T {
         let spins = SPINS.load(Ordering::Relaxed);
         let mut rounds = 0;
         loop {
             for _ in 0..spins {
-                let now = word.load(Ordering::Acquire);
-                if ready(now) {
-                    return now;
+                if let Some(v) = ready() {
+                    return v;
                 }
                 std::hint::spin_loop();
             }
@@ -137,28 +211,56 @@ impl<M: Memory> Ring<M> {
             // Announce the sleep, look again, then sleep only if the word is unchanged (futex
             // checks that atomically). With SeqCst on both sides, a publisher either sees the
             // flag and wakes us, or we see its new value.
-            let seen = word.load(Ordering::SeqCst);
-            self.sleeping(which).store(1, Ordering::SeqCst);
-            if !ready(word.load(Ordering::SeqCst)) {
-                futex_wait(word, seen);
+            let seen = word.low32();
+            self.control(flag).store(1, Ordering::SeqCst);
+            if let Some(v) = ready() {
+                self.control(flag).store(0, Ordering::SeqCst);
+                return v;
             }
-            self.sleeping(which).store(0, Ordering::SeqCst);
+            futex_wait(word.ptr32(), seen);
+            self.control(flag).store(0, Ordering::SeqCst);
         }
     }
 }
 
-/// FUTEX_WAIT without FUTEX_PRIVATE_FLAG: the private flag keys the wait by address in one
-/// process's memory and would never see a wake from the other process.
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: word points into a live shared mapping; a null timeout waits without a limit.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, std::ptr::null::<libc::timespec>());
+/// A word a futex can wait on: its low 32 bits (little-endian: its first 4 bytes).
+trait AsWord {
+    fn ptr32(&self) -> *const u32;
+    fn low32(&self) -> u32;
+}
+
+impl AsWord for AtomicU32 {
+    fn ptr32(&self) -> *const u32 {
+        self.as_ptr()
+    }
+    fn low32(&self) -> u32 {
+        self.load(Ordering::SeqCst)
     }
 }
 
-fn futex_wake(word: &AtomicU32) {
+impl AsWord for AtomicU64 {
+    fn ptr32(&self) -> *const u32 {
+        self.as_ptr().cast()
+    }
+    fn low32(&self) -> u32 {
+        self.load(Ordering::SeqCst) as u32
+    }
+}
+
+/// FUTEX_WAIT without FUTEX_PRIVATE_FLAG (the private flag keys the wait by address in one
+/// process's memory and would never see a wake from the other process). A 100 ms timeout: a
+/// lost wake-up would cost a pause, never a hang.
+fn futex_wait(word: *const u32, expected: u32) {
+    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+    // SAFETY: word points into a live shared mapping; timeout is a valid timespec.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, &timeout as *const libc::timespec);
+    }
+}
+
+fn futex_wake(word: *const u32) {
     // SAFETY: word points into a live shared mapping.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, 1);
     }
 }

@@ -1,7 +1,13 @@
 //! The benchmark runs in the suite (`--quick`), and its JSON is checked for shape and sanity.
-//! No test asserts a speed: numbers vary by machine.
+//! No test asserts a speed: numbers vary by machine. The bench can neither hang nor lie: killing
+//! or stopping either of a row's processes ends it cleanly, and broken transports are caught.
 
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use common::{Key, sysv};
 use serde_json::Value;
@@ -17,13 +23,13 @@ fn assert_nothing_left(pid: u32) {
         if sysv::msgget(key, 0).is_ok() || sysv::shmget(key, 0, 0).is_ok() || sysv::semget(key, 0, 0).is_ok() {
             left.push(format!("SysV object {key}"));
         }
-        for name in [format!("/dev/shm/bench-{k:x}-down"), format!("/dev/shm/bench-{k:x}-up")] {
-            if std::path::Path::new(&name).exists() {
-                left.push(name);
+        for name in [format!("/bench-{k:x}-down"), format!("/bench-{k:x}-up")] {
+            if std::path::Path::new(&format!("/dev/shm{name}")).exists() {
+                left.push(format!("POSIX shared memory {name}"));
             }
-        }
-        if nix::mqueue::mq_unlink(format!("/msgq-ipc-{key}").as_str()).is_ok() {
-            left.push(format!("POSIX queue of {key}"));
+            if nix::mqueue::mq_unlink(name.as_str()).is_ok() {
+                left.push(format!("POSIX queue {name}"));
+            }
         }
         if common::paths::user_dir().is_ok_and(|d| d.join(format!("bench-{k:x}")).exists()) {
             left.push(format!("scratch directory bench-{k:x}"));
@@ -41,6 +47,7 @@ const IDS: &[&str] = &[
     "posix-mq",
     "sysv-shm-sem",
     "sysv-shm-spin",
+    "sysv-shm-inplace",
     "posix-shm-futex",
     "signal",
 ];
@@ -50,7 +57,12 @@ fn quick_run_reports_every_mechanism_with_sane_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("bench.json"), dir.path().join("bench.svg"));
     let run = Running::spawn(
-        Command::new(bin("bench", "bench")).arg("--quick").arg("--json").arg(&json).arg("--svg").arg(&svg),
+        // 300 round trips a row, not 1000: a loaded machine stretches spinning rows many times.
+        Command::new(bin("bench", "bench"))
+            .args(["--quick", "--rtts", "300", "--json"])
+            .arg(&json)
+            .arg("--svg")
+            .arg(&svg),
     );
     let pid = run.pid.as_raw() as u32;
     let done = run.finish();
@@ -92,4 +104,171 @@ fn an_unknown_mechanism_is_bad_usage() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("unknown mechanism 'carrier-pigeon'"));
+}
+
+/// A bench that runs one row of `id` until it is stopped; returns it and its child's PID, once
+/// the child is in the middle of the row.
+fn endless_row(id: &str) -> (Running, Pid) {
+    endless_row_with(id, &mut Command::new(bin("bench", "bench")))
+}
+
+fn endless_row_with(id: &str, cmd: &mut Command) -> (Running, Pid) {
+    let mut run =
+        Running::spawn(cmd.args(["--quick", "--no-limits", "--announce", "--rtts", "1000000000", "--only", id]));
+    let line = run.wait_for_stderr("measuring");
+    let pid = line.split_whitespace().nth(2).and_then(|p| p.parse().ok()).expect("the child's PID");
+    (run, Pid::from_raw(pid))
+}
+
+/// Waits until `pid` (not a child of ours) has ended: pidfd_open, then poll, bounded. True if it
+/// ended.
+fn ended(pid: Pid) -> bool {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) } as i32;
+    if fd < 0 {
+        return nix::errno::Errno::last() == nix::errno::Errno::ESRCH; // gone and reaped already
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut p = libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&fd), events: libc::POLLIN, revents: 0 };
+    let ms = tests::running::TIMEOUT.as_millis() as i32;
+    // SAFETY: p is one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) == 1 }
+}
+
+#[test]
+fn killing_the_child_of_any_row_ends_the_bench_with_one_line_and_nothing_left() {
+    for id in IDS {
+        let (run, child) = endless_row(id);
+        kill(child, Signal::SIGKILL).unwrap();
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        done.assert_no_panic();
+        assert_eq!(done.shell_status(), 1, "{id}: {}", done.stderr);
+        let last = done.stderr.lines().last().unwrap_or_default().to_string();
+        assert!(
+            last.starts_with(&format!("bench: {id} ")) && last.contains("killed by SIGKILL"),
+            "{id}: one line naming the row and the cause: {}",
+            done.stderr
+        );
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn killing_the_parent_ends_the_child_which_removes_the_objects() {
+    for id in ["sysv-shm-spin", "sysv-mq", "posix-shm-futex"] {
+        let (run, child) = endless_row(id);
+        run.signal(Signal::SIGKILL);
+        assert!(ended(child), "{id}: the child outlived its parent");
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        assert_eq!(done.shell_status(), 137, "{id}");
+        assert!(done.stderr.contains("the parent is gone"), "{id}: {}", done.stderr);
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn stop_signals_end_both_processes_with_128_plus_n_and_nothing_left() {
+    let cases = [
+        (Signal::SIGINT, "pipe"),
+        (Signal::SIGTERM, "sysv-shm-spin"),
+        (Signal::SIGQUIT, "posix-mq"),
+        (Signal::SIGHUP, "sysv-shm-sem"),
+    ];
+    for (sig, id) in cases {
+        let (run, child) = endless_row(id);
+        run.signal(sig);
+        assert!(ended(child), "{id}: the child outlived a {sig} to its parent");
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        done.assert_no_panic();
+        assert_eq!(done.shell_status(), 128 + sig as i32, "{id}, {sig}: {}", done.stderr);
+        assert_nothing_left(pid);
+    }
+    // Ctrl-C at a terminal: the whole process group gets SIGINT.
+    let (run, child) = endless_row_with("sysv-shm-inplace", Command::new(bin("bench", "bench")).process_group(0));
+    nix::sys::signal::killpg(run.pid, Signal::SIGINT).unwrap();
+    assert!(ended(child), "the child outlived a Ctrl-C");
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    done.assert_no_panic();
+    assert_eq!(done.shell_status(), 130, "{}", done.stderr);
+    assert_nothing_left(pid);
+    // A stop signal to the child alone stops the whole bench the same way.
+    let (run, child) = endless_row("posix-shm-futex");
+    kill(child, Signal::SIGTERM).unwrap();
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    assert_eq!(done.shell_status(), 143, "{}", done.stderr);
+    assert!(done.stderr.contains("posix-shm-futex cross 64 B") || done.stderr.contains("posix-shm-futex same 64 B"));
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn broken_transports_are_caught_and_named() {
+    for (how, says) in [
+        ("drop-middle", "bytes 8..16 are not this message's"),
+        ("repeat", "(lost, repeated or reordered)"),
+        ("swap", "(lost, repeated or reordered)"),
+    ] {
+        for id in ["pipe", "sysv-shm-inplace"] {
+            let run = Running::spawn(Command::new(bin("bench", "bench")).args([
+                "--quick",
+                "--no-limits",
+                "--only",
+                id,
+                "--break",
+                how,
+            ]));
+            let pid = run.pid.as_raw() as u32;
+            let done = run.finish();
+            done.assert_no_panic();
+            assert_eq!(done.shell_status(), 1, "{id} {how}: {}", done.stderr);
+            let last = done.stderr.lines().last().unwrap_or_default().to_string();
+            assert!(last.starts_with(&format!("bench: {id} ")) && last.contains(says), "{id} {how}: {}", done.stderr);
+            assert_nothing_left(pid);
+        }
+    }
+}
+
+#[test]
+fn runs_report_the_median_p50_of_k_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let run = Running::spawn(
+        Command::new(bin("bench", "bench"))
+            .args(["--quick", "--no-limits", "--only", "unix-socket", "--runs", "3", "--json"])
+            .arg(&json),
+    );
+    let done = run.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stdout_str().contains("spread"), "{}", done.stdout_str());
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        let mut p50s: Vec<u64> = r["p50_ns_of_runs"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
+        assert_eq!(p50s.len(), 3, "{r}");
+        p50s.sort_unstable();
+        assert_eq!(r["rtt_ns"]["p50"].as_u64(), Some(p50s[1]), "the median run's p50: {r}");
+    }
+}
+
+#[test]
+fn a_lost_message_ends_the_row_instead_of_hanging_it() {
+    let run = Running::spawn(Command::new(bin("bench", "bench")).args([
+        "--quick",
+        "--no-limits",
+        "--only",
+        "sysv-mq",
+        "--break",
+        "lose",
+    ]));
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    done.assert_no_panic();
+    assert_eq!(done.shell_status(), 1, "{}", done.stderr);
+    let last = done.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("bench: sysv-mq ") && last.contains("no message moved"), "{}", done.stderr);
+    assert_nothing_left(pid);
 }
