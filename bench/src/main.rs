@@ -20,7 +20,7 @@ struct Cli {
     /// A short run (fewer round trips, sizes 64 B and 4 KiB, one placement): under 15 s
     #[arg(long)]
     quick: bool,
-    /// Only these mechanisms (file, pipe, fifo, unix-socket, sysv-mq, posix-mq, sysv-shm-sem, sysv-shm-spin, posix-shm-futex, signal)
+    /// Only these mechanisms (the list is the bench's table, filled in at start)
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     only: Vec<String>,
     /// Where the two processes run: both on one CPU, on two CPUs, or unpinned [default: same,cross]
@@ -57,7 +57,11 @@ enum Pin {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The help lists the rows of the table itself, so a new row cannot be missing from it.
+    let ids: Vec<&str> = ALL.iter().map(|m| m.id).collect();
+    let cli: Cli = common::cli::parse_adjusted(|c| {
+        c.mut_arg("only", |a| a.help(format!("Only these mechanisms: {}", ids.join(", "))))
+    });
     common::error::main("bench", || {
         // The signal row's signal is blocked in every thread (so set before the stop thread
         // starts), else the kernel could deliver it to a thread that does not wait for it.
@@ -133,7 +137,7 @@ fn bench(cli: &Cli) -> Result<()> {
     let limits = if cli.no_limits {
         Limits { cacheline: None, memcpy: Default::default(), transfer: Default::default() }
     } else {
-        eprintln!(
+        common::diag!(
             "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
         );
         let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
@@ -144,7 +148,7 @@ fn bench(cli: &Cli) -> Result<()> {
     let base = 0x2000_0000 | (std::process::id() & 0x1_ffff) << 12;
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
-        eprintln!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
+        common::diag!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
         let mut runs = Vec::new();
         for _ in 0..cli.runs {
             let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));

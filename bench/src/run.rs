@@ -287,7 +287,7 @@ fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
         rx.recv_seq(&mut buf, &expect)?;
         tx.echo(&answer, &mut buf)?;
         if i == 0 && cfg.announce {
-            eprintln!("bench: child {} measuring", getpid());
+            common::diag!("bench: child {} measuring", getpid());
         }
     }
     let mut seq = pings;

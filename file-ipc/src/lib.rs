@@ -30,6 +30,9 @@ use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::kill;
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
+use nix::sys::statfs::{
+    BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, FsType, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, fstatfs,
+};
 use nix::unistd::{Pid, geteuid};
 
 /// The writer's message when none is given (the note has no example).
@@ -263,6 +266,8 @@ pub struct Reader {
     arrived: Watch,
     /// A message claimed and not yet delivered: a stop puts it back at the path.
     holding: Arc<Mutex<bool>>,
+    /// With `--show-io`: what reading the messages cost (see [`IoTally`]).
+    pub io: Option<IoTally>,
     _stop: OnStop,
 }
 
@@ -286,7 +291,7 @@ impl Reader {
                 std::mem::forget(held);
             })
         };
-        let reader = Reader { claimed, spot, arrived, holding, _stop: stop };
+        let reader = Reader { claimed, spot, arrived, holding, io: None, _stop: stop };
         // Refused before anything is read: only a message file of ours may sit at the path.
         open_message(&reader.spot.path)?;
         reader.spot.lock()?.recover_dead();
@@ -335,8 +340,9 @@ impl Reader {
                 )));
             }
             let mut msg = Vec::new();
-            let delivered =
-                file.read_to_end(&mut msg).sys("read", self.spot.path.display()).and_then(|_| deliver(&msg));
+            let delivered = read_counted(&mut file, &mut msg, self.io.as_mut())
+                .sys("read", self.spot.path.display())
+                .and_then(|_| deliver(&msg));
             if let Err(e) = delivered {
                 put_back(&self.claimed, &self.spot.path);
                 *holding = false;
@@ -478,21 +484,68 @@ pub fn clean(path: &Path) -> Result<String> {
     })
 }
 
-/// F2: this process's reads, from /proc/self/io: `rchar` counts the bytes read() returned,
-/// `read_bytes` the bytes fetched from the storage device. A message file just written by another
-/// process is in the page cache, so `read_bytes` stays 0: file IPC's cost is not the disk.
-pub fn io_report() -> Result<String> {
+/// F2's evidence: what reading the message files cost this process, from /proc/self/io taken
+/// right around each read (so nothing else the process read counts, not even what `cargo run`
+/// read before the exec), and the file system the files are on.
+#[derive(Default)]
+pub struct IoTally {
+    /// Bytes read() returned for message files (`rchar`).
+    pub rchar: u64,
+    /// Bytes of them fetched from the storage device (`read_bytes`).
+    pub read_bytes: u64,
+    /// The file system's type, from fstatfs of a message file.
+    pub fs: Option<&'static str>,
+}
+
+/// `rchar` and `read_bytes` of this process now, and how many bytes this look itself read.
+fn io_now() -> Result<(u64, u64, u64)> {
     let io = std::fs::read_to_string("/proc/self/io").sys("read", "/proc/self/io")?;
     let field = |name: &str| {
         io.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse::<u64>().ok()).unwrap_or(0)
     };
-    let (rchar, read_bytes) = (field("rchar"), field("read_bytes"));
-    let verdict = if read_bytes == 0 {
-        "every byte came from the page cache: the disk was not touched"
-    } else {
-        "some bytes came from the storage device (a cold cache)"
-    };
-    Ok(format!(
-        "read() returned {rchar} bytes in all (rchar), {read_bytes} of them fetched from storage (read_bytes): {verdict}"
-    ))
+    Ok((field("rchar"), field("read_bytes"), io.len() as u64))
+}
+
+/// Reads `file` to its end, adding what it cost to `tally` (if one is kept).
+fn read_counted(file: &mut File, msg: &mut Vec<u8>, tally: Option<&mut IoTally>) -> std::io::Result<usize> {
+    let Some(tally) = tally else { return file.read_to_end(msg) };
+    let before = io_now().map_err(|_| std::io::Error::other("/proc/self/io"))?;
+    let n = file.read_to_end(msg)?;
+    let after = io_now().map_err(|_| std::io::Error::other("/proc/self/io"))?;
+    // The first look's own read() is counted in the second: it is not the message's.
+    tally.rchar += after.0.saturating_sub(before.0).saturating_sub(before.2);
+    tally.read_bytes += after.1.saturating_sub(before.1);
+    if tally.fs.is_none() {
+        tally.fs = fstatfs(&*file).ok().map(|st| fs_name(st.filesystem_type()));
+    }
+    Ok(n)
+}
+
+fn fs_name(t: FsType) -> &'static str {
+    match t {
+        TMPFS_MAGIC => "tmpfs",
+        EXT4_SUPER_MAGIC => "ext4 (or ext2/3)",
+        BTRFS_SUPER_MAGIC => "btrfs",
+        XFS_SUPER_MAGIC => "xfs",
+        OVERLAYFS_SUPER_MAGIC => "overlayfs",
+        _ => "a file system on a device",
+    }
+}
+
+impl IoTally {
+    /// The `--show-io` line.
+    pub fn report(&self) -> String {
+        let fs = self.fs.unwrap_or("an unknown file system");
+        let verdict = if fs == "tmpfs" {
+            "tmpfs is memory, there is no storage to skip: the message never went near a disk".to_string()
+        } else if self.read_bytes == 0 {
+            format!("the files are on {fs}, and every byte came from the page cache: the disk was not touched")
+        } else {
+            format!("the files are on {fs}, and some bytes came from the storage device (a cold cache)")
+        };
+        format!(
+            "reading the message file(s): read() returned {} bytes (rchar), {} of them fetched from storage (read_bytes); {verdict}",
+            self.rchar, self.read_bytes
+        )
+    }
 }

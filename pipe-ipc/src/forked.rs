@@ -22,7 +22,7 @@ pub fn run() -> Result<u8> {
         match child(&rd) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("fork: child: {e}");
+                common::diag!("fork: child: {e}");
                 1
             }
         }

@@ -444,3 +444,23 @@ fn closing_the_terminal_of_a_waiting_reader_leaves_nothing() {
     assert_eq!(done.shell_status(), 129, "{done:?}");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
+
+/// `--show-io` counts only the reads of the message files (/proc/self/io right around each), not
+/// what the process read before (the shell here, `cargo run` for a user: rchar survives exec), and
+/// names the file system: on tmpfs there is no storage to skip.
+#[test]
+fn show_io_counts_only_the_message_reads_and_names_the_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let w = Running::spawn(writer().arg("--path").arg(&path).args(["twelve bytes", "and 9 more"]));
+    // bash reads a file itself before it execs the reader: the same process, the same counters.
+    let script = r#"while read -r l; do :; done < /proc/self/maps; exec "$0" --path "$1" --count 2 --show-io"#;
+    let out = Command::new("bash").args(["-c", script]).arg(bin("file-ipc", "reader")).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(w.finish().status.success());
+    assert!(err.contains("read() returned 22 bytes (rchar), 0 of them fetched from storage (read_bytes)"), "{err}");
+    let on_tmpfs = nix::sys::statfs::statfs(dir.path()).unwrap().filesystem_type() == nix::sys::statfs::TMPFS_MAGIC;
+    let fs = if on_tmpfs { "tmpfs is memory" } else { "the files are on " };
+    assert!(err.contains(fs), "{err}");
+}

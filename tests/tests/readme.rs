@@ -248,3 +248,8 @@ fn shm_readme() {
 fn pipe_readme() {
     run_readme("pipe-ipc/README.md");
 }
+
+#[test]
+fn file_readme() {
+    run_readme("file-ipc/README.md");
+}

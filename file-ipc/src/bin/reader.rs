@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::ReceiveArgs;
-use file_ipc::{Reader, default_path};
+use common::{Peer, Ready};
+use file_ipc::{IoTally, Reader, default_path};
 
 /// File IPC reader: waits (by inotify, not polling) for a message file at PATH, claims it, prints
-/// it on its own line and removes it.
+/// it on its own line and removes it, --count times; the writer's further messages wait at PATH
+/// for the next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!("reader"), bin_name = "reader", version)]
 struct Cli {
@@ -17,8 +19,8 @@ struct Cli {
     path: Option<PathBuf>,
     #[command(flatten)]
     recv: ReceiveArgs,
-    /// At the end, print on stderr how many bytes this process read, and how many of them came
-    /// from the storage device (/proc/self/io)
+    /// At the end, print on stderr how many bytes reading the message files took and how many of
+    /// them came from the storage device (/proc/self/io around each read), and the file system
     #[arg(long)]
     show_io: bool,
     /// Remove an unread message and files left by a killed writer or reader, and exit
@@ -31,24 +33,28 @@ fn main() -> ExitCode {
     common::error::main("reader", || {
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         if cli.clean {
-            eprintln!("reader: {}", file_ipc::clean(&path)?);
+            common::diag!("reader: {}", file_ipc::clean(&path)?);
             return Ok(());
         }
         common::stop::install()?;
         let mut reader = Reader::new(&path)?;
-        let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
-        let mut ready =
-            common::Ready::new("reader", &format!("for {}", path.display()), "file-ipc", "writer", &peer_args);
+        if cli.show_io {
+            reader.io = Some(IoTally::default());
+        }
+        let peer =
+            Peer { package: "file-ipc", bin: "writer", args: common::paths::peer_args("--path", cli.path.as_deref()) };
+        // A file does not tell whether a writer is about to write it: "if no writer runs".
+        let mut ready = Ready::waiting("reader", format!("for a message file at {}", path.display()), peer);
         let mut out = common::out::stdout();
         for _ in 0..cli.recv.count.unwrap_or(1) {
             // Removed only once printed: a stop or a closed stdout puts the message back.
             reader.recv_with(&mut || ready.show(), &mut |msg| out.line(msg))?;
         }
         if let Some(line) = reader.pending() {
-            eprintln!("reader: {line}");
+            common::diag!("reader: {line}");
         }
-        if cli.show_io {
-            eprintln!("reader: {}", file_ipc::io_report()?);
+        if let Some(io) = &reader.io {
+            common::diag!("reader: {}", io.report());
         }
         Ok(())
     })

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{ModeArgs, SendArgs};
+use common::{Peer, PeerState, Ready, Seen};
 use file_ipc::{DEFAULT_MESSAGE, Writer, default_path};
 
 /// File IPC writer: each message becomes one whole file at PATH (written beside it, then renamed
@@ -27,14 +28,11 @@ fn main() -> ExitCode {
         common::stop::install()?;
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         let mut writer = Writer::new(&path, cli.mode.mode)?;
-        let peer_args = common::paths::peer_args("--path", cli.path.as_deref());
-        let mut ready = common::Ready::new(
-            "writer",
-            &format!("for {} to be read", path.display()),
-            "file-ipc",
-            "reader",
-            &peer_args,
-        );
+        let peer =
+            Peer { package: "file-ipc", bin: "reader", args: common::paths::peer_args("--path", cli.path.as_deref()) };
+        // The message in place is the one it waits to see taken; a file does not tell who reads.
+        let mut ready = Ready::waiting("writer", format!("for {} to be read", path.display()), peer)
+            .looking(|| Seen { holds: Some("the last message waits there".into()), peer: PeerState::Unknown });
         for msg in cli.send.each(DEFAULT_MESSAGE) {
             writer.send(&msg, &mut || ready.show())?;
         }
