@@ -191,7 +191,8 @@ pub enum Outcome {
 
 impl Outcome {
     /// The one stderr line about objects left in place, if there is something to say: always
-    /// when a message waits (the next reader gets it), and, for a stopped process, who keeps them.
+    /// when a message waits (the next reader gets it), and, for a reader or a stopped process,
+    /// who keeps them (a writer with more to send, or another reader).
     /// A writer that ends normally says nothing: its last message waiting is the normal hand-over.
     pub fn line(&self, objects: &Objects, writer: bool, stopped: bool) -> Option<String> {
         let name = objects.name();
@@ -206,7 +207,7 @@ impl Outcome {
                 if pending == 1 { "1 more message waits".to_string() } else { format!("{pending} more messages wait") };
             return Some(format!("{what} in {name}; left in place for the next reader"));
         }
-        if stopped && others > 0 {
+        if (stopped || !writer) && others > 0 {
             let who =
                 if others == 1 { "another process uses".to_string() } else { format!("{others} other processes use") };
             return Some(format!("{name} left in place: {who} it; the last one out removes it"));

@@ -40,10 +40,8 @@ fn main() -> ExitCode {
         let peer = Peer { package: "shm-ipc", bin: "reader", args: cli.key.peer_args(cli.posix) };
         let what = format!("for the reader to take the last message from {}", objects.name());
         let o = objects.clone();
-        let mut ready = Ready::waiting("writer", what, peer).looking(move || Seen {
-            holds: Some(format!("it holds an unread message ({} is posted)", o.ready_semaphore())),
-            peer: o.peer_state("reader"),
-        });
+        let mut ready =
+            Ready::waiting("writer", what, peer).looking(move || Seen { holds: None, peer: o.peer_state("reader") });
         let total = cli.send.each(DEFAULT_MESSAGE).count();
         let mut sent = 0;
         let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
