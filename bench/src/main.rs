@@ -176,7 +176,7 @@ fn bench(cli: &Cli) -> Result<()> {
 fn near(allowed: &[usize], size: usize, cfg: &Config) -> run::Near {
     run::Near {
         cacheline: bench::limits::cacheline(allowed, 2000).map(|c| c.p50),
-        transfer: (size >= 4096).then(|| bench::limits::transfer(allowed, size, cfg.stream / 2)).flatten(),
+        transfer: (size >= 4096).then(|| bench::limits::transfer_best(allowed, size, cfg.stream / 2)).flatten(),
     }
 }
 
@@ -189,7 +189,7 @@ fn limits(allowed: &[usize], sizes: &[usize], cfg: &Config) -> Limits {
         transfer: sizes
             .iter()
             .filter(|&&s| s >= 4096) // smaller slots measure the counters, not a transfer
-            .filter_map(|&s| bench::limits::transfer(allowed, s, cfg.stream).map(|t| (s, t)))
+            .filter_map(|&s| bench::limits::transfer_best(allowed, s, cfg.stream).map(|t| (s, t)))
             .collect(),
     }
 }
