@@ -159,16 +159,13 @@ fn bench(cli: &Cli) -> Result<()> {
         let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
         median_limits(runs)
     };
-    // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
-    // and two per row.
-    let base = 0x2000_0000 | (std::process::id() & 0x1_ffff) << 12;
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         common::diag!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
         let mut runs = Vec::new();
         for _ in 0..cli.runs {
             let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
-            let mut row = run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?;
+            let mut row = run::measure(m, *s, *p, &cfg, mechs::row_key(std::process::id(), i))?;
             row.near = near;
             runs.push(row);
         }

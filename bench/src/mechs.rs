@@ -147,6 +147,12 @@ pub const ALL: &[Mechanism] = &[
     },
 ];
 
+/// The first of the two keys of row `row` (0, 1, ...) of the bench whose PID is `pid`. The
+/// bench's keys have bit 29 set and bit 30 clear (the tests' keys set bit 30), then the PID.
+pub fn row_key(pid: u32, row: usize) -> u32 {
+    (0x2000_0000 | (pid & 0x1_ffff) << 12) + 2 * row as u32
+}
+
 /// The signal row's only size: the 8-byte `union sigval` that sigqueue carries.
 pub const SIGNAL_SIZE: usize = 8;
 

@@ -9,16 +9,16 @@ use std::process::Command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use bench::mechs::row_key;
 use common::{Key, sysv};
 use serde_json::Value;
 use tests::{Running, bin, cmd};
 
-/// The bench's keys are `0x2000_0000 | (pid & 0x1ffff) << 12`, two per row: none of the SysV or
-/// POSIX objects or scratch directories of any of them may be left.
+/// None of the SysV or POSIX objects or scratch directories of the first 64 rows of the bench
+/// whose PID is `pid` may be left.
 fn assert_nothing_left(pid: u32) {
-    let base = 0x2000_0000 | (pid & 0x1_ffff) << 12;
     let mut left = Vec::new();
-    for k in base..base + 128 {
+    for k in row_key(pid, 0)..row_key(pid, 64) {
         let key = Key::new(k);
         if sysv::msgget(key, 0).is_ok() || sysv::shmget(key, 0, 0).is_ok() || sysv::semget(key, 0, 0).is_ok() {
             left.push(format!("SysV object {key}"));
