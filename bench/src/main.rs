@@ -23,6 +23,9 @@ struct Cli {
     /// Only these mechanisms (the list is the bench's table, filled in at start)
     #[arg(long, value_name = "ID,...", value_delimiter = ',')]
     only: Vec<String>,
+    /// Print the mechanisms, one per line with what each is, and exit
+    #[arg(long, exclusive = true)]
+    list: bool,
     /// Where the two processes run: both on one CPU, on two CPUs, or unpinned [default: same,cross]
     #[arg(long, value_name = "WHERE", value_delimiter = ',')]
     pin: Vec<Pin>,
@@ -60,9 +63,12 @@ fn main() -> ExitCode {
     // The help lists the rows of the table itself, so a new row cannot be missing from it.
     let ids: Vec<&str> = ALL.iter().map(|m| m.id).collect();
     let cli: Cli = common::cli::parse_adjusted(|c| {
-        c.mut_arg("only", |a| a.help(format!("Only these mechanisms: {}", ids.join(", "))))
+        c.mut_arg("only", |a| a.help(format!("Only these mechanisms: {} (--list says what each is)", ids.join(", "))))
     });
     common::error::main("bench", || {
+        if cli.list {
+            return list();
+        }
         // The signal row's signal is blocked in every thread (so set before the stop thread
         // starts), else the kernel could deliver it to a thread that does not wait for it.
         let set = signal_ipc::sys::sigset(&[mechs::bench_signal()]).sys("sigaddset", "SIGRTMIN")?;
@@ -70,6 +76,16 @@ fn main() -> ExitCode {
         common::stop::install()?;
         bench(&cli)
     })
+}
+
+/// `--list`: the rows of the table, one per line: the id, then what it is.
+fn list() -> Result<()> {
+    let width = ALL.iter().map(|m| m.id.len()).max().unwrap_or(0);
+    let mut out = common::out::stdout();
+    for m in ALL {
+        out.raw(format!("{:width$}  {}\n", m.id, m.about).as_bytes())?;
+    }
+    out.flush()
 }
 
 fn bench(cli: &Cli) -> Result<()> {
@@ -143,16 +159,13 @@ fn bench(cli: &Cli) -> Result<()> {
         let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
         median_limits(runs)
     };
-    // Keys of the bench's own: bit 29 set and bit 30 clear (the tests' keys set bit 30), the PID,
-    // and two per row.
-    let base = 0x2000_0000 | (std::process::id() & 0x1_ffff) << 12;
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         common::diag!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
         let mut runs = Vec::new();
         for _ in 0..cli.runs {
             let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
-            let mut row = run::measure(m, *s, *p, &cfg, base + 2 * i as u32)?;
+            let mut row = run::measure(m, *s, *p, &cfg, mechs::row_key(std::process::id(), i))?;
             row.near = near;
             runs.push(row);
         }

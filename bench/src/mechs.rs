@@ -70,6 +70,8 @@ pub trait Setup: Send + Sync {
 
 pub struct Mechanism {
     pub id: &'static str,
+    /// What the row is, in a few words (`--list`).
+    pub about: &'static str,
     /// Largest message it carries.
     pub max_size: fn() -> usize,
     /// A shared-memory row: compared with the hardware's limits.
@@ -78,18 +80,78 @@ pub struct Mechanism {
 }
 
 pub const ALL: &[Mechanism] = &[
-    Mechanism { id: "file", max_size: unlimited, shm: false, setup: file },
-    Mechanism { id: "pipe", max_size: unlimited, shm: false, setup: pipe },
-    Mechanism { id: "fifo", max_size: unlimited, shm: false, setup: fifo },
-    Mechanism { id: "unix-socket", max_size: unlimited, shm: false, setup: unix_socket },
-    Mechanism { id: "sysv-mq", max_size: sysv_mq_max, shm: false, setup: sysv_mq },
-    Mechanism { id: "posix-mq", max_size: posix_mq_max, shm: false, setup: posix_mq },
-    Mechanism { id: "sysv-shm-sem", max_size: unlimited, shm: true, setup: sysv_shm_sem },
-    Mechanism { id: "sysv-shm-spin", max_size: unlimited, shm: true, setup: sysv_shm_spin },
-    Mechanism { id: "sysv-shm-inplace", max_size: unlimited, shm: true, setup: sysv_shm_inplace },
-    Mechanism { id: "posix-shm-futex", max_size: unlimited, shm: true, setup: posix_shm_futex },
-    Mechanism { id: "signal", max_size: signal_max, shm: false, setup: signal },
+    Mechanism {
+        id: "file",
+        about: "file_ipc: a temp file, rename, inotify",
+        max_size: unlimited,
+        shm: false,
+        setup: file,
+    },
+    Mechanism { id: "pipe", about: "two pipes", max_size: unlimited, shm: false, setup: pipe },
+    Mechanism { id: "fifo", about: "pipe_ipc's FIFOs", max_size: unlimited, shm: false, setup: fifo },
+    Mechanism {
+        id: "unix-socket",
+        about: "a socketpair, the familiar baseline",
+        max_size: unlimited,
+        shm: false,
+        setup: unix_socket,
+    },
+    Mechanism {
+        id: "sysv-mq",
+        about: "msgq_ipc: one SysV queue, a message type per direction",
+        max_size: sysv_mq_max,
+        shm: false,
+        setup: sysv_mq,
+    },
+    Mechanism {
+        id: "posix-mq",
+        about: "two POSIX queues, one mq_send and one mq_receive per message",
+        max_size: posix_mq_max,
+        shm: false,
+        setup: posix_mq,
+    },
+    Mechanism {
+        id: "sysv-shm-sem",
+        about: "a SysV segment of slots and a semaphore pair, one semop per message",
+        max_size: unlimited,
+        shm: true,
+        setup: sysv_shm_sem,
+    },
+    Mechanism {
+        id: "sysv-shm-spin",
+        about: "a ring in a SysV segment, waits spin then yield, messages copied",
+        max_size: unlimited,
+        shm: true,
+        setup: sysv_shm_spin,
+    },
+    Mechanism {
+        id: "sysv-shm-inplace",
+        about: "the spin ring used in place: written and checked where the message lies",
+        max_size: unlimited,
+        shm: true,
+        setup: sysv_shm_inplace,
+    },
+    Mechanism {
+        id: "posix-shm-futex",
+        about: "the ring in POSIX shared memory, waits sleep in futex(2)",
+        max_size: unlimited,
+        shm: true,
+        setup: posix_shm_futex,
+    },
+    Mechanism {
+        id: "signal",
+        about: "sigqueue and sigwaitinfo, the 8-byte sigval word only",
+        max_size: signal_max,
+        shm: false,
+        setup: signal,
+    },
 ];
+
+/// The first of the two keys of row `row` (0, 1, ...) of the bench whose PID is `pid`. The
+/// bench's keys have bit 29 set and bit 30 clear (the tests' keys set bit 30), then the PID.
+pub fn row_key(pid: u32, row: usize) -> u32 {
+    (0x2000_0000 | (pid & 0x1_ffff) << 12) + 2 * row as u32
+}
 
 /// The signal row's only size: the 8-byte `union sigval` that sigqueue carries.
 pub const SIGNAL_SIZE: usize = 8;

@@ -1,6 +1,7 @@
 //! The benchmark runs in the suite (`--quick`), and its JSON is checked for shape and sanity.
 //! No test asserts a speed: numbers vary by machine. The bench can neither hang nor lie: killing
 //! or stopping either of a row's processes ends it cleanly, and broken transports are caught.
+//! Which row each test runs is in [`ROWS`], which must name every row of the bench's table.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -9,16 +10,98 @@ use std::process::Command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use bench::mechs::{ALL, row_key};
 use common::{Key, sysv};
 use serde_json::Value;
 use tests::{Running, bin, cmd};
 
-/// The bench's keys are `0x2000_0000 | (pid & 0x1ffff) << 12`, two per row: none of the SysV or
-/// POSIX objects or scratch directories of any of them may be left.
+/// What the tests below check of a row of the bench's table.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Check {
+    /// The quick run reports it, in the table, the JSON and the chart.
+    Reported,
+    /// Killing its child mid-row ends the bench with one line naming the row.
+    ChildKilled,
+    /// Killing the parent mid-row ends the child, which removes the objects.
+    ParentKilled,
+    /// This stop signal to the parent mid-row ends both processes with 128+n.
+    Stopped(Signal),
+    /// Ctrl-C at a terminal (SIGINT to the process group) ends both with 130.
+    Interrupted,
+    /// SIGTERM to the child alone stops the whole bench with 143.
+    ChildStopped,
+    /// A receiving end that cuts, repeats or swaps messages is caught and named.
+    Broken,
+    /// A lost message ends the row instead of hanging it.
+    Lost,
+    /// `--runs 3` reports the median run's p50.
+    Runs,
+}
+
+use Check::*;
+
+/// Every row of the bench's table and what this file checks of it. Every row is reported by the
+/// quick run and has its child killed mid-row; the other checks each take a few rows of different
+/// kinds. A row added to the table must be added here (`every_row_of_the_bench_has_its_tests`
+/// fails, naming it, until it is).
+const ROWS: &[(&str, &[Check])] = &[
+    ("file", &[Reported, ChildKilled]),
+    ("pipe", &[Reported, ChildKilled, Stopped(Signal::SIGINT), Broken]),
+    ("fifo", &[Reported, ChildKilled]),
+    ("unix-socket", &[Reported, ChildKilled, Runs]),
+    ("sysv-mq", &[Reported, ChildKilled, ParentKilled, Lost]),
+    ("posix-mq", &[Reported, ChildKilled, Stopped(Signal::SIGQUIT)]),
+    ("sysv-shm-sem", &[Reported, ChildKilled, Stopped(Signal::SIGHUP)]),
+    ("sysv-shm-spin", &[Reported, ChildKilled, ParentKilled, Stopped(Signal::SIGTERM)]),
+    ("sysv-shm-inplace", &[Reported, ChildKilled, Interrupted, Broken]),
+    ("posix-shm-futex", &[Reported, ChildKilled, ParentKilled, ChildStopped]),
+    ("signal", &[Reported, ChildKilled]),
+];
+
+/// The rows that get `check`; at least one, so that emptying a check from ROWS fails.
+fn rows_with(check: Check) -> Vec<&'static str> {
+    let ids: Vec<&str> = ROWS.iter().filter(|(_, checks)| checks.contains(&check)).map(|(id, _)| *id).collect();
+    assert!(!ids.is_empty(), "no row of ROWS gets {check:?}");
+    ids
+}
+
+#[test]
+fn every_row_of_the_bench_has_its_tests() {
+    for m in ALL {
+        let checks = ROWS.iter().find(|(id, _)| *id == m.id).map(|(_, checks)| *checks);
+        let checks = checks
+            .unwrap_or_else(|| panic!("the bench's row {} has no tests: add it to ROWS in tests/tests/bench.rs", m.id));
+        for every in [Reported, ChildKilled] {
+            assert!(checks.contains(&every), "{}: every row gets {every:?}", m.id);
+        }
+    }
+    for (id, _) in ROWS {
+        assert!(ALL.iter().any(|m| m.id == *id), "ROWS has {id}, which is not a row of the bench");
+    }
+}
+
+#[test]
+fn list_prints_each_row_and_what_it_is() {
+    let width = ALL.iter().map(|m| m.id.len()).max().unwrap_or(0);
+    let want: String = ALL.iter().map(|m| format!("{:width$}  {}\n", m.id, m.about)).collect();
+    cmd("bench", "bench").arg("--list").assert().success().stdout(want).stderr("");
+    cmd("bench", "bench").args(["--list", "--quick"]).assert().code(2);
+}
+
+#[test]
+fn the_bench_readme_names_every_row() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let readme = std::fs::read_to_string(root.join("bench/README.md")).expect("bench/README.md");
+    for m in ALL {
+        assert!(readme.contains(&format!("`{}`", m.id)), "bench/README.md does not name the row `{}`", m.id);
+    }
+}
+
+/// None of the SysV or POSIX objects or scratch directories of the first 64 rows of the bench
+/// whose PID is `pid` may be left.
 fn assert_nothing_left(pid: u32) {
-    let base = 0x2000_0000 | (pid & 0x1_ffff) << 12;
     let mut left = Vec::new();
-    for k in base..base + 128 {
+    for k in row_key(pid, 0)..row_key(pid, 64) {
         let key = Key::new(k);
         if sysv::msgget(key, 0).is_ok() || sysv::shmget(key, 0, 0).is_ok() || sysv::semget(key, 0, 0).is_ok() {
             left.push(format!("SysV object {key}"));
@@ -37,20 +120,6 @@ fn assert_nothing_left(pid: u32) {
     }
     assert!(left.is_empty(), "the bench left {left:?}");
 }
-
-const IDS: &[&str] = &[
-    "file",
-    "pipe",
-    "fifo",
-    "unix-socket",
-    "sysv-mq",
-    "posix-mq",
-    "sysv-shm-sem",
-    "sysv-shm-spin",
-    "sysv-shm-inplace",
-    "posix-shm-futex",
-    "signal",
-];
 
 #[test]
 fn quick_run_reports_every_mechanism_with_sane_numbers() {
@@ -74,9 +143,12 @@ fn quick_run_reports_every_mechanism_with_sane_numbers() {
     assert!(v["machine"]["cpus"].as_u64().unwrap() >= 1);
     assert!(v["machine"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
     let results = v["results"].as_array().unwrap();
-    for id in IDS {
-        assert!(results.iter().any(|r| r["mechanism"] == *id), "no result for {id}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg"), "an SVG chart");
+    for id in rows_with(Reported) {
+        assert!(results.iter().any(|r| r["mechanism"] == id), "no result for {id}");
         assert!(table.contains(id), "{id} missing from the table");
+        assert!(chart.contains(id), "{id} missing from the chart");
     }
     for r in results {
         let rtt = &r["rtt_ns"];
@@ -93,8 +165,6 @@ fn quick_run_reports_every_mechanism_with_sane_numbers() {
         assert!(r["size"].as_u64().unwrap() >= 8, "{r}");
     }
     assert!(v["limits"]["memcpy_mb_per_s"]["4096"].as_f64().unwrap() > 0.0);
-    let chart = std::fs::read_to_string(&svg).unwrap();
-    assert!(chart.starts_with("<svg") && chart.contains("sysv-shm-spin"), "an SVG chart");
 }
 
 #[test]
@@ -138,7 +208,7 @@ fn ended(pid: Pid) -> bool {
 
 #[test]
 fn killing_the_child_of_any_row_ends_the_bench_with_one_line_and_nothing_left() {
-    for id in IDS {
+    for id in rows_with(ChildKilled) {
         let (run, child) = endless_row(id);
         kill(child, Signal::SIGKILL).unwrap();
         let pid = run.pid.as_raw() as u32;
@@ -157,7 +227,7 @@ fn killing_the_child_of_any_row_ends_the_bench_with_one_line_and_nothing_left() 
 
 #[test]
 fn killing_the_parent_ends_the_child_which_removes_the_objects() {
-    for id in ["sysv-shm-spin", "sysv-mq", "posix-shm-futex"] {
+    for id in rows_with(ParentKilled) {
         let (run, child) = endless_row(id);
         run.signal(Signal::SIGKILL);
         assert!(ended(child), "{id}: the child outlived its parent");
@@ -171,12 +241,13 @@ fn killing_the_parent_ends_the_child_which_removes_the_objects() {
 
 #[test]
 fn stop_signals_end_both_processes_with_128_plus_n_and_nothing_left() {
-    let cases = [
-        (Signal::SIGINT, "pipe"),
-        (Signal::SIGTERM, "sysv-shm-spin"),
-        (Signal::SIGQUIT, "posix-mq"),
-        (Signal::SIGHUP, "sysv-shm-sem"),
-    ];
+    let cases: Vec<(Signal, &str)> = ROWS
+        .iter()
+        .flat_map(|(id, checks)| {
+            checks.iter().filter_map(move |c| if let Stopped(sig) = c { Some((*sig, *id)) } else { None })
+        })
+        .collect();
+    assert!(!cases.is_empty(), "no row of ROWS gets a Stopped check");
     for (sig, id) in cases {
         let (run, child) = endless_row(id);
         run.signal(sig);
@@ -188,22 +259,30 @@ fn stop_signals_end_both_processes_with_128_plus_n_and_nothing_left() {
         assert_nothing_left(pid);
     }
     // Ctrl-C at a terminal: the whole process group gets SIGINT.
-    let (run, child) = endless_row_with("sysv-shm-inplace", Command::new(bin("bench", "bench")).process_group(0));
-    nix::sys::signal::killpg(run.pid, Signal::SIGINT).unwrap();
-    assert!(ended(child), "the child outlived a Ctrl-C");
-    let pid = run.pid.as_raw() as u32;
-    let done = run.finish();
-    done.assert_no_panic();
-    assert_eq!(done.shell_status(), 130, "{}", done.stderr);
-    assert_nothing_left(pid);
+    for id in rows_with(Interrupted) {
+        let (run, child) = endless_row_with(id, Command::new(bin("bench", "bench")).process_group(0));
+        nix::sys::signal::killpg(run.pid, Signal::SIGINT).unwrap();
+        assert!(ended(child), "{id}: the child outlived a Ctrl-C");
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        done.assert_no_panic();
+        assert_eq!(done.shell_status(), 130, "{id}: {}", done.stderr);
+        assert_nothing_left(pid);
+    }
     // A stop signal to the child alone stops the whole bench the same way.
-    let (run, child) = endless_row("posix-shm-futex");
-    kill(child, Signal::SIGTERM).unwrap();
-    let pid = run.pid.as_raw() as u32;
-    let done = run.finish();
-    assert_eq!(done.shell_status(), 143, "{}", done.stderr);
-    assert!(done.stderr.contains("posix-shm-futex cross 64 B") || done.stderr.contains("posix-shm-futex same 64 B"));
-    assert_nothing_left(pid);
+    for id in rows_with(ChildStopped) {
+        let (run, child) = endless_row(id);
+        kill(child, Signal::SIGTERM).unwrap();
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        assert_eq!(done.shell_status(), 143, "{id}: {}", done.stderr);
+        assert!(
+            done.stderr.contains(&format!("{id} cross 64 B")) || done.stderr.contains(&format!("{id} same 64 B")),
+            "{id}: {}",
+            done.stderr
+        );
+        assert_nothing_left(pid);
+    }
 }
 
 #[test]
@@ -213,7 +292,7 @@ fn broken_transports_are_caught_and_named() {
         ("repeat", "(lost, repeated or reordered)"),
         ("swap", "(lost, repeated or reordered)"),
     ] {
-        for id in ["pipe", "sysv-shm-inplace"] {
+        for id in rows_with(Broken) {
             let run = Running::spawn(Command::new(bin("bench", "bench")).args([
                 "--quick",
                 "--no-limits",
@@ -239,7 +318,7 @@ fn runs_report_the_median_p50_of_k_runs() {
     let json = dir.path().join("bench.json");
     let run = Running::spawn(
         Command::new(bin("bench", "bench"))
-            .args(["--quick", "--no-limits", "--only", "unix-socket", "--runs", "3", "--json"])
+            .args(["--quick", "--no-limits", "--only", &rows_with(Runs).join(","), "--runs", "3", "--json"])
             .arg(&json),
     );
     let done = run.finish();
@@ -256,19 +335,25 @@ fn runs_report_the_median_p50_of_k_runs() {
 
 #[test]
 fn a_lost_message_ends_the_row_instead_of_hanging_it() {
-    let run = Running::spawn(Command::new(bin("bench", "bench")).args([
-        "--quick",
-        "--no-limits",
-        "--only",
-        "sysv-mq",
-        "--break",
-        "lose",
-    ]));
-    let pid = run.pid.as_raw() as u32;
-    let done = run.finish();
-    done.assert_no_panic();
-    assert_eq!(done.shell_status(), 1, "{}", done.stderr);
-    let last = done.stderr.lines().last().unwrap_or_default().to_string();
-    assert!(last.starts_with("bench: sysv-mq ") && last.contains("no message moved"), "{}", done.stderr);
-    assert_nothing_left(pid);
+    for id in rows_with(Lost) {
+        let run = Running::spawn(Command::new(bin("bench", "bench")).args([
+            "--quick",
+            "--no-limits",
+            "--only",
+            id,
+            "--break",
+            "lose",
+        ]));
+        let pid = run.pid.as_raw() as u32;
+        let done = run.finish();
+        done.assert_no_panic();
+        assert_eq!(done.shell_status(), 1, "{id}: {}", done.stderr);
+        let last = done.stderr.lines().last().unwrap_or_default().to_string();
+        assert!(
+            last.starts_with(&format!("bench: {id} ")) && last.contains("no message moved"),
+            "{id}: {}",
+            done.stderr
+        );
+        assert_nothing_left(pid);
+    }
 }
