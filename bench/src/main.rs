@@ -172,7 +172,8 @@ fn bench(cli: &Cli) -> Result<()> {
         rows.extend(run::median(runs));
     }
     let machine = Machine::read();
-    print!("{}", report::table(&rows, &limits, &machine));
+    // Like any filter, `bench | head` ends quietly (by SIGPIPE) instead of panicking.
+    common::out::say(report::table(&rows, &limits, &machine).trim_end());
     if let Some(path) = &cli.json {
         let text = serde_json::to_string_pretty(&report::json(&rows, &limits, &machine))
             .map_err(|e| Error::Failed(format!("JSON: {e}")))?;

@@ -7,7 +7,7 @@
 //! stop signals: if the parent goes (even by SIGKILL) or a stop signal comes, it removes the
 //! row's objects and ends the child.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,10 +67,10 @@ impl Watchdog {
                         let _ = kill(child, Signal::SIGKILL);
                         let _ = wait_child(child, None);
                         setup.cleanup();
-                        say(&format!(
+                        common::diag!(
                             "bench: {row}: no message moved for {} s (lost, or a side is stuck); removed the row's objects",
                             STALL.as_secs()
-                        ));
+                        );
                         std::process::exit(1);
                     }
                     std::thread::sleep(TICK);
@@ -83,7 +83,7 @@ impl Watchdog {
                 }
                 setup.cleanup();
                 let cause = if said.is_empty() { describe(&status) } else { said };
-                say(&format!("bench: {row}: {cause}; removed the row's objects"));
+                common::diag!("bench: {row}: {cause}; removed the row's objects");
                 match status {
                     WaitStatus::Signaled(_, sig, _) if STOP_SIGNALS.contains(&sig) => die_by(sig),
                     _ => std::process::exit(1),
@@ -175,7 +175,7 @@ pub fn guard_child(alive: OwnedFd, row: String, setup: Arc<dyn Setup>) -> Result
             if sig.is_none() {
                 // Said before the objects go: the main thread fails on their removal and ends
                 // the process, possibly before this thread runs again.
-                say(&format!("bench: {row}: child: the parent is gone; removing the row's objects"));
+                common::diag!("bench: {row}: child: the parent is gone; removing the row's objects");
             }
             setup.cleanup();
             match sig {
@@ -186,10 +186,4 @@ pub fn guard_child(alive: OwnedFd, row: String, setup: Arc<dyn Setup>) -> Result
         })
         .sys("pthread_create", "guard")?;
     Ok(())
-}
-
-/// One line on stderr in one write (eprintln! writes piece by piece, and a process that ends
-/// meanwhile would leave half a line).
-fn say(line: &str) {
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
