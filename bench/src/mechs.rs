@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use common::posix::Mapped;
 use common::sysv::{self, Attached};
-use common::{Error, Key, Result, SysResult};
+use common::{Error, Key, Memory, Result, SysResult};
 use msgq_ipc::Queue;
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlink};
@@ -499,7 +499,10 @@ impl Setup for SysvSpin {
         let (tx, rx) = pick(side, self.ids.0, self.ids.1);
         let len = ring::bytes(self.size);
         let ring = |id| -> Result<Box<dyn Link>> {
-            let mem = Attached::attach(id, len, false).sys("shmat", format!("segment id {id}"))?;
+            let mem = Attached::read_write(id).sys("shmat", format!("segment id {id}"))?;
+            if mem.len() < len {
+                return Err(Error::Failed(format!("segment id {id}: {} bytes, a ring needs {len}", mem.len())));
+            }
             let ring = Ring::new(mem, self.size, Wait::Spin);
             Ok(if self.in_place { Box::new(InPlace(ring)) } else { Box::new(ring) })
         };
