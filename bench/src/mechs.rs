@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use common::posix::Mapped;
 use common::sysv::{self, Attached};
-use common::{Error, Key, Memory, Result, SysResult};
+use common::{Error, Key, Memory, MemoryMut, Result, SysResult};
 use msgq_ipc::Queue;
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlink};
@@ -445,7 +445,7 @@ fn sysv_shm_sem(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
 
 // ---- shared-memory rings: spin (SysV) and futex (POSIX) -------------------------------------
 
-impl<M: common::Memory> Link for Ring<M> {
+impl<M: MemoryMut> Link for Ring<M> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         Ring::send(self, msg);
         Ok(())
@@ -459,9 +459,9 @@ impl<M: common::Memory> Link for Ring<M> {
 
 /// A ring used in place (a loan, as iceoryx2's API has): the sender writes each message straight
 /// into its slot, the receiver checks it where it lies; no copy on either side.
-struct InPlace<M: common::Memory>(Ring<M>);
+struct InPlace<M: MemoryMut>(Ring<M>);
 
-impl<M: common::Memory> Link for InPlace<M> {
+impl<M: MemoryMut> Link for InPlace<M> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.0.send(msg);
         Ok(())
@@ -473,13 +473,13 @@ impl<M: common::Memory> Link for InPlace<M> {
     }
 
     fn send_seq(&mut self, s: &Stamp, _: &mut [u8]) -> Result<()> {
-        self.0.send_in_place(s.head, |body| msg::fill_body(body, s));
+        self.0.send_in_place(s.head, |mut body| body.put_le_words(msg::body_words(s)));
         Ok(())
     }
 
     fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
         let size = buf.len();
-        self.0.recv_in_place(|first, body| msg::check_parts(first, body, size, e))
+        self.0.recv_in_place(|first, body| msg::check_words(first, body.le_words(), size, e))
     }
 
     fn echo(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
