@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use common::posix::Mapped;
 use common::sysv::{self, Attached};
-use common::{Error, Key, Result, SysResult};
+use common::{Error, Key, Memory, MemoryMut, Result, SysResult};
 use msgq_ipc::Queue;
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlink};
@@ -507,7 +507,7 @@ fn sysv_shm_sem(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
 
 // ---- shared-memory rings: spin (SysV) and futex (POSIX) -------------------------------------
 
-impl<M: common::Memory> Link for Ring<M> {
+impl<M: MemoryMut> Link for Ring<M> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         Ring::send(self, msg);
         Ok(())
@@ -521,9 +521,9 @@ impl<M: common::Memory> Link for Ring<M> {
 
 /// A ring used in place (a loan, as iceoryx2's API has): the sender writes each message straight
 /// into its slot, the receiver checks it where it lies; no copy on either side.
-struct InPlace<M: common::Memory>(Ring<M>);
+struct InPlace<M: MemoryMut>(Ring<M>);
 
-impl<M: common::Memory> Link for InPlace<M> {
+impl<M: MemoryMut> Link for InPlace<M> {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.0.send(msg);
         Ok(())
@@ -535,13 +535,13 @@ impl<M: common::Memory> Link for InPlace<M> {
     }
 
     fn send_seq(&mut self, s: &Stamp, _: &mut [u8]) -> Result<()> {
-        self.0.send_in_place(s.head, |body| msg::fill_body(body, s));
+        self.0.send_in_place(s.head, |mut body| body.put_le_words(msg::body_words(s)));
         Ok(())
     }
 
     fn recv_seq(&mut self, buf: &mut [u8], e: &Expect) -> Result<u64> {
         let size = buf.len();
-        self.0.recv_in_place(|first, body| msg::check_parts(first, body, size, e))
+        self.0.recv_in_place(|first, body| msg::check_words(first, body.le_words(), size, e))
     }
 
     fn echo(&mut self, s: &Stamp, scratch: &mut [u8]) -> Result<()> {
@@ -561,7 +561,10 @@ impl Setup for SysvSpin {
         let (tx, rx) = pick(side, self.ids.0, self.ids.1);
         let len = ring::bytes(self.size);
         let ring = |id| -> Result<Box<dyn Link>> {
-            let mem = Attached::attach(id, len, false).sys("shmat", format!("segment id {id}"))?;
+            let mem = Attached::read_write(id).sys("shmat", format!("segment id {id}"))?;
+            if mem.len() < len {
+                return Err(Error::Failed(format!("segment id {id}: {} bytes, a ring needs {len}", mem.len())));
+            }
             let ring = Ring::new(mem, self.size, Wait::Spin);
             Ok(if self.in_place { Box::new(InPlace(ring)) } else { Box::new(ring) })
         };

@@ -89,11 +89,39 @@ impl Expect {
     }
 }
 
+/// Body word i (i >= 1) of the message with hash key `key`; `step` is i * ODD (mod 2^64).
+#[inline(always)]
+fn body_word(key: u64, step: u64) -> u64 {
+    (key ^ step) | TOP
+}
+
+/// The words after the head of message `s`, in order (word 1, 2, ...), for a message built or
+/// checked where it lies (in shared memory, word by word).
+pub fn body_words(s: &Stamp) -> BodyWords {
+    BodyWords { key: s.key, step: ODD }
+}
+
+#[derive(Clone)]
+pub struct BodyWords {
+    key: u64,
+    step: u64,
+}
+
+impl Iterator for BodyWords {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let w = body_word(self.key, self.step);
+        self.step = self.step.wrapping_add(ODD);
+        Some(w)
+    }
+}
+
 /// Writes the words after the head (`body` starts at byte 8 of the message).
 pub fn fill_body(body: &mut [u8], s: &Stamp) {
     let mut step = ODD; // word 1's; an addition per word, which vectorises
     for w in body.chunks_exact_mut(WORD) {
-        w.copy_from_slice(&((s.key ^ step) | TOP).to_le_bytes());
+        w.copy_from_slice(&body_word(s.key, step).to_le_bytes());
         step = step.wrapping_add(ODD);
     }
 }
@@ -109,19 +137,55 @@ fn body_ok(body: &[u8], s: &Stamp) -> bool {
     let mut step = ODD;
     let mut diff = 0u64;
     for w in body.chunks_exact(WORD) {
-        diff |= u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ ((s.key ^ step) | TOP);
+        diff |= u64::from_le_bytes(w.try_into().unwrap_or_default()) ^ body_word(s.key, step);
         step = step.wrapping_add(ODD);
     }
     diff == 0 && body.len().is_multiple_of(WORD)
 }
 
+/// The byte offset (in the message) of the first word of `body` that is not message `s`'s.
+fn first_bad_word(body: &[u8], s: &Stamp) -> usize {
+    let mut want = vec![0u8; body.len()];
+    fill_body(&mut want, s);
+    let at = body.chunks(WORD).zip(want.chunks(WORD)).position(|(a, b)| a != b).unwrap_or(0);
+    WORD * (at + 1)
+}
+
 /// Checks a received message split as head word and body against what `e` accepts. Returns the
 /// number it carries.
 pub fn check_parts(first: u64, body: &[u8], size: usize, e: &Expect) -> Result<u64> {
+    check_body(first, body.len(), size, e, |s| body_ok(body, s), |s| first_bad_word(body, s))
+}
+
+/// [`check_parts`] with the body as its little-endian words, read where they lie (a clone of
+/// the iterator looks again to find the first bad word of a damaged message).
+pub fn check_words(
+    first: u64,
+    body: impl ExactSizeIterator<Item = u64> + Clone,
+    size: usize,
+    e: &Expect,
+) -> Result<u64> {
+    let len = body.len() * WORD;
+    let ok = |s: &Stamp| body.clone().zip(body_words(s)).fold(0, |diff, (got, want)| diff | (got ^ want)) == 0;
+    let first_bad =
+        |s: &Stamp| WORD * (1 + body.clone().zip(body_words(s)).position(|(got, want)| got != want).unwrap_or(0));
+    check_body(first, len, size, e, ok, first_bad)
+}
+
+/// What [`check_parts`] and [`check_words`] share: the size, then the head, then the body (`ok`;
+/// `first_bad` says where it is damaged).
+fn check_body(
+    first: u64,
+    len: usize,
+    size: usize,
+    e: &Expect,
+    ok: impl Fn(&Stamp) -> bool,
+    first_bad: impl Fn(&Stamp) -> usize,
+) -> Result<u64> {
     let expect = e.normal.seq;
     let bad = |what: String| Err(Error::Failed(format!("message {expect}: {what}")));
-    if body.len() + WORD != size {
-        return bad(format!("{} bytes, not {size}", body.len() + WORD));
+    if len + WORD != size {
+        return bad(format!("{} bytes, not {size}", len + WORD));
     }
     let s = match e.stop {
         _ if first == e.normal.head => e.normal,
@@ -134,19 +198,11 @@ pub fn check_parts(first: u64, body: &[u8], size: usize, e: &Expect) -> Result<u
             return bad(format!("carries number {seq} (lost, repeated or reordered)"));
         }
     };
-    if !body_ok(body, &s) {
-        let at = first_bad_word(body, &s);
+    if !ok(&s) {
+        let at = first_bad(&s);
         return bad(format!("bytes {}..{} are not this message's (lost or mixed with another)", at, at + WORD));
     }
     Ok(s.seq)
-}
-
-/// The byte offset (in the message) of the first word of `body` that is not message `s`'s.
-fn first_bad_word(body: &[u8], s: &Stamp) -> usize {
-    let mut want = vec![0u8; body.len()];
-    fill_body(&mut want, s);
-    let at = body.chunks(WORD).zip(want.chunks(WORD)).position(|(a, b)| a != b).unwrap_or(0);
-    WORD * (at + 1)
 }
 
 /// Checks a whole received message (see [`check_parts`]).

@@ -10,13 +10,16 @@
 //! ring looks full. Slots start on a page and 4 KiB ones are whole pages, so a copy between a
 //! slot and a page-aligned buffer never hits the 4 KiB aliasing penalty (README).
 //!
+//! The peer is another process, so slots are never Rust slices: bytes go in and out by the
+//! volatile copies of `common::Memory`, control and head words are atomics.
+//!
 //! Contract: no two messages of a direction have the same head, and none is all zero in its first
 //! 8 bytes (msg.rs guarantees both: the head carries the message's unique number).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use common::Memory;
+use common::{Memory, MemoryMut, Words};
 
 use crate::buf::PAGE;
 use crate::msg::WORD;
@@ -77,7 +80,7 @@ pub enum Wait {
 }
 
 /// One end of a ring laid over `mem` (the same bytes in both processes).
-pub struct Ring<M: Memory> {
+pub struct Ring<M: MemoryMut> {
     mem: M,
     size: usize,
     wait: Wait,
@@ -89,53 +92,34 @@ pub struct Ring<M: Memory> {
     last: [u64; SLOTS],
 }
 
-impl<M: Memory> Ring<M> {
+impl<M: MemoryMut> Ring<M> {
     pub fn new(mem: M, size: usize, wait: Wait) -> Self {
         assert!(mem.len() >= bytes(size) && size >= WORD && size.is_multiple_of(WORD));
         Ring { mem, size, wait, count: 0, seen: 0, last: [0; SLOTS] }
     }
 
     fn control(&self, which: usize) -> &AtomicU32 {
-        // SAFETY: the mapping lives as long as self and is page-aligned; these words are only
-        // ever accessed atomically, by both processes.
-        unsafe { &*(self.mem.base().as_ptr().add(which * LINE) as *const AtomicU32) }
+        self.mem.atomic_u32(which * LINE)
     }
 
-    fn slot(&self, n: u32) -> *mut u8 {
-        // SAFETY: in bounds: bytes(size) covers the first page and SLOTS strides.
-        unsafe { self.mem.base().as_ptr().add(PAGE + (n as usize % SLOTS) * stride(self.size)) }
+    /// Where slot `n` starts in the mapping (bytes(size) covers the first page and SLOTS strides).
+    fn slot(&self, n: u32) -> usize {
+        PAGE + (n as usize % SLOTS) * stride(self.size)
     }
 
     fn head_word(&self, n: u32) -> &AtomicU64 {
-        // SAFETY: a slot starts on a 64-byte boundary of a live mapping; its head word is only
-        // ever accessed atomically.
-        unsafe { &*(self.slot(n) as *const AtomicU64) }
-    }
-
-    /// The bytes after the head word of slot `n`, to write (the producer owns the slot between
-    /// waiting for room and publishing).
-    #[allow(clippy::mut_from_ref)]
-    fn body_mut(&self, n: u32) -> &mut [u8] {
-        // SAFETY: in bounds; the ring protocol gives the producer this slot alone until it
-        // publishes the head, and the consumer reads it only after that.
-        unsafe { std::slice::from_raw_parts_mut(self.slot(n).add(WORD), self.size - WORD) }
-    }
-
-    fn body(&self, n: u32) -> &[u8] {
-        // SAFETY: in bounds; the consumer reads a slot between seeing its new head and handing
-        // it back, while the producer does not touch it.
-        unsafe { std::slice::from_raw_parts(self.slot(n).add(WORD), self.size - WORD) }
+        self.mem.atomic_u64(self.slot(n))
     }
 
     /// Producer: copies `msg` into the next slot once there is room, then publishes it.
     pub fn send(&mut self, msg: &[u8]) {
         let first = u64::from_le_bytes(msg[..WORD].try_into().unwrap_or_default());
-        self.send_in_place(first, |body| body.copy_from_slice(&msg[WORD..])); // memcpy
+        self.send_in_place(first, |mut body| body.copy_from(&msg[WORD..]));
     }
 
     /// Producer, in place (a loan): `fill` writes the message's bytes after the head straight
     /// into the slot; then the head `first` publishes it.
-    pub fn send_in_place(&mut self, first: u64, fill: impl FnOnce(&mut [u8])) {
+    pub fn send_in_place(&mut self, first: u64, fill: impl FnOnce(BodyMut<'_, M>)) {
         let n = self.count;
         if n.wrapping_sub(self.seen) >= SLOTS as u32 {
             let tail = self.control(TAIL);
@@ -145,7 +129,9 @@ impl<M: Memory> Ring<M> {
                 PRODUCER_SLEEPS,
             );
         }
-        fill(self.body_mut(n));
+        // The ring protocol lends this slot to the producer alone until it publishes the head.
+        let at = self.slot(n) + WORD;
+        fill(BodyMut { mem: &mut self.mem, at, len: self.size - WORD });
         let word = self.head_word(n);
         if self.wait == Wait::Futex {
             word.store(first, Ordering::SeqCst);
@@ -162,19 +148,20 @@ impl<M: Memory> Ring<M> {
     pub fn recv(&mut self, out: &mut [u8]) {
         self.recv_in_place(|first, body| {
             out[..WORD].copy_from_slice(&first.to_le_bytes());
-            out[WORD..].copy_from_slice(body); // memcpy
+            body.copy_to(&mut out[WORD..]);
         })
     }
 
     /// Consumer, in place: waits for the next message and hands `look` its head word and the
     /// rest where they lie; the slot is freed when `look` returns.
-    pub fn recv_in_place<T>(&mut self, look: impl FnOnce(u64, &[u8]) -> T) -> T {
+    pub fn recv_in_place<T>(&mut self, look: impl FnOnce(u64, Body<'_, M>) -> T) -> T {
         let n = self.count;
         let last = self.last[n as usize % SLOTS];
         let word = self.head_word(n);
         let first =
             self.wait_until(|| Some(word.load(Ordering::Acquire)).filter(|&w| w != last), word, CONSUMER_SLEEPS);
-        let result = look(first, self.body(n));
+        // The consumer has the slot from seeing its new head until it hands it back below.
+        let result = look(first, Body { mem: &self.mem, at: self.slot(n) + WORD, len: self.size - WORD });
         self.last[n as usize % SLOTS] = first;
         self.count = n.wrapping_add(1);
         let tail = self.control(TAIL);
@@ -220,6 +207,46 @@ impl<M: Memory> Ring<M> {
             futex_wait(word.ptr32(), seen);
             self.control(flag).store(0, Ordering::SeqCst);
         }
+    }
+}
+
+/// The bytes of a slot after its head word, lent to the producer until it publishes the slot.
+pub struct BodyMut<'a, M> {
+    mem: &'a mut M,
+    at: usize,
+    len: usize,
+}
+
+impl<M: MemoryMut> BodyMut<'_, M> {
+    /// Copies in the message's bytes after the head (exactly the slot's).
+    pub fn copy_from(&mut self, data: &[u8]) {
+        assert_eq!(data.len(), self.len, "a message of the ring's size");
+        self.mem.write(self.at, data);
+    }
+
+    /// Writes the body word by word where it lies (a loan: no copy).
+    pub fn put_le_words(&mut self, words: impl IntoIterator<Item = u64>) {
+        self.mem.put_le_words(self.at, self.len / WORD, words);
+    }
+}
+
+/// The bytes of a slot after its head word, lent to the consumer until it hands the slot back.
+pub struct Body<'a, M> {
+    mem: &'a M,
+    at: usize,
+    len: usize,
+}
+
+impl<M: Memory> Body<'_, M> {
+    /// Copies the bytes after the head out (exactly the slot's).
+    pub fn copy_to(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.len, "a message of the ring's size");
+        self.mem.read(self.at, out);
+    }
+
+    /// The body's words, read where they lie.
+    pub fn le_words(&self) -> Words<'_> {
+        self.mem.le_words(self.at, self.len / WORD)
     }
 }
 

@@ -6,7 +6,7 @@
 //! (The note's protocol, shm_ipc, takes a lock around every copy: 4 semops per message.)
 
 use common::sysv::{self, Attached, sembuf};
-use common::{Key, Memory, Result, SysResult};
+use common::{Error, Key, Memory, MemoryMut, ReadWrite, Result, SysResult};
 use nix::errno::Errno;
 
 use crate::ring::stride;
@@ -38,7 +38,7 @@ pub fn create(key: Key, size: usize) -> Result<(i32, i32)> {
 
 /// One end (sender or receiver) of a direction.
 pub struct SemRing {
-    mem: Attached,
+    mem: Attached<ReadWrite>,
     sem: i32,
     size: usize,
     count: usize,
@@ -48,7 +48,14 @@ pub struct SemRing {
 
 impl SemRing {
     pub fn open(shm: i32, sem: i32, size: usize) -> Result<SemRing> {
-        let mem = Attached::attach(shm, bytes(size), false).sys("shmat", format!("segment id {shm}"))?;
+        let mem = Attached::read_write(shm).sys("shmat", format!("segment id {shm}"))?;
+        if mem.len() < bytes(size) {
+            return Err(Error::Failed(format!(
+                "segment id {shm}: {} bytes, {SLOTS} slots need {}",
+                mem.len(),
+                bytes(size)
+            )));
+        }
         Ok(SemRing { mem, sem, size, count: 0, holding: false })
     }
 

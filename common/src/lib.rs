@@ -17,7 +17,7 @@ pub mod sysv;
 
 pub use error::{Error, Result, SysResult};
 pub use key::Key;
-pub use memory::Memory;
+pub use memory::{Access, Memory, MemoryMut, ReadOnly, ReadWrite, Words};
 pub use ready::{Peer, PeerState, Ready, Seen};
 
 /// The key of the note's SysV examples: `(key_t)1234`.

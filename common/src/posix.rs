@@ -13,7 +13,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open};
 use nix::sys::stat::{Mode, fchmod, fstat, umask};
 use nix::unistd::ftruncate;
 
-use crate::Memory;
+use crate::{Memory, MemoryMut};
 
 /// How long an opener waits for the creator of a new object to give it its size (the creator
 /// does it right after shm_open, so this only covers a creator that is descheduled in between).
@@ -27,7 +27,8 @@ pub struct Mapped {
     fd: OwnedFd,
 }
 
-// SAFETY: the mapping is process-wide; callers serialise access with semaphores.
+// SAFETY: the handle owns its mapping, which is process-wide: any thread may use or unmap it.
+// It is not Sync: writes take &mut self.
 unsafe impl Send for Mapped {}
 
 impl Mapped {
@@ -84,7 +85,7 @@ impl Mapped {
 
     fn map(fd: &OwnedFd, len: usize) -> nix::Result<NonNull<u8>> {
         let n = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
-        // SAFETY: a fresh shared mapping of a file we opened; nothing else aliases it in Rust.
+        // SAFETY: no address given, so the kernel picks a free range and replaces no existing mapping.
         let p = unsafe { mmap(None, n, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0)? };
         Ok(p.cast())
     }
@@ -134,7 +135,9 @@ pub enum LockKind {
     Unlock,
 }
 
-impl Memory for Mapped {
+// SAFETY: mmap mapped len bytes at the page-aligned addr, readable and writable, until drop
+// unmaps them; addr and len never change.
+unsafe impl Memory for Mapped {
     fn base(&self) -> NonNull<u8> {
         self.addr
     }
@@ -143,6 +146,9 @@ impl Memory for Mapped {
         self.len
     }
 }
+
+// SAFETY: as for Memory; mapped with PROT_WRITE.
+unsafe impl MemoryMut for Mapped {}
 
 impl Drop for Mapped {
     fn drop(&mut self) {

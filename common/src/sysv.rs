@@ -2,11 +2,12 @@
 //! shared memory and semaphores. Every libc call of the workspace's SysV code is here; each
 //! returns the errno as a nix `Errno` so callers name the call and object in their error.
 
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
 
-use crate::Key;
+use crate::{Access, Key, Memory, MemoryMut, ReadOnly, ReadWrite};
 
 fn check(ret: i32) -> nix::Result<i32> {
     Errno::result(ret)
@@ -104,30 +105,61 @@ pub fn shm_remove(id: i32) -> nix::Result<()> {
     check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
-/// A segment attached to this process's address space, detached (shmdt) on drop.
-pub struct Attached {
+/// A segment attached to this process's address space, detached (shmdt) on drop. `A` says
+/// whether it was attached read-only ([`ReadOnly`], SHM_RDONLY: nothing to write with) or
+/// read-write ([`ReadWrite`]).
+///
+/// A read-only attachment cannot be written through:
+/// ```compile_fail
+/// use common::{MemoryMut, ReadOnly, sysv::Attached};
+/// fn f(m: &mut Attached<ReadOnly>) {
+///     m.write(0, b"x");
+/// }
+/// ```
+pub struct Attached<A: Access> {
     addr: NonNull<u8>,
     len: usize,
+    access: PhantomData<A>,
 }
 
-// SAFETY: the mapping is process-wide; callers serialise access with semaphores.
-unsafe impl Send for Attached {}
+// SAFETY: the handle owns its attachment, which is process-wide: any thread may use or detach
+// it. It is not Sync: writes take &mut self.
+unsafe impl<A: Access> Send for Attached<A> {}
 
-impl Attached {
-    /// shmat: maps segment `id` (of `len` bytes, checked by the caller with IPC_STAT) wherever the
-    /// kernel chooses, read-only if asked.
-    pub fn attach(id: i32, len: usize, read_only: bool) -> nix::Result<Self> {
-        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
-        // SAFETY: a null address lets the kernel pick a free range.
+impl Attached<ReadOnly> {
+    /// shmat(SHM_RDONLY): maps segment `id`, all of it (its size from IPC_STAT), wherever the
+    /// kernel chooses.
+    pub fn read_only(id: i32) -> nix::Result<Self> {
+        Self::attach(id, libc::SHM_RDONLY)
+    }
+}
+
+impl Attached<ReadWrite> {
+    /// shmat: maps segment `id` read-write, all of it (its size from IPC_STAT).
+    pub fn read_write(id: i32) -> nix::Result<Self> {
+        Self::attach(id, 0)
+    }
+}
+
+impl<A: Access> Attached<A> {
+    fn attach(id: i32, flags: i32) -> nix::Result<Self> {
+        // SAFETY: a null address lets the kernel pick a free range; nothing else is at it.
         let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
         if p as isize == -1 {
             return Err(Errno::last());
         }
-        Ok(Attached { addr: NonNull::new(p.cast()).ok_or(Errno::EFAULT)?, len })
+        let addr = NonNull::new(p.cast()).ok_or(Errno::EFAULT)?;
+        // The size after attaching: our attachment keeps the segment (even one marked for
+        // removal), so it is the size of the very segment mapped, and a segment's size is fixed.
+        let mut mem = Attached { addr, len: 0, access: PhantomData };
+        mem.len = shm_stat(id)?.shm_segsz; // on error, drop detaches
+        Ok(mem)
     }
 }
 
-impl crate::Memory for Attached {
+// SAFETY: shmat mapped shm_segsz bytes (rounded up to pages) at the page-aligned addr, readable,
+// until drop detaches them; addr and len never change.
+unsafe impl<A: Access> Memory for Attached<A> {
     fn base(&self) -> NonNull<u8> {
         self.addr
     }
@@ -137,7 +169,10 @@ impl crate::Memory for Attached {
     }
 }
 
-impl Drop for Attached {
+// SAFETY: as for Memory, and attached without SHM_RDONLY, so the pages are writable.
+unsafe impl MemoryMut for Attached<ReadWrite> {}
+
+impl<A: Access> Drop for Attached<A> {
     fn drop(&mut self) {
         // SAFETY: addr came from shmat and is detached once.
         unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
@@ -223,5 +258,29 @@ pub fn get_or_create(mode: i32, get: impl Fn(i32) -> nix::Result<i32>) -> nix::R
             },
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The length is the segment's own, whatever the caller expects; what a read-write
+    /// attachment writes, a read-only one of the same segment reads.
+    #[test]
+    fn attachments_take_the_segment_size_and_share_its_bytes() -> nix::Result<()> {
+        let id = shmget_private(100, libc::IPC_CREAT | 0o600)?;
+        let (rw, ro) = (Attached::read_write(id), Attached::read_only(id));
+        shm_remove(id)?; // gone once both detach, even if the test fails
+        let (mut rw, ro) = (rw?, ro?);
+        assert_eq!((rw.len(), ro.len()), (100, 100));
+        rw.write_c_string(b"hello");
+        assert_eq!(ro.read_c_string(), b"hello");
+        let mut out = [0u8; 7];
+        ro.read(1, &mut out);
+        assert_eq!(&out, b"ello\0\0\0");
+        rw.put_le_words(8, 2, [1, 2]);
+        assert_eq!(ro.le_words(8, 3).collect::<Vec<_>>(), [1, 2, 0]);
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@
 use common::out::say;
 use common::process::{fork_child, wait_printing_child};
 use common::sysv::{self, Attached};
-use common::{Error, Memory, Result, SysResult};
+use common::{Error, Memory, MemoryMut, Result, SysResult};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::getpid;
 
@@ -17,7 +17,7 @@ pub fn run() -> Result<u8> {
     // IPC_PRIVATE and IPC_RMID at once: the segment is shared through fork only and goes away
     // when the last process detaches, even if this one is killed. Nothing can leak.
     let id = sysv::shmget_private(SIZE, libc::IPC_CREAT | 0o600).sys("shmget", "IPC_PRIVATE")?;
-    let attached = Attached::attach(id, SIZE, false);
+    let attached = Attached::read_write(id);
     let removed = sysv::shm_remove(id).sys("shmctl(IPC_RMID)", format!("segment id {id}"));
     let mut seg = attached.sys("shmat", format!("segment id {id}"))?;
     removed?;

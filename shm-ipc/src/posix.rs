@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use common::posix::{LockKind, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
-use common::{Error, Key, Memory, Result};
+use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
 use common::gate;

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use common::sysv::{self, Attached, get_or_create, sembuf};
-use common::{Error, Key, Memory, Result};
+use common::{Error, Key, Memory, MemoryMut, ReadOnly, ReadWrite, Result};
 use nix::errno::Errno;
 
 use common::gate;
@@ -37,10 +37,40 @@ const UNDO: i16 = libc::SEM_UNDO as i16;
 const SHM_DEST: u16 = 0o1000;
 
 /// The attachment, shared with the stop thread, which detaches it at the end of a run.
-type Shared = Arc<Mutex<Option<Attached>>>;
+type Shared = Arc<Mutex<Option<Segment>>>;
 
-fn lock(mem: &Shared) -> MutexGuard<'_, Option<Attached>> {
+fn lock(mem: &Shared) -> MutexGuard<'_, Option<Segment>> {
     mem.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A writer attaches read-write, a reader read-only: a reader has nothing to write with.
+enum Segment {
+    Writer(Attached<ReadWrite>),
+    Reader(Attached<ReadOnly>),
+}
+
+impl Segment {
+    fn attach(id: i32, writer: bool) -> nix::Result<Segment> {
+        if writer {
+            Attached::read_write(id).map(Segment::Writer)
+        } else {
+            Attached::read_only(id).map(Segment::Reader)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Segment::Writer(m) => m.len(),
+            Segment::Reader(m) => m.len(),
+        }
+    }
+
+    fn read_c_string(&self) -> Vec<u8> {
+        match self {
+            Segment::Writer(m) => m.read_c_string(),
+            Segment::Reader(m) => m.read_c_string(),
+        }
+    }
 }
 
 pub struct SysvChannel {
@@ -102,21 +132,29 @@ impl SysvChannel {
         }
         .map_err(|e| missing("shmget", e))?;
         made.shm = shm_made.then_some(shm_id);
+        let wrong_size = |has: usize| {
+            Attempt::Failed(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
+                "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
+            )))
+        };
+        // Checked before attaching too, so that another program's segment gets this error
+        // rather than shmat's.
         let has = match sysv::shm_stat(shm_id) {
             Ok(ds) => ds.shm_segsz,
             Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
             Err(e) => return Err(missing("shmctl(IPC_STAT)", e)),
         };
         if has != size {
-            return Err(Attempt::Failed(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
-                "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
-            ))));
+            return Err(wrong_size(has));
         }
-        let mem = match Attached::attach(shm_id, size, !writer) {
+        let mem = match Segment::attach(shm_id, writer) {
             Ok(m) => m,
             Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
             Err(e) => return Err(missing("shmat", e)),
         };
+        if mem.len() != size {
+            return Err(wrong_size(mem.len()));
+        }
         // Attached now, so a process that ends from here on sees us. One that is deciding right
         // now holds BUSY: wait for it, and start over if it removed everything.
         let mut ops = [sembuf(BUSY, 0, 0)];
@@ -136,7 +174,14 @@ impl SysvChannel {
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
         self.take([sembuf(FULL, 0, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
-        match self.with_mem(|m| m.write_c_string(text)) {
+        let written = self.with_mem(|m| match m {
+            Segment::Writer(m) => {
+                m.write_c_string(text);
+                Ok(())
+            }
+            Segment::Reader(_) => Err(Error::Failed(format!("segment {}: attached read-only, by a reader", self.key))),
+        });
+        match written.and_then(|r| r) {
             Ok(()) => self.give(&mut [sembuf(BUSY, -1, UNDO), sembuf(FULL, 1, 0)]),
             Err(e) => {
                 self.give(&mut [sembuf(BUSY, -1, UNDO)])?; // no text in: FULL stays 0
@@ -152,7 +197,7 @@ impl SysvChannel {
         text
     }
 
-    fn with_mem<T>(&self, f: impl FnOnce(&mut Attached) -> T) -> Result<T> {
+    fn with_mem<T>(&self, f: impl FnOnce(&mut Segment) -> T) -> Result<T> {
         match lock(&self.mem).as_mut() {
             Some(m) => Ok(f(m)),
             None => Err(Error::Failed(format!("segment {}: already detached at the end of the run", self.key))),
@@ -380,8 +425,7 @@ pub fn legacy_message(key: Key) -> Result<Option<Vec<u8>>> {
     if ds.shm_nattch != 0 || ds.shm_lpid == 0 || ds.shm_lpid == ours || ds.shm_segsz == 0 {
         return Ok(None);
     }
-    let mem =
-        Attached::attach(shm_id, ds.shm_segsz, true).map_err(|e| Error::sys("shmat", format!("segment {key}"), e))?;
+    let mem = Attached::read_only(shm_id).map_err(|e| Error::sys("shmat", format!("segment {key}"), e))?;
     let text = mem.read_c_string();
     Ok((!text.is_empty()).then_some(text))
 }
