@@ -84,24 +84,8 @@ impl Running {
 
     /// Blocks until a stderr line contains `needle` (the ready line), failing after [`TIMEOUT`].
     pub fn wait_for_stderr(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr_lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stderr_seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("no stderr line with {needle:?} within {TIMEOUT:?}; saw {:?}", self.stderr_seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("stderr closed before a line with {needle:?}; saw {:?}", self.stderr_seen)
-                }
-            }
-        }
+        self.wait_for_stderr_or_end(needle)
+            .unwrap_or_else(|| panic!("stderr closed before a line with {needle:?}; saw {:?}", self.stderr_seen))
     }
 
     /// Like [`Self::wait_for_stderr`], but a child that closes stderr (it ended) first is no

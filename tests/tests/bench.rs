@@ -211,17 +211,7 @@ fn killing_the_child_of_any_row_ends_the_bench_with_one_line_and_nothing_left() 
     for id in rows_with(ChildKilled) {
         let (run, child) = endless_row(id);
         kill(child, Signal::SIGKILL).unwrap();
-        let pid = run.pid.as_raw() as u32;
-        let done = run.finish();
-        done.assert_no_panic();
-        assert_eq!(done.shell_status(), 1, "{id}: {}", done.stderr);
-        let last = done.stderr.lines().last().unwrap_or_default().to_string();
-        assert!(
-            last.starts_with(&format!("bench: {id} ")) && last.contains("killed by SIGKILL"),
-            "{id}: one line naming the row and the cause: {}",
-            done.stderr
-        );
-        assert_nothing_left(pid);
+        ends_with_one_line(run, id, "killed by SIGKILL");
     }
 }
 
@@ -344,16 +334,22 @@ fn a_lost_message_ends_the_row_instead_of_hanging_it() {
             "--break",
             "lose",
         ]));
-        let pid = run.pid.as_raw() as u32;
-        let done = run.finish();
-        done.assert_no_panic();
-        assert_eq!(done.shell_status(), 1, "{id}: {}", done.stderr);
-        let last = done.stderr.lines().last().unwrap_or_default().to_string();
-        assert!(
-            last.starts_with(&format!("bench: {id} ")) && last.contains("no message moved"),
-            "{id}: {}",
-            done.stderr
-        );
-        assert_nothing_left(pid);
+        ends_with_one_line(run, id, "no message moved");
     }
+}
+
+/// The bench ended with status 1, its last stderr line names the row and `cause`, and nothing of
+/// it is left.
+fn ends_with_one_line(run: Running, id: &str, cause: &str) {
+    let pid = run.pid.as_raw() as u32;
+    let done = run.finish();
+    done.assert_no_panic();
+    assert_eq!(done.shell_status(), 1, "{id}: {}", done.stderr);
+    let last = done.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with(&format!("bench: {id} ")) && last.contains(cause),
+        "{id}: one line naming the row and the cause ({cause}): {}",
+        done.stderr
+    );
+    assert_nothing_left(pid);
 }
