@@ -172,6 +172,12 @@ impl Anchor {
         Ok(())
     }
 
+    /// The FIFO we hold, opened again with `flags`, through our O_PATH descriptor's /proc link:
+    /// the same inode, whatever the name points to now.
+    fn reopen(&self, flags: OFlag) -> nix::Result<OwnedFd> {
+        open(self.proc_path().as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
+    }
+
     /// Removes the name if it is still our FIFO; gone already is fine (nothing fails on ENOENT).
     fn unlink(&self) {
         if lstat(&self.path).is_ok_and(|st| (st.st_dev, st.st_ino) == (self.dev, self.ino)) {
@@ -246,11 +252,23 @@ fn ofd_lock(fd: BorrowedFd, kind: libc::c_int, start: i64, len: i64, wait: bool)
 
 /// Some other process holds a lock on the FIFO: it is a member (reader or writer).
 fn others_use(fd: BorrowedFd) -> bool {
+    locked(fd, 0, 0)
+}
+
+/// [`others_use`] through a descriptor other than our member's, so outside our own byte: this
+/// process's other thread may be taking it at this moment (an OFD lock does not say whose it is).
+fn others_use_besides_me(fd: BorrowedFd) -> bool {
+    locked(fd, 0, my_byte()) || locked(fd, my_byte() + 1, 0)
+}
+
+/// Whether a write lock on `len` bytes from `start` (0: to the end) would conflict with a lock
+/// held through another open file description.
+fn locked(fd: BorrowedFd, start: i64, len: i64) -> bool {
     let mut fl = libc::flock {
         l_type: libc::F_WRLCK as libc::c_short,
         l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
+        l_start: start,
+        l_len: len,
         l_pid: 0,
     };
     fcntl(fd, FcntlArg::F_OFD_GETLK(&mut fl)).is_ok_and(|_| fl.l_type != libc::F_UNLCK as libc::c_short)
@@ -358,6 +376,7 @@ impl Reader {
         let side = &self.side;
         let fd = side.end.as_fd();
         let mut line = Vec::new();
+        let mut stalled_at = None;
         loop {
             // Held from taking bytes to printing them, released only to wait.
             let held = lock_poisoned(&self.printing);
@@ -373,12 +392,17 @@ impl Reader {
                     self.got_any = true;
                     return Ok(true);
                 }
-                if seen.len() >= 65536 {
-                    // A line longer than the pipe holds: take what was seen, the rest follows.
+                // No newline, and no more bytes than a tick ago: the writer is blocked on a full
+                // pipe (a line longer than what the pipe can hold, which is less than its size
+                // once a partly read page pins it) or paused mid-line. Take what was seen; the
+                // rest follows.
+                if seen.len() >= 65536 || stalled_at == Some(avail) {
                     side.take_into(&mut line, seen.len())?;
                     self.got_any = true;
+                    stalled_at = None;
                     continue;
                 }
+                stalled_at = Some(avail);
             }
             if (self.got_any || avail > 0) && poll_now(fd).contains(PollFlags::POLLHUP) {
                 // No writer any more: what is left is final, a last line without its newline too.
@@ -582,7 +606,7 @@ impl Writer {
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                    self.wait_for_reader(&mut said)?;
+                    self.wait_for_reader(&mut said, false)?;
                 }
                 Err(e) => return Err(Error::io("write", self.side.anchor.path.display(), e)),
             }
@@ -598,7 +622,7 @@ impl Writer {
         let mut said = false;
         while unread(self.end.as_fd()) > 0 {
             if poll_now(self.end.as_fd()).contains(PollFlags::POLLERR) {
-                self.wait_for_reader(&mut said)?;
+                self.wait_for_reader(&mut said, true)?;
             } else {
                 self.ticker.wait();
             }
@@ -624,11 +648,16 @@ impl Writer {
     }
 
     /// No reader: the unread bytes wait in the pipe (this end keeps them) until the next reader
-    /// comes, unless the FIFO was removed, when nobody can come and they are reported lost.
-    fn wait_for_reader(&self, said: &mut bool) -> Result<()> {
+    /// comes, unless the FIFO was removed, when nobody can come and they are reported lost. With
+    /// `until_drained` (the end of a run) it also returns once nothing is unread: a reader that
+    /// came, took the rest and left between two looks needs no successor.
+    fn wait_for_reader(&self, said: &mut bool, until_drained: bool) -> Result<()> {
         let path = self.side.anchor.path.display();
         while poll_now(self.end.as_fd()).contains(PollFlags::POLLERR) {
             let n = unread(self.end.as_fd());
+            if until_drained && n == 0 {
+                return Ok(());
+            }
             if self.side.anchor.removed() {
                 return Err(Error::Failed(format!(
                     "the reader left and FIFO {path} was removed: {} were not delivered",
@@ -657,8 +686,13 @@ impl WriteSide {
     fn leave(&self, stopped: bool) -> Option<String> {
         let guard = lock_poisoned(&self.end);
         let Some(end) = guard.as_ref() else {
-            // Never connected: nobody reads, nothing of ours is in it.
-            self.anchor.unlink();
+            // Never connected: nothing of ours is in it, but another writer may be waiting with
+            // lines in it. Look at the locks through a short-lived read end (a FIFO opens for
+            // reading at once with O_NONBLOCK; the other writer's end keeps its bytes meanwhile).
+            let look = self.anchor.reopen(OFlag::O_RDONLY | OFlag::O_NONBLOCK);
+            if look.as_ref().is_ok_and(|fd| !others_use_besides_me(fd.as_fd())) {
+                self.anchor.unlink();
+            }
             return None;
         };
         let fd = end.as_fd();

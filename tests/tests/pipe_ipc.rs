@@ -436,3 +436,65 @@ fn the_fifo_path_is_its_own_option_in_both_forms() {
     }
     assert_eq!(entries(dir.path()), ["f"], "the user's FIFO is left as it was");
 }
+
+/// A writer whose last lines a second reader takes (and leaves) at once ends then: it does not
+/// wait for a third reader it no longer needs. Repeated, to meet the reader that comes and goes
+/// between two of the writer's looks.
+#[test]
+fn a_writer_ends_once_its_last_line_was_read_however_fast_the_reader_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    for round in 0..15 {
+        let w = Running::spawn(writer().args(["--fifo", &fifo, "x", "y"]));
+        let first = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"])).finish();
+        let second = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"])).finish();
+        assert_eq!(first.stdout_str() + &second.stdout_str(), "x\ny\n", "round {round}");
+        let w = w.finish();
+        assert!(w.status.success(), "round {round}: {w:?}");
+        assert!(entries(dir.path()).is_empty(), "round {round}");
+    }
+}
+
+/// A line longer than the pipe can hold, after a short one: the reader takes it in parts as the
+/// writer fills the pipe (a partly read page leaves less room than 64 KiB) instead of both
+/// waiting for each other forever. The reader is stopped while the pipe fills, so that it meets a
+/// full pipe (any program may write the FIFO: here the test does).
+#[test]
+fn a_line_longer_than_the_pipe_after_a_short_one_arrives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut r = Running::spawn(reader().arg("--fifo").arg("--path").arg(&path).args(["--count", "2"]));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGSTOP);
+    let long = "x".repeat(100_000);
+    let text = format!("a\n{long}\n");
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let feeder = std::thread::spawn(move || fifo.write_all(text.as_bytes()).is_ok());
+    r.signal(Signal::SIGCONT);
+    let r = r.finish();
+    assert!(feeder.join().unwrap(), "the writer's bytes were all taken");
+    assert!(r.status.success(), "{r:?}");
+    assert_eq!(r.stdout_str(), format!("a\n{long}\n"));
+}
+
+/// A second writer stopped while it waits for a reader leaves the FIFO to the first, whose lines
+/// still wait in it: the last one out removes, and it is not the last one.
+#[test]
+fn a_waiting_writer_stopped_leaves_the_fifo_to_a_writer_still_in_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut first = Running::spawn(writer().args(["--fifo", &fifo, "m1", "m2", "m3"]));
+    first.wait_for_stderr("writer: waiting");
+    let one = Running::spawn(reader().args(["--fifo", &fifo, "--count", "1"])).finish();
+    assert_eq!(one.stdout_str(), "m1\n");
+    first.wait_for_stderr("waiting for the next reader");
+    let mut second = Running::spawn(writer().args(["--fifo", &fifo, "other"]));
+    second.wait_for_stderr("writer: waiting");
+    second.signal(Signal::SIGINT);
+    assert_eq!(second.finish().shell_status(), 130);
+    assert_eq!(entries(dir.path()), ["f"], "the FIFO is still there for the first writer");
+    let rest = Running::spawn(reader().args(["--fifo", &fifo])).finish();
+    assert_eq!(rest.stdout_str(), "m2\nm3\n");
+    assert!(first.finish().status.success());
+    assert!(entries(dir.path()).is_empty());
+}
