@@ -283,21 +283,7 @@ fn broken_transports_are_caught_and_named() {
         ("swap", "(lost, repeated or reordered)"),
     ] {
         for id in rows_with(Broken) {
-            let run = Running::spawn(Command::new(bin("bench", "bench")).args([
-                "--quick",
-                "--no-limits",
-                "--only",
-                id,
-                "--break",
-                how,
-            ]));
-            let pid = run.pid.as_raw() as u32;
-            let done = run.finish();
-            done.assert_no_panic();
-            assert_eq!(done.shell_status(), 1, "{id} {how}: {}", done.stderr);
-            let last = done.stderr.lines().last().unwrap_or_default().to_string();
-            assert!(last.starts_with(&format!("bench: {id} ")) && last.contains(says), "{id} {how}: {}", done.stderr);
-            assert_nothing_left(pid);
+            ends_with_one_line(broken(id, how), id, says);
         }
     }
 }
@@ -326,16 +312,13 @@ fn runs_report_the_median_p50_of_k_runs() {
 #[test]
 fn a_lost_message_ends_the_row_instead_of_hanging_it() {
     for id in rows_with(Lost) {
-        let run = Running::spawn(Command::new(bin("bench", "bench")).args([
-            "--quick",
-            "--no-limits",
-            "--only",
-            id,
-            "--break",
-            "lose",
-        ]));
-        ends_with_one_line(run, id, "no message moved");
+        ends_with_one_line(broken(id, "lose"), id, "no message moved");
     }
+}
+
+/// A quick run of row `id` over a transport broken on purpose (`--break how`).
+fn broken(id: &str, how: &str) -> Running {
+    Running::spawn(Command::new(bin("bench", "bench")).args(["--quick", "--no-limits", "--only", id, "--break", how]))
 }
 
 /// The bench ended with status 1, its last stderr line names the row and `cause`, and nothing of
