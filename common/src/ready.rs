@@ -98,13 +98,6 @@ impl Ready {
             self.shown = true;
         }
     }
-
-    /// The earlier form: the peer is taken to be absent. Kept while the pairs move to
-    /// [`Ready::waiting`].
-    pub fn new(bin: &'static str, waits_on: &str, package: &'static str, peer: &'static str, peer_args: &str) -> Ready {
-        Ready::waiting(bin, waits_on, Peer { package, bin: peer, args: peer_args.to_string() })
-            .looking(|| Seen { holds: None, peer: PeerState::Absent })
-    }
 }
 
 #[cfg(test)]
