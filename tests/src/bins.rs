@@ -87,22 +87,26 @@ fn check_version(path: &Path, package: &str, name: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{} is not {package}'s {name}", path.display());
 }
 
-/// The C program `tests/c/NAME.c`, compiled once per test process with the system's `cc`.
-pub fn c_program(name: &str) -> PathBuf {
+/// The C program `tests/c/NAME.c`, compiled once per test process with the system's `cc`, with
+/// `-DNAME=VALUE` for each of `defines`: the pair's contract (sizes) comes from its crate.
+pub fn c_program(name: &str, defines: &[(&str, usize)]) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
     built
         .get_or_insert_with(HashMap::new)
-        .entry(name.to_string())
+        .entry(format!("{name}{defines:?}"))
         .or_insert_with(|| {
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c").join(format!("{name}.c"));
             let dir = target_dir().join("bins").join("c");
             fs::create_dir_all(&dir).expect("create target/bins/c");
-            let out = dir.join(name);
+            let suffix: String = defines.iter().map(|(d, v)| format!("-{d}{v}")).collect();
+            let out = dir.join(format!("{name}{suffix}"));
             // Compiled under a name of this process's own, then renamed: parallel test processes.
-            let tmp = dir.join(format!("{name}.{}", std::process::id()));
+            let tmp = dir.join(format!("{name}{suffix}.{}", std::process::id()));
             let status = Command::new("cc")
-                .args(["-std=c11", "-D_DEFAULT_SOURCE", "-O1", "-Wall", "-Wextra", "-Werror", "-o"])
+                .args(["-std=c11", "-D_DEFAULT_SOURCE", "-O1", "-Wall", "-Wextra", "-Werror"])
+                .args(defines.iter().map(|(d, v)| format!("-D{d}={v}")))
+                .arg("-o")
                 .arg(&tmp)
                 .arg(&src)
                 .status()

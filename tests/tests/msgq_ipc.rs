@@ -72,12 +72,12 @@ fn message_types_pick_which_message_comes_out() {
 #[test]
 fn a_c_sender_and_our_reader_and_our_writer_and_a_c_receiver() {
     let k = TestKey::new();
-    let status = Command::new(c_program("msg_send")).args([&k.arg(), "from C"]).status().unwrap();
+    let status = Command::new(c_program("msg_send", &[])).args([&k.arg(), "from C"]).status().unwrap();
     assert!(status.success());
     run(&mut reader(&k)).success().stdout("from C\n");
 
     run(writer(&k).arg("from Rust")).success();
-    let out = Command::new(c_program("msg_recv")).arg(k.arg()).output().unwrap();
+    let out = Command::new(c_program("msg_recv", &[])).arg(k.arg()).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from Rust\n");
     k.assert_clean();
@@ -394,7 +394,7 @@ fn a_stopped_client_takes_its_request_back_from_a_queue_it_did_not_make() {
 fn no_request_stops_or_blocks_the_server() {
     let k = TestKey::new();
     let send_c = |text: &str| {
-        let out = Command::new(c_program("msg_send")).args([&k.arg(), text]).output().unwrap();
+        let out = Command::new(c_program("msg_send", &[])).args([&k.arg(), text]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
     };
     send_c("nopid"); // no "<pid> " at all

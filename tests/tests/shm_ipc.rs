@@ -44,13 +44,13 @@ fn writer_first_makes_a_0600_segment_of_size_4096() {
 #[test]
 fn the_notes_c_writer_then_our_reader_and_our_writer_then_a_c_reader() {
     let k = TestKey::new();
-    let status = Command::new(c_program("shm_write")).args([&k.arg(), "strcpy from C"]).status().unwrap();
+    let status = Command::new(c_program("shm_write", &[])).args([&k.arg(), "strcpy from C"]).status().unwrap();
     assert!(status.success());
     run(&mut reader(&k)).success().stdout("strcpy from C\n"); // at once: no semaphore to wait on
     k.assert_clean();
 
     run(writer(&k).arg("from Rust")).success();
-    let out = Command::new(c_program("shm_read")).arg(k.arg()).output().unwrap();
+    let out = Command::new(c_program("shm_read", &[])).arg(k.arg()).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from Rust\n", "{out:?}");
     run(reader(&k).arg("--clean")).success().stderr(predicate::str::contains("removed segment and semaphores"));
     k.assert_clean();
@@ -336,7 +336,7 @@ fn an_open_refused_for_another_users_segment_removes_the_semaphores_it_made() {
     let Some((_dir, mut nobody_writer)) = as_nobody("shm-ipc", "writer") else { return };
     let k = TestKey::new();
     // root's segment with no semaphores, as the note's C writer leaves it.
-    let status = Command::new(c_program("shm_write")).args([&k.arg(), "root's"]).status().unwrap();
+    let status = Command::new(c_program("shm_write", &[])).args([&k.arg(), "root's"]).status().unwrap();
     assert!(status.success());
     let out = nobody_writer.args(["--key", &k.arg(), "nobody's"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
