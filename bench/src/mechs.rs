@@ -240,9 +240,13 @@ fn unix_socket(_: usize, _: u32) -> Result<Arc<dyn Setup>> {
     Ok(Arc::new(Fds(Mutex::new(Some((a, b))))))
 }
 
-/// A directory of the bench's own for the file and FIFO rows.
+/// Where the file and FIFO rows of the row with key `key` work: a directory of the bench's own.
+pub fn scratch_path(key: u32) -> Result<PathBuf> {
+    Ok(common::paths::user_dir()?.join(format!("bench-{key:x}")))
+}
+
 fn scratch_dir(key: u32) -> Result<PathBuf> {
-    let dir = common::paths::user_dir()?.join(format!("bench-{key:x}"));
+    let dir = scratch_path(key)?;
     std::fs::create_dir(&dir).sys("mkdir", dir.display())?;
     Ok(dir)
 }
@@ -428,8 +432,8 @@ fn mq_end(name: &str, size: usize, create: bool) -> Result<MqEnd> {
     Ok(MqEnd { mqd, name: name.to_string() })
 }
 
-/// The queue names of the row with key `key`.
-pub fn mq_names(key: u32) -> (String, String) {
+/// The POSIX object names (queues or shared memory) of the row with key `key`, one per direction.
+pub fn posix_names(key: u32) -> (String, String) {
     (format!("/bench-{key:x}-down"), format!("/bench-{key:x}-up"))
 }
 
@@ -451,7 +455,7 @@ impl Setup for PosixMqSetup {
 }
 
 fn posix_mq(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    make_both(PosixMqSetup { names: mq_names(key), size }, |m, i| {
+    make_both(PosixMqSetup { names: posix_names(key), size }, |m, i| {
         mq_end([&m.names.0, &m.names.1][i], m.size, true).map(drop)
     })
 }
@@ -621,7 +625,7 @@ impl Setup for PosixFutex {
 }
 
 fn posix_shm_futex(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    let made = PosixFutex { names: (format!("/bench-{key:x}-down"), format!("/bench-{key:x}-up")), size };
+    let made = PosixFutex { names: posix_names(key), size };
     make_both(made, |m, i| {
         let name = [&m.names.0, &m.names.1][i];
         Mapped::open(name, ring::bytes(m.size), 0o600, true).map(drop).map_err(|e| Error::sys("shm_open", name, e))

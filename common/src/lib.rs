@@ -1,4 +1,4 @@
-//! What every IPC pair of the workspace shares: the note's default keys and sizes, key parsing,
+//! What every IPC pair of the workspace shares: the note's default SysV key, key parsing,
 //! the CLI flags, the error type and exit statuses, stdout handling and stop-and-clean-up on
 //! SIGINT, SIGTERM, SIGQUIT and SIGHUP.
 
@@ -25,8 +25,3 @@ pub const DEFAULT_KEY: Key = Key::new(1234);
 
 /// Size of the note's shared-memory segment (the note's `SIZE`, left undefined there).
 pub const SHM_SIZE: usize = 4096;
-
-/// The note's pipe message, sent with its NUL: `MSGSIZE` is undefined in the note; 20 makes it print
-/// `20 Hello Child Process`.
-pub const PIPE_MESSAGE: &str = "Hello Child Process";
-pub const PIPE_MSGSIZE: usize = PIPE_MESSAGE.len() + 1;

@@ -8,7 +8,7 @@
 use std::os::fd::OwnedFd;
 
 use common::process::{fork_child, wait_printing_child};
-use common::{PIPE_MESSAGE, PIPE_MSGSIZE, Result, SysResult};
+use common::{Result, SysResult};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::{read, write};
 
@@ -29,7 +29,7 @@ pub fn run() -> Result<u8> {
     })?;
     drop(rd); // the parent only writes
     let wr = wr.take().ok_or_else(|| common::Error::Failed("the write end of the pipe is gone".into()))?;
-    let mut msg = PIPE_MESSAGE.as_bytes().to_vec();
+    let mut msg = crate::DEFAULT_MESSAGE.as_bytes().to_vec();
     msg.push(0); // the C writes MSGSIZE bytes: the text and its NUL
     write_all(&wr, &msg)?;
     drop(wr); // end-of-file for the child once the message is read
@@ -53,7 +53,7 @@ fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> Result<()> {
 
 fn child(rd: &OwnedFd) -> Result<()> {
     // One read() may return less than asked: read until MSGSIZE bytes or end-of-file.
-    let mut buf = [0u8; PIPE_MSGSIZE];
+    let mut buf = [0u8; crate::MSGSIZE];
     let mut nbytes = 0;
     while nbytes < buf.len() {
         match read(rd, &mut buf[nbytes..]) {

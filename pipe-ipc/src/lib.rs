@@ -10,8 +10,12 @@ use std::io::{BufRead, Write};
 use common::Result;
 use common::out::Out;
 
-/// The writer's message when none is given: the note's.
-pub const DEFAULT_MESSAGE: &str = common::PIPE_MESSAGE;
+/// The note's pipe message, the writer's when none is given.
+pub const DEFAULT_MESSAGE: &str = "Hello Child Process";
+
+/// What the note's fork example writes and reads: the message and its NUL. `MSGSIZE` is undefined
+/// in the note; 20 makes it print `20 Hello Child Process`.
+pub const MSGSIZE: usize = DEFAULT_MESSAGE.len() + 1;
 
 /// Writes each message and a newline. A pipe keeps no message boundaries (M6), so the newline is
 /// what tells the reader where one ends. `closed` maps a write error (EPIPE above all).

@@ -10,7 +10,7 @@ use std::process::Command;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use bench::mechs::{ALL, row_key};
+use bench::mechs::{ALL, posix_names, row_key, scratch_path};
 use common::{Key, sysv};
 use serde_json::Value;
 use tests::{Running, bin, cmd};
@@ -106,7 +106,8 @@ fn assert_nothing_left(pid: u32) {
         if sysv::msgget(key, 0).is_ok() || sysv::shmget(key, 0, 0).is_ok() || sysv::semget(key, 0, 0).is_ok() {
             left.push(format!("SysV object {key}"));
         }
-        for name in [format!("/bench-{k:x}-down"), format!("/bench-{k:x}-up")] {
+        let (down, up) = posix_names(k);
+        for name in [down, up] {
             if std::path::Path::new(&format!("/dev/shm{name}")).exists() {
                 left.push(format!("POSIX shared memory {name}"));
             }
@@ -114,8 +115,10 @@ fn assert_nothing_left(pid: u32) {
                 left.push(format!("POSIX queue {name}"));
             }
         }
-        if common::paths::user_dir().is_ok_and(|d| d.join(format!("bench-{k:x}")).exists()) {
-            left.push(format!("scratch directory bench-{k:x}"));
+        if let Ok(dir) = scratch_path(k)
+            && dir.exists()
+        {
+            left.push(format!("scratch directory {}", dir.display()));
         }
     }
     assert!(left.is_empty(), "the bench left {left:?}");
