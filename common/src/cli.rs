@@ -12,6 +12,10 @@ use crate::{DEFAULT_KEY, Key};
 /// command's name and version, so the name carries the package.
 #[macro_export]
 macro_rules! command_name {
+    () => {
+        concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_BIN_NAME"))
+    };
+    // The form of the mains not yet on the one above (removed once none is left).
     ($bin:literal) => {
         concat!(env!("CARGO_PKG_NAME"), " ", $bin)
     };

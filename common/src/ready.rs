@@ -2,6 +2,46 @@
 //! object already holds, and the command that starts the peer when none is there. Shown once per
 //! process, however often it then waits; tests wait for this line instead of sleeping.
 
+/// Which binary this is, from Cargo (`common::program!()`), so no main writes its own name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Program {
+    pub package: &'static str,
+    pub bin: &'static str,
+}
+
+/// This binary's [`Program`]: its package and name as Cargo built it.
+#[macro_export]
+macro_rules! program {
+    () => {
+        $crate::Program { package: env!("CARGO_PKG_NAME"), bin: env!("CARGO_BIN_NAME") }
+    };
+}
+
+/// The binary's name, as its diagnostics start: `reader: ...`.
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.bin)
+    }
+}
+
+impl Program {
+    /// The other half of the pair: a writer's reader, a reader's writer.
+    pub fn counterpart(self) -> &'static str {
+        match self.bin {
+            "writer" => "reader",
+            "reader" => "writer",
+            other => other,
+        }
+    }
+
+    /// The waiting line of this program, which waits `what` (e.g. "on queue 0x4d2 for a message
+    /// of type 1") for its counterpart; name the counterpart's arguments with [`Ready::peer_args`].
+    pub fn waiting(self, what: impl Into<String>) -> Ready {
+        let peer = Peer { package: self.package, bin: self.counterpart(), args: String::new() };
+        Ready { bin: self.bin, what: what.into(), peer, look: Box::new(Seen::unknown), shown: false }
+    }
+}
+
 /// The peer a waiting process needs, as a command: `cargo run -p <package> --bin <bin> -- <args>`.
 pub struct Peer {
     pub package: &'static str,
@@ -52,10 +92,15 @@ pub struct Ready {
 }
 
 impl Ready {
-    /// A process `bin` that will wait `what` (e.g. "on queue 0x4d2 for a message of type 1")
-    /// for `peer`.
+    /// The form of the mains not yet on [`Program::waiting`] (removed once none is left).
     pub fn waiting(bin: &'static str, what: impl Into<String>, peer: Peer) -> Ready {
         Ready { bin, what: what.into(), peer, look: Box::new(Seen::unknown), shown: false }
+    }
+
+    /// What the peer must be given to meet us (`--key 0x40...`, `--posix`); nothing by default.
+    pub fn peer_args(mut self, args: impl Into<String>) -> Ready {
+        self.peer.args = args.into();
+        self
     }
 
     /// How to see, when the wait starts, what the object holds and whether the peer is there.
@@ -104,23 +149,25 @@ impl Ready {
 mod tests {
     use super::*;
 
-    fn peer() -> Peer {
-        Peer { package: "msgq-ipc", bin: "writer", args: "--key 0x40".into() }
-    }
+    const READER: Program = Program { package: "msgq-ipc", bin: "reader" };
 
     #[test]
     fn says_what_it_waits_for_what_is_there_and_how_to_start_the_peer() {
-        let mut r = Ready::waiting("reader", "on queue 0x40 for a message of type 1", peer())
+        let mut r = READER
+            .waiting("on queue 0x40 for a message of type 1")
+            .peer_args("--key 0x40")
             .looking(|| Seen { holds: Some("it holds 1 message of type 3".into()), peer: PeerState::Absent });
         assert_eq!(
             r.line(),
             "reader: waiting on queue 0x40 for a message of type 1; it holds 1 message of type 3 \
              (start the writer: cargo run -p msgq-ipc --bin writer -- --key 0x40)"
         );
-        let mut r = Ready::waiting("reader", "for a writer on FIFO /f", peer())
+        let mut r = READER
+            .waiting("for a writer on FIFO /f")
+            .peer_args("--key 0x40")
             .looking(|| Seen { holds: None, peer: PeerState::Present("a writer has it open".into()) });
         assert_eq!(r.line(), "reader: waiting for a writer on FIFO /f (a writer has it open)");
-        let mut r = Ready::waiting("reader", "on queue 0x40", peer());
+        let mut r = READER.waiting("on queue 0x40").peer_args("--key 0x40");
         assert_eq!(
             r.line(),
             "reader: waiting on queue 0x40 (if no writer runs, start one: cargo run -p msgq-ipc --bin writer -- --key 0x40)"

@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::ReceiveArgs;
-use common::{Peer, Ready};
 use file_ipc::{IoTally, Reader, default_path};
+
+const ME: common::Program = common::program!();
 
 /// File IPC reader: waits (by inotify, not polling) for a message file at PATH, claims it, prints
 /// it on its own line and removes it, --count times; the writer's further messages wait at PATH
 /// for the next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// Where the writer puts its message file [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
     #[arg(long, value_name = "PATH")]
@@ -30,10 +31,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("reader", || {
+    common::error::main(ME.bin, || {
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         if cli.clean {
-            common::diag!("reader: {}", file_ipc::clean(&path)?);
+            common::diag!("{ME}: {}", file_ipc::clean(&path)?);
             return Ok(());
         }
         common::stop::install()?;
@@ -41,20 +42,20 @@ fn main() -> ExitCode {
         if cli.show_io {
             reader.io = Some(IoTally::default());
         }
-        let peer =
-            Peer { package: "file-ipc", bin: "writer", args: common::paths::peer_args("--path", cli.path.as_deref()) };
         // A file does not tell whether a writer is about to write it: "if no writer runs".
-        let mut ready = Ready::waiting("reader", format!("for a message file at {}", path.display()), peer);
+        let mut ready = ME
+            .waiting(format!("for a message file at {}", path.display()))
+            .peer_args(common::paths::peer_args("--path", cli.path.as_deref()));
         let mut out = common::out::stdout();
         for _ in 0..cli.recv.count.unwrap_or(1) {
             // Removed only once printed: a stop or a closed stdout puts the message back.
             reader.recv_with(&mut || ready.show(), &mut |msg| out.line(msg))?;
         }
         if let Some(line) = reader.pending() {
-            common::diag!("reader: {line}");
+            common::diag!("{ME}: {line}");
         }
         if let Some(io) = &reader.io {
-            common::diag!("reader: {}", io.report());
+            common::diag!("{ME}: {}", io.report());
         }
         Ok(())
     })

@@ -5,13 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{ModeArgs, SendArgs};
-use common::{Peer, PeerState, Ready, Seen};
+use common::{PeerState, Seen};
 use file_ipc::{DEFAULT_MESSAGE, Writer, default_path};
+
+const ME: common::Program = common::program!();
 
 /// File IPC writer: each message becomes one whole file at PATH (written beside it, then renamed
 /// onto it); waits while an unread message is still there, so nothing is overwritten.
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// Where the message file goes [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
     #[arg(long, value_name = "PATH")]
@@ -24,14 +26,14 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("writer", || {
+    common::error::main(ME.bin, || {
         common::stop::install()?;
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         let mut writer = Writer::new(&path, cli.mode.mode)?;
-        let peer =
-            Peer { package: "file-ipc", bin: "reader", args: common::paths::peer_args("--path", cli.path.as_deref()) };
         // The message in place is the one it waits to see taken; a file does not tell who reads.
-        let mut ready = Ready::waiting("writer", format!("for {} to be read", path.display()), peer)
+        let mut ready = ME
+            .waiting(format!("for {} to be read", path.display()))
+            .peer_args(common::paths::peer_args("--path", cli.path.as_deref()))
             .looking(|| Seen { holds: Some("the last message waits there".into()), peer: PeerState::Unknown });
         for msg in cli.send.each(DEFAULT_MESSAGE) {
             writer.send(&msg, &mut || ready.show())?;

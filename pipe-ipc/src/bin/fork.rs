@@ -4,14 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+const ME: common::Program = common::program!();
+
 /// Runs the note's pipe program: pipe(), fork(), the parent writes "Hello Child Process" and its
 /// NUL (20 bytes), the child prints `20 Hello Child Process`, and the parent waits for it.
 #[derive(Parser)]
-#[command(name = common::command_name!("fork"), bin_name = "fork", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {}
 
 fn main() -> ExitCode {
     Cli::parse();
     // No stop::install here: it starts a thread, and fork() must happen while there is none.
-    common::error::main_with_status("fork", pipe_ipc::forked::run)
+    common::error::main_with_status(ME.bin, pipe_ipc::forked::run)
 }

@@ -6,14 +6,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{ModeArgs, ReceiveArgs};
-use common::{Peer, PeerState, Ready, Result, Seen};
+use common::{PeerState, Result, Seen};
 use pipe_ipc::{copy_lines, fifo};
+
+const ME: common::Program = common::program!();
 
 /// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
 /// of a named pipe, which it makes if missing. With --count it stops early; lines the writer sends
 /// beyond that wait in the FIFO for the next reader, and the last one out removes it.
 #[derive(Parser)]
-#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// Read a named pipe (FIFO) instead of stdin
     #[arg(long)]
@@ -40,7 +42,7 @@ fn main() -> ExitCode {
             a.help("Stop after N lines; with --fifo, what the writer sends beyond them waits for the next reader [default: all, to end of file]")
         })
     });
-    common::error::main("reader", || {
+    common::error::main(ME.bin, || {
         if let Some(p) = &cli.stray {
             return Err(common::Error::Usage(format!(
                 "unexpected argument '{}': a FIFO's path goes with --path, e.g. reader --fifo --path {}",
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
                 common::diag!(
-                    "reader: reading stdin until end of file (pipe the writer in: \
+                    "{ME}: reading stdin until end of file (pipe the writer in: \
                      cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
                 );
             }
@@ -61,7 +63,7 @@ fn main() -> ExitCode {
         }
         let path = cli.path.clone().map_or_else(fifo::default_path, Ok)?;
         if cli.clean {
-            common::diag!("reader: {}", fifo::clean(&path)?);
+            common::diag!("{ME}: {}", fifo::clean(&path)?);
             return Ok(());
         }
         from_fifo(&path, cli.path.is_some(), cli.mode.mode, &cli.recv, &mut out)
@@ -70,8 +72,8 @@ fn main() -> ExitCode {
 
 fn from_fifo(path: &Path, given: bool, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
     common::stop::install()?;
-    let peer = Peer { package: "pipe-ipc", bin: "writer", args: pipe_ipc::peer_args(path, given) };
-    let mut ready = Ready::waiting("reader", format!("for a writer on FIFO {}", path.display()), peer);
+    let mut ready =
+        ME.waiting(format!("for a writer on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(path, given));
     let mut reader = fifo::Reader::open(path, mode)?;
     let mut printed = 0;
     let result = loop {
@@ -97,7 +99,7 @@ fn from_fifo(path: &Path, given: bool, mode: u32, recv: &ReceiveArgs, out: &mut 
     };
     // Leave by the last-one-out rule even after an error, so nothing is left behind needlessly.
     if let Some(line) = reader.leave() {
-        common::diag!("reader: {line}");
+        common::diag!("{ME}: {line}");
     }
     result
 }

@@ -6,14 +6,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::{ModeArgs, SendArgs};
-use common::{Error, Peer, PeerState, Ready, Result, Seen};
+use common::{Error, PeerState, Result, Seen};
 use pipe_ipc::{DEFAULT_MESSAGE, fifo, write_lines};
+
+const ME: common::Program = common::program!();
 
 /// Pipe writer: writes each message on its own line to stdout, for `writer | reader`, or with
 /// --fifo to a named pipe that a reader in another terminal opens. With --fifo it ends once a
 /// reader has taken every line; lines a reader leaves (--count) wait for the next one.
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// Write to a named pipe (FIFO) instead of stdout, made 0600 if missing
     #[arg(long)]
@@ -29,7 +31,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli: Cli = common::cli::parse_adjusted(|c| c.mut_arg("mode", |a| a.requires("fifo")));
-    common::error::main("writer", || {
+    common::error::main(ME.bin, || {
         if !cli.fifo {
             let closed = |e: std::io::Error| match e.kind() {
                 std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
@@ -54,9 +56,10 @@ fn main() -> ExitCode {
 
 fn to_fifo(path: &Path, given: bool, mode: u32, send: &SendArgs) -> Result<()> {
     common::stop::install()?;
-    let peer = Peer { package: "pipe-ipc", bin: "reader", args: pipe_ipc::peer_args(path, given) };
     // Shown on ENXIO: a non-blocking open for writing fails so exactly when no reader has it open.
-    let mut ready = Ready::waiting("writer", format!("for a reader on FIFO {}", path.display()), peer)
+    let mut ready = ME
+        .waiting(format!("for a reader on FIFO {}", path.display()))
+        .peer_args(pipe_ipc::peer_args(path, given))
         .looking(|| Seen { holds: None, peer: PeerState::Absent });
     let mut writer = fifo::Writer::open(path, mode, &mut || ready.show())?;
     for msg in send.each(DEFAULT_MESSAGE) {

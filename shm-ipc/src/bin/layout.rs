@@ -4,14 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+const ME: common::Program = common::program!();
+
 /// Forks; parent and child share a SysV segment but not a plain variable, then prints where the
 /// segment, heap and stack sit in a 64-bit address space.
 #[derive(Parser)]
-#[command(name = common::command_name!("layout"), bin_name = "layout", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {}
 
 fn main() -> ExitCode {
     Cli::parse();
     // No stop::install: it starts a thread, and fork() must happen while there is none.
-    common::error::main_with_status("layout", shm_ipc::layout::run)
+    common::error::main_with_status(ME.bin, shm_ipc::layout::run)
 }

@@ -4,14 +4,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+const ME: common::Program = common::program!();
+
 /// Shows each signal claim of the note on a forked child: ignored, blocked, handled, default
 /// action, SIGKILL/SIGSTOP, SIGTSTP, SIGCONT, SIGSEGV, SIGUSR1, SIGALRM, the list, and queueing.
 #[derive(Parser)]
-#[command(name = common::command_name!("demo"), bin_name = "demo", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {}
 
 fn main() -> ExitCode {
     Cli::parse();
     // No threads may exist before fork(): nothing here starts one.
-    common::error::main("demo", signal_ipc::demo::run)
+    common::error::main(ME.bin, signal_ipc::demo::run)
 }

@@ -6,11 +6,13 @@ use clap::Parser;
 use common::Result;
 use signal_ipc::{Sig, catch, parse_signal};
 
+const ME: common::Program = common::program!();
+
 /// Signal reader: waits for SIGINT (Ctrl-C or the writer) and prints "Catch SIGINT!". With
 /// --ignore, SIGINT is ignored and SIGTERM ends it; with --signal, waits for any other signal and
 /// prints who sent it and the value it carries.
 #[derive(Parser)]
-#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
     #[arg(long, conflicts_with = "signal")]
@@ -27,7 +29,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("reader", || -> Result<()> {
+    common::error::main(ME.bin, || -> Result<()> {
         let mut out = common::out::stdout();
         match (cli.ignore, cli.signal) {
             (true, _) => catch::ignore_sigint(&mut out),

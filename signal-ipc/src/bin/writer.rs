@@ -7,10 +7,12 @@ use common::{Error, Result};
 use nix::errno::Errno;
 use signal_ipc::{Sig, parse_signal, sys};
 
+const ME: common::Program = common::program!();
+
 /// Signal writer: sends SIGINT (or --signal NAME) to PID with kill(2); with --value, sends it with
 /// sigqueue(3) carrying that integer.
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     /// The process to signal (the reader prints its PID)
     #[arg(value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
@@ -42,10 +44,10 @@ fn parse_pid(s: &str) -> std::result::Result<i32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("writer", || -> Result<()> {
+    common::error::main(ME.bin, || -> Result<()> {
         if cli.count > 1 && cli.signal.standard().is_some() {
             common::diag!(
-                "writer: {} is a standard signal: several of one kind merge while pending, so the reader may see \
+                "{ME}: {} is a standard signal: several of one kind merge while pending, so the reader may see \
                  fewer than {}; a real-time signal queues each one (e.g. --signal RTMIN+1)",
                 cli.signal,
                 cli.count
