@@ -533,3 +533,48 @@ fn a_reader_stopped_as_a_message_arrives_loses_nothing() {
         k.assert_clean();
     }
 }
+
+// Moved from hardening.rs (issue 14).
+
+#[test]
+fn a_reader_whose_stdout_closes_stops_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let k = tests::TestKey::new();
+    tests::run(tests::keyed("msgq-ipc", "writer", &k).args(["a", "b", "c"])).success();
+    let mut r = tests::keyed("msgq-ipc", "reader", &k)
+        .args(["--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(r.stdout.take().unwrap()).read_line(&mut first).unwrap(); // then closed: `| head -1`
+    let out = r.wait_with_output().unwrap();
+    assert_eq!(first, "a\n");
+    assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{:?}", out.status);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    tests::run(tests::keyed("msgq-ipc", "reader", &k).arg("--clean")).success();
+}
+
+#[test]
+fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
+    // As a non-interactive shell starts `reader &`: SIGINT ignored. Then only SIGTERM stops it.
+    use std::os::unix::process::CommandExt;
+    let k = tests::TestKey::new();
+    let mut reader = tests::keyed("msgq-ipc", "reader", &k);
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        reader.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut r = tests::Running::spawn(&mut reader);
+    r.wait_for_stderr("reader: waiting");
+    r.signal(nix::sys::signal::Signal::SIGINT);
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(r.finish().shell_status(), 143, "SIGINT must have been ignored");
+    k.assert_clean();
+}
