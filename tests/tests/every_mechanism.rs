@@ -322,3 +322,38 @@ fn ctrl_z_and_fg_on_every_waiting_reader() {
         place.assert_clean();
     }
 }
+
+#[test]
+fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
+    // As a non-interactive shell starts `reader &`: SIGINT ignored. Then only SIGTERM stops it.
+    use std::os::unix::process::CommandExt;
+    for m in EVERY {
+        match m {
+            Mechanism::File
+            | Mechanism::Fifo
+            | Mechanism::SysvQueue
+            | Mechanism::PosixQueue
+            | Mechanism::SysvShm
+            | Mechanism::PosixShm => {}
+            // SIGINT is the very message it waits for; ignoring it is its --ignore (signal_ipc.rs).
+            Mechanism::Signal => continue,
+            // The stdin reader prints no line when it waits, so there is no event to signal it at.
+            Mechanism::Pipe => continue,
+        }
+        let place = Place::new(m);
+        let mut reader = place.reader();
+        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            reader.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let mut r = Running::spawn(&mut reader);
+        r.wait_for_stderr("reader: waiting");
+        r.signal(Signal::SIGINT);
+        r.signal(Signal::SIGTERM);
+        assert_eq!(r.finish().shell_status(), 143, "{m:?}: SIGINT must have been ignored");
+        place.assert_clean();
+    }
+}

@@ -557,24 +557,3 @@ fn a_reader_whose_stdout_closes_stops_quietly() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     tests::run(tests::keyed("msgq-ipc", "reader", &k).arg("--clean")).success();
 }
-
-#[test]
-fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
-    // As a non-interactive shell starts `reader &`: SIGINT ignored. Then only SIGTERM stops it.
-    use std::os::unix::process::CommandExt;
-    let k = tests::TestKey::new();
-    let mut reader = tests::keyed("msgq-ipc", "reader", &k);
-    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-    unsafe {
-        reader.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let mut r = tests::Running::spawn(&mut reader);
-    r.wait_for_stderr("reader: waiting");
-    r.signal(nix::sys::signal::Signal::SIGINT);
-    r.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(r.finish().shell_status(), 143, "SIGINT must have been ignored");
-    k.assert_clean();
-}
