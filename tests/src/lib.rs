@@ -1,13 +1,31 @@
 //! The end-to-end harness: the right binary for each package, unique keys and paths, and child
 //! processes waited on with bounded timeouts (never a sleep as synchronisation).
+//!
+//! Where a new test goes (tests/tests/):
+//! - one mechanism's behaviour: that crate's file, `file_ipc.rs`, `pipe_ipc.rs`, `msgq_ipc.rs`,
+//!   `shm_ipc.rs` or `signal_ipc.rs`;
+//! - something every mechanism must do: `every_mechanism.rs`, looping over
+//!   [`mechanisms::EVERY`] with an exhaustive `match`, and a one-line comment for each mechanism
+//!   it cannot apply to;
+//! - CLI conventions of every binary: `cli.rs`; the study note's claims: `claims.rs`; the
+//!   benchmark: `bench.rs`; the READMEs' commands: `readme.rs`; terminal (pty) behaviour:
+//!   `terminal.rs`.
+//!
+//! Run binaries only through this harness ([`bin`], [`cmd`], [`keyed`], [`Running`],
+//! [`mechanisms::Place`]), never `cargo run` or target/debug (same-named bins of different
+//! packages overwrite each other there). Each test takes its own key ([`TestKey`], which fails the
+//! test if anything is left under it) and its own paths (a `tempfile` directory), and waits for
+//! events with bounded waits ([`Running::wait_for_stderr`], [`Running::finish`]), never sleeps.
 
 pub mod bins;
 pub mod keys;
+pub mod mechanisms;
 pub mod running;
 
 pub use bins::{as_nobody, bin, c_program, cmd};
 pub use keys::{TestKey, unique_key};
-pub use running::Running;
+pub use mechanisms::{EVERY, Mechanism, Place};
+pub use running::{Finished, Running};
 
 /// The names in `dir`, sorted: what a test left behind.
 pub fn entries(dir: &std::path::Path) -> Vec<String> {

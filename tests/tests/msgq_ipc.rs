@@ -533,3 +533,27 @@ fn a_reader_stopped_as_a_message_arrives_loses_nothing() {
         k.assert_clean();
     }
 }
+
+// Moved from hardening.rs (issue 14).
+
+#[test]
+fn a_reader_whose_stdout_closes_stops_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let k = tests::TestKey::new();
+    tests::run(tests::keyed("msgq-ipc", "writer", &k).args(["a", "b", "c"])).success();
+    let mut r = tests::keyed("msgq-ipc", "reader", &k)
+        .args(["--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(r.stdout.take().unwrap()).read_line(&mut first).unwrap(); // then closed: `| head -1`
+    let out = r.wait_with_output().unwrap();
+    assert_eq!(first, "a\n");
+    assert!(out.status.success() || out.status.signal() == Some(libc::SIGPIPE), "{:?}", out.status);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    tests::run(tests::keyed("msgq-ipc", "reader", &k).arg("--clean")).success();
+}

@@ -399,3 +399,15 @@ fn a_writer_that_starts_while_the_last_one_out_removes_still_delivers() {
     run(&mut reader(&k)).success().stdout("m2\n");
     k.assert_clean();
 }
+
+// Moved from hardening.rs (issue 14).
+
+#[test]
+fn a_missing_segment_with_no_create_names_call_key_and_hint() {
+    let k = tests::TestKey::new();
+    tests::run(tests::keyed("shm-ipc", "reader", &k).arg("--no-create")).code(1).stderr(format!(
+        "reader: semget(key {}): No such file or directory; nothing has that key yet; start the writer first\n",
+        k.arg()
+    ));
+    k.assert_clean();
+}

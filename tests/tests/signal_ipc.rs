@@ -207,3 +207,10 @@ fn several_standard_signals_get_a_warning_real_time_ones_do_not() {
 fn count_without_signal_is_bad_usage() {
     cmd("signal-ipc", "reader").args(["--count", "3"]).assert().code(2).stderr(predicate::str::contains("--signal"));
 }
+
+#[test]
+fn standard_signals_merge_while_realtime_ones_queue() {
+    // 10,000 queued values in order are ten_thousand_realtime_values_arrive_all_in_order; here,
+    // that SIGUSR1 merges: the demo's child blocks it, receives three and takes it once.
+    cmd("signal-ipc", "demo").assert().success().stdout(predicate::str::contains("SIGUSR1 arrived 1 time(s)"));
+}
