@@ -161,7 +161,7 @@ fn unlimited() -> usize {
 }
 
 fn sysv_mq_max() -> usize {
-    msgq_ipc::msgmax() - 1 // the crate sends the text and a NUL
+    msgq_ipc::Flavor::SysV.max_text()
 }
 
 fn posix_mq_max() -> usize {

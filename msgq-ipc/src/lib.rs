@@ -45,6 +45,11 @@ impl Flavor {
             Flavor::Posix => (POSIX_MSG_SIZE, "fs.mqueue.msgsize_max"),
         }
     }
+
+    /// The longest text one message carries: the crate sends the text and a NUL, as the C does.
+    pub fn max_text(self) -> usize {
+        self.msg_size().0 - 1
+    }
 }
 
 /// Whether a `get_or_create` made the queue or found it: what a process made, it removes when
@@ -206,7 +211,7 @@ impl Queue {
     /// The largest text (without its NUL) one message can carry.
     pub fn max_text(&self) -> usize {
         match self {
-            Queue::SysV { .. } => msgmax() - 1,
+            Queue::SysV { .. } => Flavor::SysV.max_text(),
             Queue::Posix(q) => q.msgsize - 1,
         }
     }
