@@ -1,6 +1,5 @@
 //! One guard for "remove what we made at the end unless --keep, also when stopped by a signal":
-//! the normal end and the stop thread's end run the same removal, never both at once, and a stop
-//! never removes the objects under a main thread that is still using them.
+//! the normal end and a stop's end run the same removal, never under a main thread still using it.
 //!
 //! Register the guard before opening (a stop while opening then waits for the open and ends what
 //! it made), hand it the objects with [`Cleanup::made`], and end the run with [`Cleanup::finish`].
