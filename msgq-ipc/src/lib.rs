@@ -420,7 +420,7 @@ impl Handle {
     pub fn how_to_remove(&self) -> String {
         match self {
             Handle::SysV { key, .. } => format!("ipcrm -Q {key}"),
-            Handle::Posix { key, .. } => format!("cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean"),
+            Handle::Posix { key, .. } => mqueue::clean_command(*key),
         }
     }
 }

@@ -38,6 +38,11 @@ pub fn posix_queue_name(key: impl std::fmt::Display) -> String {
     format!("/msgq-ipc-{key}")
 }
 
+/// The command that removes the POSIX queue of `key` by hand (there is no ipcrm for it).
+pub(crate) fn clean_command(key: Key) -> String {
+    format!("cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean")
+}
+
 /// Whether [`PosixQueue::open`] may make the queue.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Create {
@@ -247,7 +252,8 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
         let left = curmsgs(mqd, name)?;
         if left > 0 {
             common::diag!(
-                "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean)"
+                "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: {})",
+                clean_command(key)
             );
             return Ok(());
         }
