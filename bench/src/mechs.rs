@@ -161,11 +161,11 @@ fn unlimited() -> usize {
 }
 
 fn sysv_mq_max() -> usize {
-    msgq_ipc::msgmax() - 1 // the crate sends the text and a NUL
+    msgq_ipc::Flavor::SysV.max_text()
 }
 
 fn posix_mq_max() -> usize {
-    MQ_MSGSIZE
+    msgq_ipc::POSIX_MSG_SIZE
 }
 
 fn signal_max() -> usize {
@@ -388,10 +388,8 @@ fn sysv_mq(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
 // Two POSIX queues (down, up), the bench's own: one mq_send and one mq_receive per message, as a
 // C program makes (msgq_ipc's sender also asks mq_getattr whether the queue is full).
 
-/// Linux's default limits for an unprivileged queue: fs.mqueue.msg_max = 10 messages of
-/// fs.mqueue.msgsize_max = 8192 bytes.
-const MQ_MSGS: i64 = 10;
-const MQ_MSGSIZE: usize = 8192;
+/// Linux's default limits for an unprivileged queue, as msgq_ipc's POSIX queue asks for.
+const MQ_MSGS: i64 = msgq_ipc::POSIX_MAX_MSGS as i64;
 
 struct MqEnd {
     mqd: MqdT,

@@ -121,3 +121,10 @@ pub fn parse_adjusted<T: clap::Parser>(adjust: impl FnOnce(clap::Command) -> cla
     let matches = adjust(<T as clap::CommandFactory>::command()).get_matches();
     <T as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
+
+/// For [`parse_adjusted`]: sets the help of argument `id`, if the command has it, to a text made at
+/// runtime, e.g. one that names an object the way the library names it. A derive's doc comment
+/// can hold only literals.
+pub fn with_help(cmd: clap::Command, id: &str, help: String) -> clap::Command {
+    if cmd.get_arguments().any(|a| a.get_id() == id) { cmd.mut_arg(id, |a| a.help(help)) } else { cmd }
+}

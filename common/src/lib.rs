@@ -2,6 +2,7 @@
 //! the CLI flags, the error type and exit statuses, stdout handling and stop-and-clean-up on
 //! SIGINT, SIGTERM, SIGQUIT and SIGHUP.
 
+pub mod cleanup;
 pub mod cli;
 pub mod error;
 pub mod gate;

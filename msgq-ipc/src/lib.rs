@@ -5,18 +5,18 @@
 //! System V queues are the note's (msgget/msgsnd/msgrcv); `--posix` runs the same exchange over
 //! a POSIX queue (mq_open), which has priorities instead of types.
 
-mod posix;
+mod mqueue;
 pub mod serve;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::sysv::{self, MsgBuf};
-use common::{Error, Key, Result};
+use common::{Error, Key, Peer, PeerState, Ready, Result, Seen};
 use nix::errno::Errno;
 use nix::mqueue::MqdT;
 
-pub use posix::PosixQueue;
+pub use mqueue::{POSIX_MAX_MSGS, POSIX_MSG_SIZE, PosixQueue, posix_queue_name};
 
 /// msgget with flags 0 finds another user's queue; msgsnd/msgrcv then check its mode.
 const NOT_YOURS: &str =
@@ -24,6 +24,88 @@ const NOT_YOURS: &str =
 
 /// The writer's message when none is given.
 pub const DEFAULT_MESSAGE: &str = "Hello Message Queue";
+
+/// Which kind of queue a binary uses: the note's System V one, or a POSIX one (`--posix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    SysV,
+    Posix,
+}
+
+impl Flavor {
+    /// From a binary's `--posix` flag.
+    pub fn posix_if(posix: bool) -> Flavor {
+        if posix { Flavor::Posix } else { Flavor::SysV }
+    }
+
+    /// The most bytes one message holds (its text and NUL), and the limit's name for messages.
+    pub fn msg_size(self) -> (usize, &'static str) {
+        match self {
+            Flavor::SysV => (msgmax(), "kernel.msgmax"),
+            Flavor::Posix => (POSIX_MSG_SIZE, "fs.mqueue.msgsize_max"),
+        }
+    }
+
+    /// The longest text one message carries: the crate sends the text and a NUL, as the C does.
+    pub fn max_text(self) -> usize {
+        self.msg_size().0 - 1
+    }
+}
+
+/// Whether a `get_or_create` made the queue or found it: what a process made, it removes when
+/// stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Made,
+    Found,
+}
+
+impl Origin {
+    fn made_if(created: bool) -> Origin {
+        if created { Origin::Made } else { Origin::Found }
+    }
+}
+
+/// For `common::cli::parse_adjusted`: the binaries' help texts that tell the contract (the POSIX
+/// queue's name, the request type) take it from the library.
+pub fn contract_help(cmd: clap::Command) -> clap::Command {
+    use common::cli::with_help;
+    let t = serve::REQUEST_TYPE;
+    let posix = format!("Use a POSIX message queue (mq_open, {}) instead of System V", posix_queue_name("<key>"));
+    let serve = format!(
+        "Answer requests of `writer --request` until stopped (with --count: that many): type {t} in, type <pid> back"
+    );
+    let request = format!(
+        "Send each MESSAGE as a request to a `reader --serve` and print its reply (two-way traffic over one queue: requests go with type {t}, the reply comes back with this process's PID)"
+    );
+    with_help(with_help(with_help(cmd, "posix", posix), "serve", serve), "request", request)
+}
+
+/// Refuses, before any system call (so that a bad message creates nothing), a message that one
+/// message of `flavor` cannot hold with its NUL, and with `prefix` bytes before it (a request's
+/// "<pid> ").
+pub fn check_fits<T: AsRef<[u8]>>(flavor: Flavor, prefix: usize, texts: &[T]) -> Result<()> {
+    let (limit, limit_name) = flavor.msg_size();
+    match texts.iter().map(|t| t.as_ref()).find(|t| prefix + t.len() + 1 > limit) {
+        Some(big) => Err(Error::Usage(format!(
+            "a message of {} bytes plus {}its NUL is more than one message may hold ({limit} bytes, {limit_name})",
+            big.len(),
+            if prefix > 0 { format!("the request's \"<pid> \" ({prefix} bytes) and ") } else { String::new() },
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The waiting line of a writer that finds the queue full; `peer` is what a reader needs to meet
+/// it (see `common::cli::KeyArgs::peer_args`).
+pub fn waiting_for_room(queue: &Queue, peer: &str) -> Ready {
+    let h = queue.handle();
+    let peer = Peer { package: "msgq-ipc", bin: "reader", args: peer.to_string() };
+    Ready::waiting("writer", format!("for room in {}", h.name()), peer).looking(move || Seen {
+        holds: h.remaining().ok().map(|n| format!("it holds {n} message(s), as much as it takes")),
+        peer: PeerState::Unknown,
+    })
+}
 
 /// The largest message text (kernel.msgmax, 8192 by default); a queue holds kernel.msgmnb bytes.
 pub fn msgmax() -> usize {
@@ -73,10 +155,27 @@ const CLOSED_PATIENCE: Duration = Duration::from_secs(2);
 impl Queue {
     /// msgget(key, IPC_CREAT | mode): the queue of `key`, made if missing. Returns whether this
     /// call made it.
-    pub fn get_or_create(key: Key, mode: u32) -> Result<(Queue, bool)> {
+    pub fn get_or_create(key: Key, mode: u32) -> Result<(Queue, Origin)> {
         let (id, created) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
             .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
-        Ok((Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false, mode, recreate: false }, created))
+        let queue = Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false, mode, recreate: false };
+        Ok((queue, Origin::made_if(created)))
+    }
+
+    /// [`Queue::get_or_create`] of either flavor.
+    pub fn get_or_create_of(flavor: Flavor, key: Key, mode: u32) -> Result<(Queue, Origin)> {
+        match flavor {
+            Flavor::SysV => Queue::get_or_create(key, mode),
+            Flavor::Posix => PosixQueue::get_or_create(key, mode).map(|(q, o)| (Queue::Posix(q), o)),
+        }
+    }
+
+    /// [`Queue::existing`] of either flavor; `mode`: see [`PosixQueue::existing`].
+    pub fn existing_of(flavor: Flavor, key: Key, mode: u32) -> Result<Queue> {
+        match flavor {
+            Flavor::SysV => Queue::existing(key),
+            Flavor::Posix => PosixQueue::existing(key, mode).map(Queue::Posix),
+        }
     }
 
     /// msgget(key, 0): the existing queue of `key`.
@@ -112,7 +211,7 @@ impl Queue {
     /// The largest text (without its NUL) one message can carry.
     pub fn max_text(&self) -> usize {
         match self {
-            Queue::SysV { .. } => msgmax() - 1,
+            Queue::SysV { .. } => Flavor::SysV.max_text(),
             Queue::Posix(q) => q.msgsize - 1,
         }
     }
@@ -313,7 +412,7 @@ impl Handle {
             Handle::SysV { id, key } => Ok(sysv::msg_stat(*id)
                 .map_err(|e| Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), e))?
                 .msg_qnum as u64),
-            Handle::Posix { mqd, name, .. } => posix::curmsgs(mqd, name),
+            Handle::Posix { mqd, name, .. } => mqueue::curmsgs(mqd, name),
         }
     }
 
@@ -321,7 +420,7 @@ impl Handle {
     pub fn how_to_remove(&self) -> String {
         match self {
             Handle::SysV { key, .. } => format!("ipcrm -Q {key}"),
-            Handle::Posix { key, .. } => format!("cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean"),
+            Handle::Posix { key, .. } => mqueue::clean_command(*key),
         }
     }
 }
@@ -351,7 +450,7 @@ fn finish_once(done: &mut bool, queue: &Handle, bin: &str) -> Result<()> {
     }
     match queue {
         Handle::SysV { id, key } => finish_sysv(*id, *key, bin),
-        Handle::Posix { mqd, name, key, mode } => posix::finish(mqd, name, *key, *mode, bin),
+        Handle::Posix { mqd, name, key, mode } => mqueue::finish(mqd, name, *key, *mode, bin),
     }
 }
 
@@ -423,7 +522,7 @@ fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
 /// `reader --clean`: removes the queue of `key` (after a SIGKILL nothing else could).
 pub fn clean(key: Key, posix: bool) -> Result<String> {
     if posix {
-        let name = posix::name(key);
+        let name = posix_queue_name(key);
         return match nix::mqueue::mq_unlink(name.as_str()) {
             Ok(()) => Ok(format!("removed POSIX queue {name}")),
             Err(Errno::ENOENT) => Ok(format!("no POSIX queue {name}: nothing to remove")),
@@ -448,8 +547,8 @@ mod tests {
     fn einval_means_removed_only_if_ipc_stat_agrees() {
         // A key of this process's own (0x4e in the top byte: not the tests crate's 0x40).
         let key = Key::new(0x4e00_0000 | (std::process::id() & 0xff_ffff));
-        let (q, created) = Queue::get_or_create(key, 0o600).unwrap();
-        assert!(created);
+        let (q, origin) = Queue::get_or_create(key, 0o600).unwrap();
+        assert_eq!(origin, Origin::Made);
         let Handle::SysV { id, .. } = q.handle() else { unreachable!() };
         // msgsnd's EINVAL for a message over kernel.msgmax: the queue is still there.
         let (size, full) = (is_removed(id, Errno::EINVAL), is_removed(id, Errno::EAGAIN));

@@ -5,7 +5,11 @@
 #include <string.h>
 #include <sys/msg.h>
 
-struct msgbuf_c { long mtype; char mtext[8192]; };
+/* The largest message text, kernel.msgmax: tests::c_program passes msgq_ipc::msgmax(). */
+#ifndef MSGMAX
+#error "compile with -DMSGMAX=$(cat /proc/sys/kernel/msgmax)"
+#endif
+struct msgbuf_c { long mtype; char mtext[MSGMAX]; };
 
 int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: msg_send KEY TEXT\n"); return 2; }

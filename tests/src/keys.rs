@@ -50,7 +50,7 @@ impl TestKey {
             let _ = sysv::sem_remove(id);
             left.push(format!("SysV semaphores {key}"));
         }
-        let mq = format!("/msgq-ipc-{key}");
+        let mq = msgq_ipc::posix_queue_name(key);
         if nix::mqueue::mq_unlink(mq.as_str()) != Err(Errno::ENOENT) {
             left.push(format!("POSIX queue {mq}"));
         }

@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use common::sysv;
+use msgq_ipc::msgmax;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
 use tests::{Running, TestKey, c_program, keyed, run};
@@ -69,15 +70,20 @@ fn message_types_pick_which_message_comes_out() {
     k.assert_clean();
 }
 
+/// The C program `name` (msg_send, msg_recv), its buffer as large as the crate's messages.
+fn c_msg(name: &str) -> std::path::PathBuf {
+    c_program(name, &[("MSGMAX", msgmax())])
+}
+
 #[test]
 fn a_c_sender_and_our_reader_and_our_writer_and_a_c_receiver() {
     let k = TestKey::new();
-    let status = Command::new(c_program("msg_send", &[])).args([&k.arg(), "from C"]).status().unwrap();
+    let status = Command::new(c_msg("msg_send")).args([&k.arg(), "from C"]).status().unwrap();
     assert!(status.success());
     run(&mut reader(&k)).success().stdout("from C\n");
 
     run(writer(&k).arg("from Rust")).success();
-    let out = Command::new(c_program("msg_recv", &[])).arg(k.arg()).output().unwrap();
+    let out = Command::new(c_msg("msg_recv")).arg(k.arg()).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from Rust\n");
     k.assert_clean();
@@ -394,7 +400,7 @@ fn a_stopped_client_takes_its_request_back_from_a_queue_it_did_not_make() {
 fn no_request_stops_or_blocks_the_server() {
     let k = TestKey::new();
     let send_c = |text: &str| {
-        let out = Command::new(c_program("msg_send", &[])).args([&k.arg(), text]).output().unwrap();
+        let out = Command::new(c_msg("msg_send")).args([&k.arg(), text]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
     };
     send_c("nopid"); // no "<pid> " at all
@@ -441,7 +447,7 @@ fn mode_is_exact_whatever_the_umask() {
         }
         let ds = sysv::msg_stat(sysv::msgget(k.key, 0).unwrap()).unwrap();
         assert_eq!(u32::from(ds.msg_perm.mode & 0o777), mode, "SysV under umask {mask:03o}");
-        let name = format!("/msgq-ipc-{}", k.arg());
+        let name = msgq_ipc::posix_queue_name(k.key);
         let mqd = mq_open(name.as_str(), MQ_OFlag::O_RDONLY, Mode::empty(), None).unwrap();
         let st = nix::sys::stat::fstat(std::os::fd::AsFd::as_fd(&mqd)).unwrap();
         assert_eq!(st.st_mode & 0o777, mode, "POSIX under umask {mask:03o}");
@@ -451,10 +457,6 @@ fn mode_is_exact_whatever_the_umask() {
         }
         k.assert_clean();
     }
-}
-
-fn msgmax() -> usize {
-    std::fs::read_to_string("/proc/sys/kernel/msgmax").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(8192)
 }
 
 #[test]

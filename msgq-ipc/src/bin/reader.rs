@@ -1,13 +1,14 @@
 //! Receives messages from a message queue, the note's process B (msgget + msgrcv).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
 use common::out::Out;
-use common::stop::on_stop;
-use common::{Error, Peer, PeerState, Ready, Result, Seen};
-use msgq_ipc::{PosixQueue, Queue, c_text, finish, serve};
+use common::{Peer, PeerState, Ready, Result, Seen};
+use msgq_ipc::{Flavor, Handle, Queue, c_text, finish, serve};
 
 /// Message queue reader: msgget (creating the queue, 0600, if the writer has not yet), then msgrcv
 /// of one message of type T per line printed, --count of them. At the end it removes the queue if
@@ -27,7 +28,7 @@ struct Cli {
     /// Leave the queue in place at the end (by default it is removed once empty)
     #[arg(long)]
     keep: bool,
-    /// Answer requests of `writer --request` until stopped (with --count: that many): type 1 in, type <pid> back
+    /// Answer requests of `writer --request` (help: msgq_ipc::contract_help)
     #[arg(long, conflicts_with = "mtype")]
     serve: bool,
     /// After each message, print on stderr how many messages the queue held before and after (IPC_STAT)
@@ -39,13 +40,14 @@ struct Cli {
     /// Remove the queue of the key (e.g. left by a process killed with SIGKILL) and exit
     #[arg(long, conflicts_with_all = ["mtype", "count", "keep", "serve", "no_create"])]
     clean: bool,
-    /// Use a POSIX message queue (mq_open, /msgq-ipc-<key>) instead of System V
+    /// Use a POSIX message queue instead of System V (help: msgq_ipc::contract_help)
     #[arg(long, conflicts_with_all = ["serve", "mtype"])]
     posix: bool,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The help of --posix, --serve and --request tells the contract as the library has it.
+    let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
     common::error::main("reader", || {
         let key = cli.key.key;
         if cli.clean {
@@ -54,30 +56,29 @@ fn main() -> ExitCode {
         }
         common::stop::install()?;
         common::gate::arm()?;
-        let mut queue = match (cli.posix, cli.no_create) {
-            (true, no_create) => Queue::Posix(PosixQueue::open(key, cli.mode.mode, !no_create)?.0),
-            (false, true) => Queue::existing(key)?,
-            (false, false) => Queue::get_or_create(key, cli.mode.mode)?.0,
+        let flavor = Flavor::posix_if(cli.posix);
+        let mut queue = if cli.no_create {
+            Queue::existing_of(flavor, key, cli.mode.mode)?
+        } else {
+            Queue::get_or_create_of(flavor, key, cli.mode.mode)?.0
         };
-        let handle = queue.handle();
-        // Stopped while waiting: the same clean-up as a normal end.
-        let _cleanup = (!cli.keep).then(|| {
-            let h = handle.clone();
-            on_stop(move || {
-                // The main thread may hold a message it has not printed yet: let it print it first.
-                common::gate::stop_main(std::time::Duration::from_secs(2));
-                msgq_ipc::stop_with(|finish| {
-                    if let Err(e) = finish(&h, "reader") {
-                        common::diag!("reader: {e}");
-                    }
-                })
+        // Stopped while waiting: the same clean-up as a normal end. The main thread may hold a
+        // message it has not printed yet: the guard lets it print it first (2 s at most).
+        let cleanup = Cleanup::register(AtEnd::keep_if(cli.keep), Duration::from_secs(2), |h: Handle| {
+            msgq_ipc::stop_with(|finish| {
+                if let Err(e) = finish(&h, "reader") {
+                    common::diag!("reader: {e}");
+                }
             })
         });
+        cleanup.made(queue.handle());
         let mut out = common::out::stdout();
-        let received = if cli.serve { serve(&cli, &mut queue, &mut out) } else { receive(&cli, &mut queue, &mut out) };
-        common::gate::safe_point();
-        let finished = if cli.keep { Ok(()) } else { finish(&handle, "reader") };
-        common::gate::done();
+        let received = if cli.serve {
+            serve::server(&mut queue, &cli.key, cli.recv.count, &mut out)
+        } else {
+            receive(&cli, &mut queue, &mut out)
+        };
+        let finished = cleanup.finish(|h| finish(h, "reader"));
         received.and(finished)
     })
 }
@@ -101,44 +102,6 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
                 handle.remaining()?
             );
         }
-    }
-    Ok(())
-}
-
-fn serve(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
-    let name = queue.handle().name();
-    let key = cli.key.peer_args(false);
-    let args = if key.is_empty() { "--request hello".to_string() } else { format!("{key} --request hello") };
-    let peer = Peer { package: "msgq-ipc", bin: "writer", args };
-    let mut ready = Ready::waiting("reader", format!("for requests (type {}) on {name}", serve::REQUEST_TYPE), peer);
-    let mut served = 0;
-    while cli.recv.count.is_none_or(|c| served < c) {
-        let (_, text) = queue.recv(serve::REQUEST_TYPE, &mut || ready.show())?;
-        match serve::parse_request(c_text(&text)) {
-            Ok((pid, msg)) => {
-                out.raw(format!("request from pid {pid}: ").as_bytes())?;
-                out.line(msg)?;
-                // IPC_NOWAIT, and checked first: no client can stop or block the server.
-                let reply = serve::reply(msg);
-                let dropped = match serve::undeliverable(pid, &reply, queue.max_text()) {
-                    Some(why) => Some(why),
-                    None => match queue.send(pid, &reply, false, &mut || {}) {
-                        Ok(()) => None,
-                        Err(e) if e.errno() == Some(nix::errno::Errno::EIDRM) => return Err(e),
-                        Err(e) => Some(e.to_string()),
-                    },
-                };
-                if let Some(why) = dropped {
-                    common::diag!("reader: dropped the reply to pid {pid}: {why}");
-                }
-            }
-            Err(Error::Failed(why)) => common::diag!("reader: skipped {why}"),
-            Err(e) => return Err(e),
-        }
-        served += 1;
-    }
-    if let msgq_ipc::Handle::SysV { id, .. } = queue.handle() {
-        serve::wait_for_replies_taken(id, std::time::Duration::from_secs(1));
     }
     Ok(())
 }

@@ -17,10 +17,14 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_se
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fchmod, fstat};
 
-/// Linux's default limits for an unprivileged queue: fs.mqueue.msg_max = 10 messages of
-/// fs.mqueue.msgsize_max = 8192 bytes. Asking for more fails with EINVAL.
-const MAX_MSGS: i64 = 10;
-const MSG_SIZE: i64 = 8192;
+use crate::Origin;
+
+/// The size of one message of the POSIX queue (mq_msgsize), its text and NUL: Linux's default
+/// limit for an unprivileged queue, fs.mqueue.msgsize_max. Asking for more fails with EINVAL.
+pub const POSIX_MSG_SIZE: usize = 8192;
+
+/// How many messages the POSIX queue holds (mq_maxmsg): Linux's default fs.mqueue.msg_max.
+pub const POSIX_MAX_MSGS: usize = 10;
 
 /// How long one wait lasts before the link count is checked again: an unlink is noticed within it.
 const TICK: u16 = 200;
@@ -28,8 +32,22 @@ const TICK: u16 = 200;
 /// How long moving messages to a new queue may wait for room in it (the stop thread runs this).
 const RESCUE_PATIENCE: Duration = Duration::from_secs(1);
 
-pub fn name(key: Key) -> String {
+/// The POSIX queue's name for `key`, e.g. `/msgq-ipc-0x4d2` (a file under /dev/mqueue). Any
+/// `Display` goes, so that help texts can show the pattern: `posix_queue_name("<key>")`.
+pub fn posix_queue_name(key: impl std::fmt::Display) -> String {
     format!("/msgq-ipc-{key}")
+}
+
+/// The command that removes the POSIX queue of `key` by hand (there is no ipcrm for it).
+pub(crate) fn clean_command(key: Key) -> String {
+    format!("cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean")
+}
+
+/// Whether [`PosixQueue::open`] may make the queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    IfMissing,
+    Never,
 }
 
 pub struct PosixQueue {
@@ -46,14 +64,25 @@ pub struct PosixQueue {
 }
 
 impl PosixQueue {
-    /// Opens (creating if missing, with exactly `mode`, whatever the umask) the queue named after
-    /// `key`. Returns it and whether this call created it.
-    pub fn open(key: Key, mode: u32, create: bool) -> Result<(PosixQueue, bool)> {
-        let name = name(key);
-        let attr = MqAttr::new(0, MAX_MSGS, MSG_SIZE, 0);
+    /// mq_open(O_CREAT): the queue named after `key`, made if missing with exactly `mode`,
+    /// whatever the umask. Returns it and whether this call made it.
+    pub fn get_or_create(key: Key, mode: u32) -> Result<(PosixQueue, Origin)> {
+        let (q, created) = Self::open(key, mode, Create::IfMissing)?;
+        Ok((q, Origin::made_if(created)))
+    }
+
+    /// mq_open without O_CREAT: the existing queue named after `key`. `mode` is for the new queue
+    /// of the name that a writer remakes if this one is removed (see [`crate::Queue::recreate_if_removed`]).
+    pub fn existing(key: Key, mode: u32) -> Result<PosixQueue> {
+        Ok(Self::open(key, mode, Create::Never)?.0)
+    }
+
+    fn open(key: Key, mode: u32, create: Create) -> Result<(PosixQueue, bool)> {
+        let name = posix_queue_name(key);
+        let attr = MqAttr::new(0, POSIX_MAX_MSGS as i64, POSIX_MSG_SIZE as i64, 0);
         let perm = Mode::from_bits_truncate(mode);
         let rw = MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC | MQ_OFlag::O_NONBLOCK;
-        let (mqd, created) = if create {
+        let (mqd, created) = if create == Create::IfMissing {
             match mq_open(name.as_str(), rw | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL, perm, Some(&attr)) {
                 Ok(q) => (q, true),
                 Err(Errno::EEXIST) => (mq_open(name.as_str(), rw, perm, None).map_err(|e| open_err(&name, e))?, false),
@@ -107,8 +136,9 @@ impl PosixQueue {
                     }
                 }
                 Err(Errno::EAGAIN) => {
-                    return Err(Error::sys("mq_send", &self.name, Errno::EAGAIN)
-                        .hint(format!("the queue is full ({MAX_MSGS} messages); start the reader, or pass --wait")));
+                    return Err(Error::sys("mq_send", &self.name, Errno::EAGAIN).hint(format!(
+                        "the queue is full ({POSIX_MAX_MSGS} messages); start the reader, or pass --wait"
+                    )));
                 }
                 Err(e) => return Err(Error::sys("mq_send", &self.name, e)),
             }
@@ -184,7 +214,7 @@ fn removed(name: &str) -> Error {
 /// Moves every message left in the unlinked queue `from` (each with its priority) to the queue
 /// of the name, made if missing. Returns that queue and how many were moved.
 pub(crate) fn rescue(from: &MqdT, key: Key, mode: u32) -> Result<(PosixQueue, usize)> {
-    let (to, _) = PosixQueue::open(key, mode, true)?;
+    let (to, _) = PosixQueue::get_or_create(key, mode)?;
     let mut buf = vec![0u8; mq_getattr(from).map_err(|e| Error::sys("mq_getattr", &to.name, e))?.msgsize() as usize];
     let mut moved = 0;
     loop {
@@ -222,7 +252,8 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
         let left = curmsgs(mqd, name)?;
         if left > 0 {
             common::diag!(
-                "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: cargo run -p msgq-ipc --bin reader -- --key {key} --posix --clean)"
+                "{bin}: left POSIX queue {name} in place: it still holds {left} message(s) for the next reader (remove it with: {})",
+                clean_command(key)
             );
             return Ok(());
         }
