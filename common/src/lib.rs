@@ -23,9 +23,6 @@ pub use ready::{Peer, PeerState, Ready, Seen};
 /// The key of the note's SysV examples: `(key_t)1234`.
 pub const DEFAULT_KEY: Key = Key::new(1234);
 
-/// Size of the note's shared-memory segment (the note's `SIZE`, left undefined there).
-pub const SHM_SIZE: usize = 4096;
-
 /// The note's pipe message, sent with its NUL: `MSGSIZE` is undefined in the note; 20 makes it print
 /// `20 Hello Child Process`.
 pub const PIPE_MESSAGE: &str = "Hello Child Process";

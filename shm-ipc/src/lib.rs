@@ -8,6 +8,7 @@ pub mod layout;
 mod posix;
 mod sysv_chan;
 
+use std::fmt::Display;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,8 +25,29 @@ pub const DEFAULT_MESSAGE: &str = "Linux Programming";
 /// How long one wait lasts before a waiter looks around (a stop to honour, an unlinked object).
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 
-/// The note's SIZE.
-pub const SIZE: usize = common::SHM_SIZE;
+// The pair's contract, kept beside its writer and reader like TLPI's svshm_xfr.h: the segment's
+// size and the POSIX objects' names. The bins' help, the bench and the tests (and, through -D, the
+// tests' C programs) take them from here, so a change is made on one line.
+
+/// The note's SIZE (left undefined there): the segment's size in bytes, its NUL included.
+pub const SIZE: usize = 4096;
+
+/// The POSIX shared memory of `key` (`--posix`), e.g. `/shm-ipc-0x4d2`; `shm_name("<key>")` is
+/// the form the help shows.
+pub fn shm_name(key: impl Display) -> String {
+    format!("/shm-ipc-{key}")
+}
+
+/// The named semaphores beside [`shm_name`]: `[full, free]`.
+pub fn sem_names(key: impl Display) -> [String; 2] {
+    let shm = shm_name(key);
+    [format!("{shm}-full"), format!("{shm}-free")]
+}
+
+/// The `--posix` flag's help, the same in the writer and the reader.
+pub fn posix_help() -> String {
+    format!("Use POSIX shared memory (shm_open {}) and named semaphores instead of System V", shm_name("<key>"))
+}
 
 /// Refuses, before any system call, a text that does not fit with its NUL.
 pub fn check_fits(text: &[u8]) -> Result<()> {
@@ -227,7 +249,7 @@ impl Objects {
     pub fn name(&self) -> String {
         match self {
             Objects::SysV { key, .. } => format!("segment {key}"),
-            Objects::Posix { key } => format!("POSIX shared memory {}", posix::shm_name(*key)),
+            Objects::Posix { key } => format!("POSIX shared memory {}", shm_name(*key)),
         }
     }
 
@@ -235,7 +257,7 @@ impl Objects {
     pub fn ready_semaphore(&self) -> String {
         match self {
             Objects::SysV { key, .. } => format!("semaphore FULL (0) of set {key}"),
-            Objects::Posix { key } => format!("semaphore {}", posix::sem_names(*key)[0]),
+            Objects::Posix { key } => format!("semaphore {}", sem_names(*key)[0]),
         }
     }
 

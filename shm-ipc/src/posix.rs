@@ -25,18 +25,10 @@ use nix::errno::Errno;
 
 use common::gate;
 
-use crate::{Objects, Outcome, SIZE, WAIT_SLICE};
+use crate::{Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
 
 const USERS: i64 = 0;
 const DECIDING: i64 = 1;
-
-pub fn shm_name(key: Key) -> String {
-    format!("/shm-ipc-{key}")
-}
-
-pub(crate) fn sem_names(key: Key) -> [String; 2] {
-    [format!("/shm-ipc-{key}-full"), format!("/shm-ipc-{key}-free")]
-}
 
 pub struct PosixChannel {
     key: Key,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
 use common::{Peer, Ready, Seen};
-use shm_ipc::{Channel, StopEnd, clean, legacy_message, remove_segment, report_end};
+use shm_ipc::{Channel, StopEnd, clean, legacy_message, posix_help, remove_segment, report_end};
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
 /// the segment read-only, prints the string, --count times, and detaches. The last process out
@@ -29,8 +29,7 @@ struct Cli {
     /// Remove the segment and semaphores of the key (e.g. left after a SIGKILL) and exit
     #[arg(long, conflicts_with_all = ["count", "keep", "no_create"])]
     clean: bool,
-    /// Use POSIX shared memory (shm_open /shm-ipc-<key>) and named semaphores instead of System V
-    #[arg(long)]
+    #[arg(long, help = posix_help())]
     posix: bool,
 }
 
