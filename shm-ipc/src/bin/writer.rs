@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
 use common::{Error, Peer, Ready, Seen};
-use shm_ipc::{Channel, DEFAULT_MESSAGE, SIZE, StopEnd, check_fits, posix_help, report_end};
+use shm_ipc::{Channel, DEFAULT_MESSAGE, SIZE, StopEnd, Variant, check_fits, posix_help, report_end};
 
 // The help is formatted at run time from the pair's contract (SIZE), so it follows a change of it.
 #[derive(Parser)]
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too. Stopped, the writer
         // removes the objects if nothing of its waits in them and nobody else uses them.
         let stop_end = StopEnd::register("writer", true);
-        let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true, &mut || {
+        let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix), &mut || {
             common::diag!("writer: waiting for another writer to give the new shared memory its size")
         })?;
         stop_end.set(&chan);

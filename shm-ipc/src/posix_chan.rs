@@ -25,10 +25,19 @@ use nix::errno::Errno;
 
 use common::gate;
 
-use crate::{Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
+use crate::{Create, Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
 
 const USERS: i64 = 0;
 const DECIDING: i64 = 1;
+
+/// Which of the two semaphores a wait takes.
+#[derive(Clone, Copy)]
+enum Sem {
+    /// Posted when a message is ready: a reader takes it.
+    Full,
+    /// Posted when the memory is free: a writer takes it.
+    Free,
+}
 
 pub struct PosixChannel {
     key: Key,
@@ -40,20 +49,21 @@ pub struct PosixChannel {
 }
 
 impl PosixChannel {
-    pub fn open(key: Key, mode: u32, create: bool, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
+    pub fn open(key: Key, mode: u32, create: Create, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
         let name = shm_name(key);
         loop {
-            let (mem, shm_made) = Mapped::open_with(&name, SIZE, mode, create, on_size_wait).map_err(|e| {
-                let err = Error::sys("shm_open", &name, e);
-                match e {
-                    Errno::ENOENT => err.hint("start the writer first"),
-                    Errno::EINVAL => {
-                        err.hint(format!("it exists with a size other than {SIZE} bytes; remove it: rm /dev/shm{name}"))
+            let (mem, shm_made) = Mapped::open_with(&name, SIZE, mode, create == Create::IfMissing, on_size_wait)
+                .map_err(|e| {
+                    let err = Error::sys("shm_open", &name, e);
+                    match e {
+                        Errno::ENOENT => err.hint("start the writer first"),
+                        Errno::EINVAL => err.hint(format!(
+                            "it exists with a size other than {SIZE} bytes; remove it: rm /dev/shm{name}"
+                        )),
+                        Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
+                        _ => err,
                     }
-                    Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
-                    _ => err,
-                }
-            })?;
+                })?;
             let unmake = |made: bool| {
                 if made {
                     let _ = shm_unlink(&name);
@@ -85,13 +95,13 @@ impl PosixChannel {
     }
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        self.take(false, on_wait)?;
+        self.take(Sem::Free, on_wait)?;
         self.mem.write_c_string(text);
         self.full.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[0], e))
     }
 
     pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        self.take(true, on_wait)?;
+        self.take(Sem::Full, on_wait)?;
         let text = self.mem.read_c_string();
         self.free.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[1], e))?;
         Ok(text)
@@ -99,9 +109,12 @@ impl PosixChannel {
 
     /// sem_trywait, then (after `on_wait`) timed waits; between them, a stop parks here and an
     /// unlinked shared memory ends the wait: nobody could ever post again.
-    fn take(&self, full: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
-        let (sem, name) =
-            if full { (&self.full, &sem_names(self.key)[0]) } else { (&self.free, &sem_names(self.key)[1]) };
+    fn take(&self, which: Sem, on_wait: &mut dyn FnMut()) -> Result<()> {
+        let [full_name, free_name] = sem_names(self.key);
+        let (sem, name) = match which {
+            Sem::Full => (&self.full, &full_name),
+            Sem::Free => (&self.free, &free_name),
+        };
         gate::safe_point();
         if sem.try_wait().map_err(|e| Error::sys("sem_trywait", name, e))? {
             return Ok(());
