@@ -19,7 +19,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use common::posix::{LockKind, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{LockKind, LockWait, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
@@ -52,25 +52,28 @@ impl PosixChannel {
     pub fn open(key: Key, mode: u32, create: Create, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
         let name = shm_name(key);
         loop {
-            let (mem, shm_made) = Mapped::open_with(&name, SIZE, mode, create == Create::IfMissing, on_size_wait)
-                .map_err(|e| {
-                    let err = Error::sys("shm_open", &name, e);
-                    match e {
-                        Errno::ENOENT => err.hint("start the writer first"),
-                        Errno::EINVAL => err.hint(format!(
-                            "it exists with a size other than {SIZE} bytes; remove it: rm /dev/shm{name}"
-                        )),
-                        Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
-                        _ => err,
+            let opened = match create {
+                Create::IfMissing => Mapped::get_or_create_with(&name, SIZE, mode, on_size_wait),
+                Create::Never => Mapped::existing_with(&name, SIZE, on_size_wait).map(|m| (m, false)),
+            };
+            let (mem, shm_made) = opened.map_err(|e| {
+                let err = Error::sys("shm_open", &name, e);
+                match e {
+                    Errno::ENOENT => err.hint("start the writer first"),
+                    Errno::EINVAL => {
+                        err.hint(format!("it exists with a size other than {SIZE} bytes; remove it: rm /dev/shm{name}"))
                     }
-                })?;
+                    Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
+                    _ => err,
+                }
+            })?;
             let unmake = |made: bool| {
                 if made {
                     let _ = shm_unlink(&name);
                 }
             };
             // Waits while another process decides its end of run.
-            if let Err(e) = ofd_lock(mem.fd(), USERS, LockKind::Shared, true) {
+            if let Err(e) = ofd_lock(mem.fd(), USERS, LockKind::Shared, LockWait::Block) {
                 unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
@@ -78,11 +81,11 @@ impl PosixChannel {
                 continue; // unlinked by the last one out just now: start over with a new one
             }
             let [full_name, free_name] = sem_names(key);
-            let (full, full_made) = NamedSem::open_exact(&full_name, mode, 0).map_err(|e| {
+            let (full, full_made) = NamedSem::get_or_create(&full_name, mode, 0).map_err(|e| {
                 unmake(shm_made);
                 Error::sys("sem_open", &full_name, e)
             })?;
-            let (free, _) = NamedSem::open_exact(&free_name, mode, 1).map_err(|e| {
+            let (free, _) = NamedSem::get_or_create(&free_name, mode, 1).map_err(|e| {
                 unmake(shm_made);
                 if full_made {
                     let _ = sem_unlink(&full_name);
@@ -163,21 +166,21 @@ impl PosixEnd {
         if nix::sys::stat::fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
         }
-        lock(DECIDING, LockKind::Exclusive, true)?;
+        lock(DECIDING, LockKind::Exclusive, LockWait::Block)?;
         let result = self.decide(&lock);
-        lock(DECIDING, LockKind::Unlock, false)?;
+        lock(DECIDING, LockKind::Unlock, LockWait::Try)?;
         result
     }
 
-    fn decide(&self, lock: &dyn Fn(i64, LockKind, bool) -> Result<bool>) -> Result<Outcome> {
+    fn decide(&self, lock: &dyn Fn(i64, LockKind, LockWait) -> Result<bool>) -> Result<Outcome> {
         let full_name = &sem_names(self.key)[0];
         let pending = || -> Result<u64> {
             Ok(self.full.value().map_err(|e| Error::sys("sem_getvalue", full_name, e))?.max(0) as u64)
         };
-        let alone = lock(USERS, LockKind::Exclusive, false)?;
+        let alone = lock(USERS, LockKind::Exclusive, LockWait::Try)?;
         let waiting = pending()?;
         if !alone || waiting > 0 {
-            lock(USERS, LockKind::Unlock, false)?; // before DECIDING is let go: see the module doc
+            lock(USERS, LockKind::Unlock, LockWait::Try)?; // before DECIDING is let go: see the module doc
             return Ok(Outcome::Left { pending: waiting, others: u64::from(!alone) });
         }
         // Nobody else has the objects open, so nobody is mid-copy or waits. The semaphores first:
@@ -188,7 +191,7 @@ impl PosixEnd {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(Errno::EACCES | Errno::EPERM) => {
                     // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
-                    lock(USERS, LockKind::Unlock, false)?;
+                    lock(USERS, LockKind::Unlock, LockWait::Try)?;
                     let owner = nix::sys::stat::fstat(&*self.file).map_or(0, |st| st.st_uid);
                     return Ok(Outcome::NotOurs { owner });
                 }
@@ -201,7 +204,7 @@ impl PosixEnd {
             Err(e) => return Err(Error::sys("shm_unlink", shm, e)),
         }
         // Openers that wait for byte 0 now find the name unlinked and start over.
-        lock(USERS, LockKind::Unlock, false)?;
+        lock(USERS, LockKind::Unlock, LockWait::Try)?;
         match pending()? {
             0 => Ok(Outcome::Removed),
             n => Err(Error::Failed(format!(
