@@ -26,8 +26,8 @@ pub const DEFAULT_MESSAGE: &str = "Linux Programming";
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 
 // The pair's contract, kept beside its writer and reader like TLPI's svshm_xfr.h: the segment's
-// size and the POSIX objects' names. The bins' help, the bench and the tests (and, through -D, the
-// tests' C programs) take them from here, so a change is made on one line.
+// size and the POSIX objects' names. The bins' help and the tests (and, through -D, the tests' C
+// programs) take them from here, so a change is made on one line.
 
 /// The note's SIZE (left undefined there): the segment's size in bytes, its NUL included.
 pub const SIZE: usize = 4096;
