@@ -610,7 +610,7 @@ impl Setup for PosixFutex {
         let (tx, rx) = pick(side, &self.names.0, &self.names.1);
         let len = ring::bytes(self.size);
         let ring = |name: &String| -> Result<Box<dyn Link>> {
-            let (mem, _) = Mapped::open(name, len, 0o600, false).sys("shm_open", name)?;
+            let mem = Mapped::existing(name, len).sys("shm_open", name)?;
             Ok(Box::new(Ring::new(mem, self.size, Wait::Futex)))
         };
         Ok(Ends { tx: ring(tx)?, rx: ring(rx)? })
@@ -626,7 +626,7 @@ fn posix_shm_futex(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
     let made = PosixFutex { names: posix_names(key), size };
     make_both(made, |m, i| {
         let name = [&m.names.0, &m.names.1][i];
-        Mapped::open(name, ring::bytes(m.size), 0o600, true).map(drop).map_err(|e| Error::sys("shm_open", name, e))
+        Mapped::get_or_create(name, ring::bytes(m.size), 0o600).map(drop).map_err(|e| Error::sys("shm_open", name, e))
     })
 }
 

@@ -24,5 +24,3 @@ pub use ready::{Peer, PeerState, Program, Ready, Seen};
 /// The key of the note's SysV examples: `(key_t)1234`.
 pub const DEFAULT_KEY: Key = Key::new(1234);
 
-/// Size of the note's shared-memory segment (the note's `SIZE`, left undefined there).
-pub const SHM_SIZE: usize = 4096;

@@ -32,24 +32,45 @@ pub struct Mapped {
 unsafe impl Send for Mapped {}
 
 impl Mapped {
-    /// shm_open(name), sized to `len` and given exactly `mode` (whatever the umask) if this call
-    /// created it, then mmap. Returns the mapping and whether it was created. An existing object
-    /// of another size is EINVAL.
-    pub fn open(name: &str, len: usize, mode: u32, create: bool) -> nix::Result<(Mapped, bool)> {
-        Self::open_with(name, len, mode, create, &mut || {})
+    /// shm_open(name) of an existing object of `len` bytes, then mmap. An object of another size
+    /// is EINVAL.
+    pub fn existing(name: &str, len: usize) -> nix::Result<Mapped> {
+        Self::existing_with(name, len, &mut || {})
     }
 
-    /// [`Mapped::open`]; an object found with size 0 was just made by another process that has
-    /// not yet called ftruncate: `on_size_wait` is called once and the size is awaited, bounded.
-    pub fn open_with(
+    /// [`Mapped::existing`]; an object found with size 0 was just made by another process that
+    /// has not yet called ftruncate: `on_size_wait` is called once and the size is awaited, bounded.
+    pub fn existing_with(name: &str, len: usize, on_size_wait: &mut dyn FnMut()) -> nix::Result<Mapped> {
+        Self::open(name, len, None, on_size_wait).map(|(m, _)| m)
+    }
+
+    /// shm_open(name), created if missing, sized to `len` and given exactly `mode` (whatever the
+    /// umask) if this call created it, then mmap. Returns the mapping and whether it was created.
+    /// An existing object of another size is EINVAL.
+    pub fn get_or_create(name: &str, len: usize, mode: u32) -> nix::Result<(Mapped, bool)> {
+        Self::get_or_create_with(name, len, mode, &mut || {})
+    }
+
+    /// [`Mapped::get_or_create`], awaiting the size of an object found as [`Mapped::existing_with`].
+    pub fn get_or_create_with(
         name: &str,
         len: usize,
         mode: u32,
-        create: bool,
         on_size_wait: &mut dyn FnMut(),
     ) -> nix::Result<(Mapped, bool)> {
-        let m = Mode::from_bits_truncate(mode);
-        let (fd, created) = if create {
+        Self::open(name, len, Some(mode), on_size_wait)
+    }
+
+    /// `create`: the mode to make a missing object with; None to fail (ENOENT) instead.
+    fn open(
+        name: &str,
+        len: usize,
+        create: Option<u32>,
+        on_size_wait: &mut dyn FnMut(),
+    ) -> nix::Result<(Mapped, bool)> {
+        // Without O_CREAT shm_open ignores the mode.
+        let m = Mode::from_bits_truncate(create.unwrap_or(0));
+        let (fd, created) = if create.is_some() {
             match shm_open(name, OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL, m) {
                 Ok(fd) => (fd, true),
                 Err(Errno::EEXIST) => (shm_open(name, OFlag::O_RDWR, m)?, false),
@@ -101,11 +122,12 @@ impl Mapped {
     }
 }
 
-/// An open-file-description record lock (F_OFD_SETLK) on bytes `start..start+1` of `fd`: shared
-/// (`write` false), exclusive, or none (`unlock`). Such locks belong to the open file, not to a
-/// thread or a process's other descriptors, and go away when the process dies, even by SIGKILL.
-/// Returns false if `wait` is false and another open file holds a conflicting lock.
-pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: bool) -> nix::Result<bool> {
+/// An open-file-description record lock (F_OFD_SETLK) on bytes `start..start+1` of `fd`: shared,
+/// exclusive, or none (unlock). Such locks belong to the open file, not to a thread or a process's
+/// other descriptors, and go away when the process dies, even by SIGKILL.
+/// Returns false if `wait` is [`LockWait::Try`] and another open file holds a conflicting lock.
+pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: LockWait) -> nix::Result<bool> {
+    let wait = wait == LockWait::Block;
     let l_type = match kind {
         LockKind::Shared => libc::F_RDLCK,
         LockKind::Exclusive => libc::F_WRLCK,
@@ -126,6 +148,13 @@ pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: bool) -> n
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether [`ofd_lock`] waits for a conflicting lock to go (F_OFD_SETLKW) or returns false at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWait {
+    Block,
+    Try,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,15 +198,11 @@ unsafe impl Send for NamedSem {}
 unsafe impl Sync for NamedSem {}
 
 impl NamedSem {
-    /// sem_open(name, O_CREAT, mode, value): created with its value in one step (glibc builds it
-    /// in a temp file and links it into place), so no one sees it uninitialised.
-    pub fn open(name: &str, mode: u32, value: u32) -> nix::Result<NamedSem> {
-        Self::open_exact(name, mode, value).map(|(s, _)| s)
-    }
-
-    /// [`NamedSem::open`] that gives a semaphore it creates exactly `mode`, whatever the umask,
-    /// and says whether it created it (O_EXCL first, so that is never a guess).
-    pub fn open_exact(name: &str, mode: u32, value: u32) -> nix::Result<(NamedSem, bool)> {
+    /// sem_open(name, O_CREAT, mode, value): opened, or created with its value in one step (glibc
+    /// builds it in a temp file and links it into place), so no one sees it uninitialised. A
+    /// semaphore it creates gets exactly `mode`, whatever the umask. Says whether it created it
+    /// (O_EXCL first, so that is never a guess).
+    pub fn get_or_create(name: &str, mode: u32, value: u32) -> nix::Result<(NamedSem, bool)> {
         let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
         loop {
             // sem_open applies the umask and has no descriptor to fchmod: clear the umask around

@@ -5,9 +5,10 @@
 //! made 0600 instead of 0666, and it is detached, and removed by the last process that uses it.
 
 pub mod layout;
-mod posix;
+mod posix_chan;
 mod sysv_chan;
 
+use std::fmt::Display;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,8 +25,29 @@ pub const DEFAULT_MESSAGE: &str = "Linux Programming";
 /// How long one wait lasts before a waiter looks around (a stop to honour, an unlinked object).
 const WAIT_SLICE: Duration = Duration::from_millis(200);
 
-/// The note's SIZE.
-pub const SIZE: usize = common::SHM_SIZE;
+// The pair's contract, kept beside its writer and reader like TLPI's svshm_xfr.h: the segment's
+// size and the POSIX objects' names. The bins' help and the tests (and, through -D, the tests' C
+// programs) take them from here, so a change is made on one line.
+
+/// The note's SIZE (left undefined there): the segment's size in bytes, its NUL included.
+pub const SIZE: usize = 4096;
+
+/// The POSIX shared memory of `key` (`--posix`), e.g. `/shm-ipc-0x4d2`; `shm_name("<key>")` is
+/// the form the help shows.
+pub fn shm_name(key: impl Display) -> String {
+    format!("/shm-ipc-{key}")
+}
+
+/// The named semaphores beside [`shm_name`]: `[full, free]`.
+pub fn sem_names(key: impl Display) -> [String; 2] {
+    let shm = shm_name(key);
+    [format!("{shm}-full"), format!("{shm}-free")]
+}
+
+/// The `--posix` flag's help, the same in the writer and the reader.
+pub fn posix_help() -> String {
+    format!("Use POSIX shared memory (shm_open {}) and named semaphores instead of System V", shm_name("<key>"))
+}
 
 /// Refuses, before any system call, a text that does not fit with its NUL.
 pub fn check_fits(text: &[u8]) -> Result<()> {
@@ -39,28 +61,71 @@ pub fn check_fits(text: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Which objects a channel runs over: System V's (the note's) or POSIX's (`--posix`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    SysV,
+    Posix,
+}
+
+impl Variant {
+    /// The variant a `--posix` flag chooses.
+    pub fn from_posix_flag(posix: bool) -> Variant {
+        if posix { Variant::Posix } else { Variant::SysV }
+    }
+}
+
+/// Which end of the exchange a process is: a writer attaches read-write, a reader read-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Writer,
+    Reader,
+}
+
+/// Whether an open makes the objects that do not exist yet (with the mode it is given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    IfMissing,
+    /// Fail if the segment (or shared memory) does not exist (`reader --no-create`).
+    Never,
+}
+
 /// One side of the exchange, over SysV (the note's) or POSIX shared memory.
 pub enum Channel {
     SysV(sysv_chan::SysvChannel),
-    Posix(posix::PosixChannel),
+    Posix(posix_chan::PosixChannel),
 }
 
 impl Channel {
-    /// Opens the segment and its semaphores for `key`, making them (with `mode`) if `create`.
-    /// A writer attaches read-write, a reader read-only.
-    /// `on_size_wait` is called if a POSIX object found is still being made by its creator.
-    pub fn open(
+    /// A writer's end: opens the segment and semaphores of `key`, making what is missing with
+    /// `mode`. `on_size_wait` is called if a POSIX object found is still being made by its creator.
+    pub fn writer(key: Key, mode: u32, variant: Variant, on_size_wait: &mut dyn FnMut()) -> Result<Channel> {
+        Self::open(key, mode, variant, Side::Writer, Create::IfMissing, on_size_wait)
+    }
+
+    /// A reader's end, as [`Channel::writer`] but attached read-only, and making what is missing
+    /// only with [`Create::IfMissing`].
+    pub fn reader(
         key: Key,
         mode: u32,
-        posix: bool,
-        writer: bool,
-        create: bool,
+        variant: Variant,
+        create: Create,
         on_size_wait: &mut dyn FnMut(),
     ) -> Result<Channel> {
-        let opened = if posix {
-            posix::PosixChannel::open(key, mode, create, on_size_wait).map(Channel::Posix)
-        } else {
-            sysv_chan::SysvChannel::open(key, mode, writer, create, SIZE).map(Channel::SysV)
+        Self::open(key, mode, variant, Side::Reader, create, on_size_wait)
+    }
+
+    fn open(
+        key: Key,
+        mode: u32,
+        variant: Variant,
+        side: Side,
+        create: Create,
+        on_size_wait: &mut dyn FnMut(),
+    ) -> Result<Channel> {
+        let opened = match variant {
+            Variant::Posix => posix_chan::PosixChannel::open(key, mode, create, on_size_wait).map(Channel::Posix),
+            Variant::SysV => sysv_chan::SysvChannel::open(key, mode, side, create, SIZE).map(Channel::SysV),
         };
         if opened.is_err() {
             gate::done(); // nothing to end: a stop need not wait for this thread
@@ -70,8 +135,8 @@ impl Channel {
 
     /// A SysV channel with a segment of `size` bytes instead of the note's SIZE (the benchmark
     /// sends bigger messages); the same protocol otherwise.
-    pub fn open_sysv_sized(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Channel> {
-        Ok(Channel::SysV(sysv_chan::SysvChannel::open(key, mode, writer, create, size)?))
+    pub fn sysv_sized(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Channel> {
+        Ok(Channel::SysV(sysv_chan::SysvChannel::open(key, mode, side, create, size)?))
     }
 
     /// Waits until the last message was taken (calling `on_wait` once if it must), then copies
@@ -125,7 +190,7 @@ pub struct Ender(EndOf);
 #[derive(Clone)]
 enum EndOf {
     SysV(sysv_chan::SysvEnd),
-    Posix(posix::PosixEnd),
+    Posix(posix_chan::PosixEnd),
 }
 
 impl Ender {
@@ -227,7 +292,7 @@ impl Objects {
     pub fn name(&self) -> String {
         match self {
             Objects::SysV { key, .. } => format!("segment {key}"),
-            Objects::Posix { key } => format!("POSIX shared memory {}", posix::shm_name(*key)),
+            Objects::Posix { key } => format!("POSIX shared memory {}", shm_name(*key)),
         }
     }
 
@@ -235,7 +300,7 @@ impl Objects {
     pub fn ready_semaphore(&self) -> String {
         match self {
             Objects::SysV { key, .. } => format!("semaphore FULL (0) of set {key}"),
-            Objects::Posix { key } => format!("semaphore {}", posix::sem_names(*key)[0]),
+            Objects::Posix { key } => format!("semaphore {}", sem_names(*key)[0]),
         }
     }
 
@@ -278,6 +343,9 @@ pub fn report_end(bin: &str, objects: &Objects, writer: bool, stopped: bool, end
 }
 
 /// `reader --clean`: removes whatever of `key` exists (after a SIGKILL nothing else could).
-pub fn clean(key: Key, posix: bool) -> Result<String> {
-    if posix { posix::clean(key) } else { sysv_chan::clean(key) }
+pub fn clean(key: Key, variant: Variant) -> Result<String> {
+    match variant {
+        Variant::Posix => posix_chan::clean(key),
+        Variant::SysV => sysv_chan::clean(key),
+    }
 }

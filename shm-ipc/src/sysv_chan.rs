@@ -27,7 +27,7 @@ use nix::errno::Errno;
 
 use common::gate;
 
-use crate::{Objects, Outcome, WAIT_SLICE};
+use crate::{Create, Objects, Outcome, Side, WAIT_SLICE};
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
@@ -50,11 +50,10 @@ enum Segment {
 }
 
 impl Segment {
-    fn attach(id: i32, writer: bool) -> nix::Result<Segment> {
-        if writer {
-            Attached::read_write(id).map(Segment::Writer)
-        } else {
-            Attached::read_only(id).map(Segment::Reader)
+    fn attach(id: i32, side: Side) -> nix::Result<Segment> {
+        match side {
+            Side::Writer => Attached::read_write(id).map(Segment::Writer),
+            Side::Reader => Attached::read_only(id).map(Segment::Reader),
         }
     }
 
@@ -89,10 +88,10 @@ enum Attempt {
 }
 
 impl SysvChannel {
-    pub fn open(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Self> {
+    pub fn open(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Self> {
         // A few tries: each lost race means another process has just removed the objects.
         for _ in 0..10 {
-            match Self::try_open(key, mode, writer, create, size) {
+            match Self::try_open(key, mode, side, create, size) {
                 Ok(c) => return Ok(c),
                 Err(Attempt::Failed(e)) => return Err(e),
                 Err(Attempt::Removed) => continue,
@@ -102,7 +101,7 @@ impl SysvChannel {
             .hint("the objects of this key were removed again and again while opening; try again"))
     }
 
-    fn try_open(key: Key, mode: u32, writer: bool, create: bool, size: usize) -> Result<Self, Attempt> {
+    fn try_open(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Self, Attempt> {
         let obj = || format!("key {key}");
         let missing = |call: &'static str, e: Errno| {
             let err = Error::sys(call, obj(), e);
@@ -116,7 +115,7 @@ impl SysvChannel {
             })
         };
         // The semaphores first: a segment without them means a semaphore-less (C) writer.
-        let (sem_id, sem_made) = if create {
+        let (sem_id, sem_made) = if create == Create::IfMissing {
             get_or_create(mode as i32, |f| sysv::semget(key, NSEMS, f))
         } else {
             sysv::semget(key, NSEMS, 0).map(|id| (id, false))
@@ -125,7 +124,7 @@ impl SysvChannel {
         // What this attempt made is removed again if it fails: nothing half-made is left.
         let mut made = Made { sem: sem_made.then_some(sem_id), shm: None };
         // Size 0 to find an existing segment of any size; its real size is checked below.
-        let (shm_id, shm_made) = if create {
+        let (shm_id, shm_made) = if create == Create::IfMissing {
             get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { size }, f))
         } else {
             sysv::shmget(key, 0, 0).map(|id| (id, false))
@@ -147,7 +146,7 @@ impl SysvChannel {
         if has != size {
             return Err(wrong_size(has));
         }
-        let mem = match Segment::attach(shm_id, writer) {
+        let mem = match Segment::attach(shm_id, side) {
             Ok(m) => m,
             Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
             Err(e) => return Err(missing("shmat", e)),

@@ -1,11 +1,15 @@
 /* The note's shared-memory writer, with 0600 instead of 0666: shmget, shmat, strcpy, and no
- * semaphore at all. Usage: shm_write KEY TEXT */
+ * semaphore at all. Usage: shm_write KEY TEXT
+ * SIZE is shm-ipc's (shm_ipc::SIZE), given by the tests as -DSIZE=..., like the svshm_xfr.h that
+ * TLPI's writer and reader share. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
 
-#define SIZE 4096
+#ifndef SIZE
+#error "compile with -DSIZE=<shm_ipc::SIZE>"
+#endif
 
 int main(int argc, char **argv) {
     if (argc != 3) { fprintf(stderr, "usage: shm_write KEY TEXT\n"); return 2; }

@@ -54,11 +54,11 @@ impl TestKey {
         if nix::mqueue::mq_unlink(mq.as_str()) != Err(Errno::ENOENT) {
             left.push(format!("POSIX queue {mq}"));
         }
-        let shm = format!("/shm-ipc-{key}");
+        let shm = shm_ipc::shm_name(key);
         if nix::sys::mman::shm_unlink(shm.as_str()) != Err(Errno::ENOENT) {
             left.push(format!("POSIX shared memory {shm}"));
         }
-        for sem in [format!("{shm}-full"), format!("{shm}-free")] {
+        for sem in shm_ipc::sem_names(key) {
             if common::posix::sem_unlink(&sem) != Err(Errno::ENOENT) {
                 left.push(format!("POSIX semaphore {sem}"));
             }

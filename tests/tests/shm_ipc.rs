@@ -6,6 +6,7 @@ use std::process::Command;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
+use shm_ipc::SIZE;
 use tests::{Running, TestKey, as_nobody, c_program, cmd, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
@@ -30,12 +31,12 @@ fn reader_first_waits_in_semop_then_prints() {
 }
 
 #[test]
-fn writer_first_makes_a_0600_segment_of_size_4096() {
+fn writer_first_makes_a_0600_segment_of_the_pairs_size() {
     let k = TestKey::new();
     run(writer(&k).arg("written first")).success();
     let ds = sysv::shm_stat(sysv::shmget(k.key, 0, 0).unwrap()).unwrap();
     assert_eq!(ds.shm_perm.mode & 0o777, 0o600, "not the note's 0666");
-    assert_eq!(ds.shm_segsz, 4096);
+    assert_eq!(ds.shm_segsz, SIZE);
     assert_eq!(ds.shm_nattch, 0, "the writer detached");
     run(&mut reader(&k)).success().stdout("written first\n");
     k.assert_clean(); // shmdt + IPC_RMID: `ipcs -m` is clean afterwards
@@ -44,7 +45,8 @@ fn writer_first_makes_a_0600_segment_of_size_4096() {
 #[test]
 fn the_notes_c_writer_then_our_reader_and_our_writer_then_a_c_reader() {
     let k = TestKey::new();
-    let status = Command::new(c_program("shm_write", &[])).args([&k.arg(), "strcpy from C"]).status().unwrap();
+    let status =
+        Command::new(c_program("shm_write", &[("SIZE", SIZE)])).args([&k.arg(), "strcpy from C"]).status().unwrap();
     assert!(status.success());
     run(&mut reader(&k)).success().stdout("strcpy from C\n"); // at once: no semaphore to wait on
     k.assert_clean();
@@ -59,7 +61,9 @@ fn the_notes_c_writer_then_our_reader_and_our_writer_then_a_c_reader() {
 #[test]
 fn a_message_too_long_is_refused_before_any_call() {
     let k = TestKey::new();
-    run(writer(&k).arg("z".repeat(4096))).code(2).stderr(predicate::str::contains("at most 4095 bytes"));
+    run(writer(&k).arg("z".repeat(SIZE)))
+        .code(2)
+        .stderr(predicate::str::contains(format!("at most {} bytes", SIZE - 1)));
     k.assert_clean();
 }
 
@@ -67,9 +71,9 @@ fn a_message_too_long_is_refused_before_any_call() {
 fn a_segment_of_another_size_under_the_key_is_a_clear_error() {
     let k = TestKey::new();
     let id = sysv::shmget(k.key, 100, libc::IPC_CREAT | 0o600).unwrap();
-    run(&mut writer(&k))
-        .code(1)
-        .stderr(predicate::str::contains("has 100 bytes, not 4096").and(predicate::str::contains("ipcrm -M")));
+    run(&mut writer(&k)).code(1).stderr(
+        predicate::str::contains(format!("has 100 bytes, not {SIZE}")).and(predicate::str::contains("ipcrm -M")),
+    );
     // The semaphores the failed open made are removed again; the foreign segment is left alone.
     assert_eq!(sysv::semget(k.key, 0, 0), Err(nix::errno::Errno::ENOENT), "the failed open left its semaphores");
     assert_eq!(sysv::shmget(k.key, 0, 0), Ok(id));
@@ -99,10 +103,20 @@ fn variant(posix: bool) -> &'static [&'static str] {
     if posix { &["--posix"] } else { &[] }
 }
 
+/// Where glibc keeps POSIX shared memory `name` (`/x` is /dev/shm/x).
+fn dev_shm(name: &str) -> String {
+    format!("/dev/shm{name}")
+}
+
+/// Where glibc keeps named semaphore `name` (`/x` is /dev/shm/sem.x).
+fn dev_shm_sem(name: &str) -> String {
+    format!("/dev/shm/sem.{}", name.trim_start_matches('/'))
+}
+
 /// Whether the key's segment (SysV) or shared memory (POSIX) exists now.
 fn exists(k: &TestKey, posix: bool) -> bool {
     if posix {
-        std::path::Path::new(&format!("/dev/shm/shm-ipc-{}", k.arg())).exists()
+        std::path::Path::new(&dev_shm(&shm_ipc::shm_name(k.key))).exists()
     } else {
         sysv::shmget(k.key, 0, 0).is_ok()
     }
@@ -248,12 +262,10 @@ fn modes_are_exact_whatever_the_umask() {
                 .unwrap();
             assert!(status.success());
             if posix {
-                let key = k.arg();
-                for name in
-                    [format!("shm-ipc-{key}"), format!("sem.shm-ipc-{key}-full"), format!("sem.shm-ipc-{key}-free")]
-                {
-                    let got = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode() & 0o777;
-                    assert_eq!(got, mode, "/dev/shm/{name} under umask {umask}: {got:o}");
+                let [full, free] = shm_ipc::sem_names(k.key);
+                for path in [dev_shm(&shm_ipc::shm_name(k.key)), dev_shm_sem(&full), dev_shm_sem(&free)] {
+                    let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(got, mode, "{path} under umask {umask}: {got:o}");
                 }
             } else {
                 let shm = sysv::shm_stat(sysv::shmget(k.key, 0, 0).unwrap()).unwrap();
@@ -273,7 +285,7 @@ fn a_posix_object_not_sized_yet_is_awaited_not_refused() {
     use nix::sys::stat::Mode;
     let k = TestKey::new();
     // What another process has done between shm_open(O_EXCL) and ftruncate.
-    let name = format!("/shm-ipc-{}", k.arg());
+    let name = shm_ipc::shm_name(k.key);
     let fd = nix::sys::mman::shm_open(
         name.as_str(),
         OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
@@ -282,7 +294,7 @@ fn a_posix_object_not_sized_yet_is_awaited_not_refused() {
     .unwrap();
     let mut r = Running::spawn(reader(&k).arg("--posix"));
     r.wait_for_stderr("reader: waiting for the writer to give the new shared memory its size");
-    nix::unistd::ftruncate(&fd, 4096).unwrap();
+    nix::unistd::ftruncate(&fd, SIZE as i64).unwrap();
     r.wait_for_stderr("reader: waiting on POSIX shared memory");
     run(writer(&k).args(["--posix", "sized late"])).success();
     let done = r.finish();
@@ -309,9 +321,10 @@ fn posix_shared_memory_either_order() {
     let k = TestKey::new();
     let mut r = Running::spawn(reader(&k).arg("--posix"));
     r.wait_for_stderr("reader: waiting on POSIX shared memory");
-    for name in [format!("shm-ipc-{}", k.arg()), format!("sem.shm-ipc-{}-full", k.arg())] {
-        let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "/dev/shm/{name}");
+    let [full, _] = shm_ipc::sem_names(k.key);
+    for path in [dev_shm(&shm_ipc::shm_name(k.key)), dev_shm_sem(&full)] {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{path}");
     }
     run(writer(&k).args(["--posix", "over shm_open"])).success();
     assert_eq!(r.finish().stdout_str(), "over shm_open\n");
@@ -336,7 +349,7 @@ fn an_open_refused_for_another_users_segment_removes_the_semaphores_it_made() {
     let Some((_dir, mut nobody_writer)) = as_nobody("shm-ipc", "writer") else { return };
     let k = TestKey::new();
     // root's segment with no semaphores, as the note's C writer leaves it.
-    let status = Command::new(c_program("shm_write", &[])).args([&k.arg(), "root's"]).status().unwrap();
+    let status = Command::new(c_program("shm_write", &[("SIZE", SIZE)])).args([&k.arg(), "root's"]).status().unwrap();
     assert!(status.success());
     let out = nobody_writer.args(["--key", &k.arg(), "nobody's"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
 use common::{Peer, Ready, Seen};
-use shm_ipc::{Channel, StopEnd, clean, legacy_message, remove_segment, report_end};
+use shm_ipc::{Channel, Create, StopEnd, Variant, clean, legacy_message, posix_help, remove_segment, report_end};
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
 /// the segment read-only, prints the string, --count times, and detaches. The last process out
@@ -29,8 +29,7 @@ struct Cli {
     /// Remove the segment and semaphores of the key (e.g. left after a SIGKILL) and exit
     #[arg(long, conflicts_with_all = ["count", "keep", "no_create"])]
     clean: bool,
-    /// Use POSIX shared memory (shm_open /shm-ipc-<key>) and named semaphores instead of System V
-    #[arg(long)]
+    #[arg(long, help = posix_help())]
     posix: bool,
 }
 
@@ -38,15 +37,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     common::error::main("reader", || {
         let key = cli.key.key;
+        let variant = Variant::from_posix_flag(cli.posix);
         if cli.clean {
-            common::diag!("reader: {}", clean(key, cli.posix)?);
+            common::diag!("reader: {}", clean(key, variant)?);
             return Ok(());
         }
         common::stop::install()?;
         let mut out = common::out::stdout();
         let mut left = cli.recv.count.unwrap_or(1);
         // The note's C writer posts no semaphore: its finished message is read at once.
-        if !cli.posix
+        if variant == Variant::SysV
             && let Some(text) = legacy_message(key)?
         {
             out.line(&text)?;
@@ -60,7 +60,8 @@ fn main() -> ExitCode {
         }
         // Registered first: a stop while opening ends what the open made too.
         let stop_end = (!cli.keep).then(|| StopEnd::register("reader", false));
-        let mut chan = Channel::open(key, cli.mode.mode, cli.posix, false, !cli.no_create, &mut || {
+        let create = if cli.no_create { Create::Never } else { Create::IfMissing };
+        let mut chan = Channel::reader(key, cli.mode.mode, variant, create, &mut || {
             common::diag!("reader: waiting for the writer to give the new shared memory its size")
         })?;
         if let Some(s) = &stop_end {

@@ -5,23 +5,27 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
 use common::{Error, Peer, Ready, Seen};
-use shm_ipc::{Channel, DEFAULT_MESSAGE, StopEnd, check_fits, report_end};
+use shm_ipc::{Channel, DEFAULT_MESSAGE, SIZE, StopEnd, Variant, check_fits, posix_help, report_end};
 
-/// Shared memory writer: shmget(key, 4096, IPC_CREAT|0600), shmat, copy the text and its NUL,
-/// and post a semaphore that tells the reader it is ready. With several messages (or --repeat),
-/// each waits until the reader has taken the last one.
+// The help is formatted at run time from the pair's contract (SIZE), so it follows a change of it.
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+#[command(name = common::command_name!("writer"), bin_name = "writer", version, about = about())]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
     #[command(flatten)]
     mode: ModeArgs,
-    /// Use POSIX shared memory (shm_open /shm-ipc-<key>) and named semaphores instead of System V
-    #[arg(long)]
+    #[arg(long, help = posix_help())]
     posix: bool,
     #[command(flatten)]
     send: SendArgs,
+}
+
+/// What `--help` says of the writer.
+fn about() -> String {
+    format!(
+        "Shared memory writer: shmget(key, {SIZE}, IPC_CREAT|0600), shmat, copy the text and its NUL, and post a semaphore that tells the reader it is ready. With several messages (or --repeat), each waits until the reader has taken the last one"
+    )
 }
 
 fn main() -> ExitCode {
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too. Stopped, the writer
         // removes the objects if nothing of its waits in them and nobody else uses them.
         let stop_end = StopEnd::register("writer", true);
-        let mut chan = Channel::open(cli.key.key, cli.mode.mode, cli.posix, true, true, &mut || {
+        let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix), &mut || {
             common::diag!("writer: waiting for another writer to give the new shared memory its size")
         })?;
         stop_end.set(&chan);

@@ -19,23 +19,24 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use common::posix::{LockKind, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{LockKind, LockWait, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
 use common::gate;
 
-use crate::{Objects, Outcome, SIZE, WAIT_SLICE};
+use crate::{Create, Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
 
 const USERS: i64 = 0;
 const DECIDING: i64 = 1;
 
-pub fn shm_name(key: Key) -> String {
-    format!("/shm-ipc-{key}")
-}
-
-pub(crate) fn sem_names(key: Key) -> [String; 2] {
-    [format!("/shm-ipc-{key}-full"), format!("/shm-ipc-{key}-free")]
+/// Which of the two semaphores a wait takes.
+#[derive(Clone, Copy)]
+enum Sem {
+    /// Posted when a message is ready: a reader takes it.
+    Full,
+    /// Posted when the memory is free: a writer takes it.
+    Free,
 }
 
 pub struct PosixChannel {
@@ -48,10 +49,14 @@ pub struct PosixChannel {
 }
 
 impl PosixChannel {
-    pub fn open(key: Key, mode: u32, create: bool, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
+    pub fn open(key: Key, mode: u32, create: Create, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
         let name = shm_name(key);
         loop {
-            let (mem, shm_made) = Mapped::open_with(&name, SIZE, mode, create, on_size_wait).map_err(|e| {
+            let opened = match create {
+                Create::IfMissing => Mapped::get_or_create_with(&name, SIZE, mode, on_size_wait),
+                Create::Never => Mapped::existing_with(&name, SIZE, on_size_wait).map(|m| (m, false)),
+            };
+            let (mem, shm_made) = opened.map_err(|e| {
                 let err = Error::sys("shm_open", &name, e);
                 match e {
                     Errno::ENOENT => err.hint("start the writer first"),
@@ -68,7 +73,7 @@ impl PosixChannel {
                 }
             };
             // Waits while another process decides its end of run.
-            if let Err(e) = ofd_lock(mem.fd(), USERS, LockKind::Shared, true) {
+            if let Err(e) = ofd_lock(mem.fd(), USERS, LockKind::Shared, LockWait::Block) {
                 unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
@@ -76,11 +81,11 @@ impl PosixChannel {
                 continue; // unlinked by the last one out just now: start over with a new one
             }
             let [full_name, free_name] = sem_names(key);
-            let (full, full_made) = NamedSem::open_exact(&full_name, mode, 0).map_err(|e| {
+            let (full, full_made) = NamedSem::get_or_create(&full_name, mode, 0).map_err(|e| {
                 unmake(shm_made);
                 Error::sys("sem_open", &full_name, e)
             })?;
-            let (free, _) = NamedSem::open_exact(&free_name, mode, 1).map_err(|e| {
+            let (free, _) = NamedSem::get_or_create(&free_name, mode, 1).map_err(|e| {
                 unmake(shm_made);
                 if full_made {
                     let _ = sem_unlink(&full_name);
@@ -93,13 +98,13 @@ impl PosixChannel {
     }
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        self.take(false, on_wait)?;
+        self.take(Sem::Free, on_wait)?;
         self.mem.write_c_string(text);
         self.full.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[0], e))
     }
 
     pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        self.take(true, on_wait)?;
+        self.take(Sem::Full, on_wait)?;
         let text = self.mem.read_c_string();
         self.free.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[1], e))?;
         Ok(text)
@@ -107,9 +112,12 @@ impl PosixChannel {
 
     /// sem_trywait, then (after `on_wait`) timed waits; between them, a stop parks here and an
     /// unlinked shared memory ends the wait: nobody could ever post again.
-    fn take(&self, full: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
-        let (sem, name) =
-            if full { (&self.full, &sem_names(self.key)[0]) } else { (&self.free, &sem_names(self.key)[1]) };
+    fn take(&self, which: Sem, on_wait: &mut dyn FnMut()) -> Result<()> {
+        let [full_name, free_name] = sem_names(self.key);
+        let (sem, name) = match which {
+            Sem::Full => (&self.full, &full_name),
+            Sem::Free => (&self.free, &free_name),
+        };
         gate::safe_point();
         if sem.try_wait().map_err(|e| Error::sys("sem_trywait", name, e))? {
             return Ok(());
@@ -158,21 +166,21 @@ impl PosixEnd {
         if nix::sys::stat::fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
         }
-        lock(DECIDING, LockKind::Exclusive, true)?;
+        lock(DECIDING, LockKind::Exclusive, LockWait::Block)?;
         let result = self.decide(&lock);
-        lock(DECIDING, LockKind::Unlock, false)?;
+        lock(DECIDING, LockKind::Unlock, LockWait::Try)?;
         result
     }
 
-    fn decide(&self, lock: &dyn Fn(i64, LockKind, bool) -> Result<bool>) -> Result<Outcome> {
+    fn decide(&self, lock: &dyn Fn(i64, LockKind, LockWait) -> Result<bool>) -> Result<Outcome> {
         let full_name = &sem_names(self.key)[0];
         let pending = || -> Result<u64> {
             Ok(self.full.value().map_err(|e| Error::sys("sem_getvalue", full_name, e))?.max(0) as u64)
         };
-        let alone = lock(USERS, LockKind::Exclusive, false)?;
+        let alone = lock(USERS, LockKind::Exclusive, LockWait::Try)?;
         let waiting = pending()?;
         if !alone || waiting > 0 {
-            lock(USERS, LockKind::Unlock, false)?; // before DECIDING is let go: see the module doc
+            lock(USERS, LockKind::Unlock, LockWait::Try)?; // before DECIDING is let go: see the module doc
             return Ok(Outcome::Left { pending: waiting, others: u64::from(!alone) });
         }
         // Nobody else has the objects open, so nobody is mid-copy or waits. The semaphores first:
@@ -183,7 +191,7 @@ impl PosixEnd {
                 Ok(()) | Err(Errno::ENOENT) => {}
                 Err(Errno::EACCES | Errno::EPERM) => {
                     // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
-                    lock(USERS, LockKind::Unlock, false)?;
+                    lock(USERS, LockKind::Unlock, LockWait::Try)?;
                     let owner = nix::sys::stat::fstat(&*self.file).map_or(0, |st| st.st_uid);
                     return Ok(Outcome::NotOurs { owner });
                 }
@@ -196,7 +204,7 @@ impl PosixEnd {
             Err(e) => return Err(Error::sys("shm_unlink", shm, e)),
         }
         // Openers that wait for byte 0 now find the name unlinked and start over.
-        lock(USERS, LockKind::Unlock, false)?;
+        lock(USERS, LockKind::Unlock, LockWait::Try)?;
         match pending()? {
             0 => Ok(Outcome::Removed),
             n => Err(Error::Failed(format!(
