@@ -69,13 +69,15 @@ impl<T: Send + 'static> Cleanup<T> {
     /// The normal end of run: at a safe point (a stop in progress parks the main thread here and
     /// ends the run itself), runs `remove` on what was made, unless [`AtEnd::Keep`]; then tells
     /// the stop thread that the main thread touches nothing any more ([`gate::done`]). A stop that
-    /// comes while `remove` runs waits for it (it holds the slot).
+    /// comes while `remove` runs waits for it (it holds the slot), then finds nothing left to end.
     pub fn finish(&self, remove: impl FnOnce(&T) -> Result<()>) -> Result<()> {
         gate::safe_point();
-        let removed = match (self.at_end, lock(&self.made).as_ref()) {
-            (AtEnd::Remove, Some(what)) => remove(what),
+        let mut slot = lock(&self.made);
+        let removed = match (self.at_end, slot.take()) {
+            (AtEnd::Remove, Some(what)) => remove(&what),
             _ => Ok(()),
         };
+        drop(slot);
         gate::done();
         removed
     }

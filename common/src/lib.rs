@@ -23,4 +23,3 @@ pub use ready::{Peer, PeerState, Program, Ready, Seen};
 
 /// The key of the note's SysV examples: `(key_t)1234`.
 pub const DEFAULT_KEY: Key = Key::new(1234);
-

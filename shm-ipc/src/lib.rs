@@ -9,11 +9,10 @@ mod posix_chan;
 mod sysv_chan;
 
 use std::fmt::Display;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use common::cleanup::{AtEnd, Cleanup};
 use common::gate;
-use common::stop::{OnStop, on_stop};
 
 use common::{Error, Key, PeerState, Result};
 
@@ -212,33 +211,23 @@ impl Ender {
     }
 }
 
-/// The end of run of a stopped process, registered before the channel is opened: a stop that
-/// comes while it opens waits (bounded) until the open is done and the main thread parks, so what
-/// the open made is never left behind.
-pub struct StopEnd(Arc<Mutex<Option<(Objects, Ender)>>>, #[allow(dead_code)] OnStop);
+/// How a process comes to its end of run: the lines it prints differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// It did what it was asked.
+    Finished,
+    /// A signal stopped it (the stop thread ends the run).
+    Stopped,
+}
 
-impl StopEnd {
-    /// `writer` chooses the lines of [`Outcome::line`].
-    pub fn register(bin: &'static str, writer: bool) -> StopEnd {
-        let slot: Arc<Mutex<Option<(Objects, Ender)>>> = Arc::default();
-        let guard = on_stop({
-            let slot = slot.clone();
-            move || {
-                // The longest an open can take: the wait for a new POSIX object's size.
-                gate::stop_main(Duration::from_secs(3));
-                let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some((objects, ender)) = taken {
-                    let _ = report_end(bin, &objects, writer, true, ender.finish());
-                }
-            }
-        });
-        StopEnd(slot, guard)
-    }
-
-    /// From now on a stop ends `chan`'s run.
-    pub fn set(&self, chan: &Channel) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((chan.objects(), chan.ender()));
-    }
+/// The shared end-of-run guard, holding what a stop must end: registered before the channel is
+/// opened, so a stop that comes while it opens waits (bounded) until the open is done and the
+/// main thread parks, and what the open made is never left behind.
+pub fn stop_guard(bin: &'static str, side: Side, at_end: AtEnd) -> Cleanup<(Objects, Ender)> {
+    // The longest an open can take: the wait for a new POSIX object's size.
+    Cleanup::register(at_end, Duration::from_secs(3), move |(objects, ender): (Objects, Ender)| {
+        let _ = report_end(bin, &objects, side, End::Stopped, ender.finish());
+    })
 }
 
 /// How a run ended for the objects.
@@ -259,7 +248,8 @@ impl Outcome {
     /// when a message waits (the next reader gets it), and, for a reader or a stopped process,
     /// who keeps them (a writer with more to send, or another reader).
     /// A writer that ends normally says nothing: its last message waiting is the normal hand-over.
-    pub fn line(&self, objects: &Objects, writer: bool, stopped: bool) -> Option<String> {
+    pub fn line(&self, objects: &Objects, side: Side, end: End) -> Option<String> {
+        let (writer, stopped) = (side == Side::Writer, end == End::Stopped);
         let name = objects.name();
         if let Outcome::NotOurs { owner } = *self {
             return Some(format!(
@@ -326,15 +316,15 @@ impl Objects {
 }
 
 /// Prints `<bin>: <line>` for an end of run, or `<bin>: <error>` (the stop thread's way to report).
-pub fn report_end(bin: &str, objects: &Objects, writer: bool, stopped: bool, ended: Result<Outcome>) -> Result<()> {
+pub fn report_end(bin: &str, objects: &Objects, side: Side, end: End, ended: Result<Outcome>) -> Result<()> {
     match ended {
         Ok(outcome) => {
-            if let Some(line) = outcome.line(objects, writer, stopped) {
+            if let Some(line) = outcome.line(objects, side, end) {
                 common::diag!("{bin}: {line}");
             }
             Ok(())
         }
-        Err(e) if stopped => {
+        Err(e) if end == End::Stopped => {
             common::diag!("{bin}: {e}");
             Ok(())
         }

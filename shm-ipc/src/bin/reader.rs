@@ -3,16 +3,21 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::Seen;
+use common::cleanup::AtEnd;
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
-use common::{Peer, Ready, Seen};
-use shm_ipc::{Channel, Create, StopEnd, Variant, clean, legacy_message, posix_help, remove_segment, report_end};
+use shm_ipc::{
+    Channel, Create, End, Side, Variant, clean, legacy_message, posix_help, remove_segment, report_end, stop_guard,
+};
+
+const ME: common::Program = common::program!();
 
 /// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
 /// the segment read-only, prints the string, --count times, and detaches. The last process out
 /// removes the segment and semaphores; what the writer sends beyond --count waits in them for the
 /// next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -35,11 +40,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("reader", || {
+    common::error::main(ME.bin, || {
         let key = cli.key.key;
         let variant = Variant::from_posix_flag(cli.posix);
         if cli.clean {
-            common::diag!("reader: {}", clean(key, variant)?);
+            common::diag!("{ME}: {}", clean(key, variant)?);
             return Ok(());
         }
         common::stop::install()?;
@@ -59,23 +64,22 @@ fn main() -> ExitCode {
             }
         }
         // Registered first: a stop while opening ends what the open made too.
-        let stop_end = (!cli.keep).then(|| StopEnd::register("reader", false));
+        let cleanup = stop_guard(ME.bin, Side::Reader, AtEnd::keep_if(cli.keep));
         let create = if cli.no_create { Create::Never } else { Create::IfMissing };
         let mut chan = Channel::reader(key, cli.mode.mode, variant, create, &mut || {
-            common::diag!("reader: waiting for the writer to give the new shared memory its size")
+            common::diag!("{ME}: waiting for the writer to give the new shared memory its size")
         })?;
-        if let Some(s) = &stop_end {
-            s.set(&chan);
-        }
+        cleanup.made((chan.objects(), chan.ender()));
         let objects = chan.objects();
-        let peer = Peer { package: "shm-ipc", bin: "writer", args: cli.key.peer_args(cli.posix) };
         let what = format!("on {} for the writer's {}", objects.name(), objects.ready_semaphore());
         let o = objects.clone();
-        let mut ready =
-            Ready::waiting("reader", what, peer).looking(move || Seen { holds: None, peer: o.peer_state("writer") });
+        let mut ready = ME
+            .waiting(what)
+            .peer_args(cli.key.peer_args(cli.posix))
+            .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
         // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
-        let ended = if cli.keep { Ok(()) } else { report_end("reader", &objects, false, false, chan.finish()) };
+        let ended = cleanup.finish(|(o, _)| report_end(ME.bin, o, Side::Reader, End::Finished, chan.finish()));
         received.and(ended)
     })
 }

@@ -3,13 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use common::cleanup::AtEnd;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
-use common::{Error, Peer, Ready, Seen};
-use shm_ipc::{Channel, DEFAULT_MESSAGE, SIZE, StopEnd, Variant, check_fits, posix_help, report_end};
+use common::{Error, Seen};
+use shm_ipc::{Channel, DEFAULT_MESSAGE, End, SIZE, Side, Variant, check_fits, posix_help, report_end, stop_guard};
 
 // The help is formatted at run time from the pair's contract (SIZE), so it follows a change of it.
+const ME: common::Program = common::program!();
+
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version, about = about())]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, about = about())]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -30,22 +33,23 @@ fn about() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    common::error::main("writer", || {
+    common::error::main(ME.bin, || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;
         // Registered first: a stop while opening ends what the open made too. Stopped, the writer
         // removes the objects if nothing of its waits in them and nobody else uses them.
-        let stop_end = StopEnd::register("writer", true);
+        let cleanup = stop_guard(ME.bin, Side::Writer, AtEnd::Remove);
         let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix), &mut || {
-            common::diag!("writer: waiting for another writer to give the new shared memory its size")
+            common::diag!("{ME}: waiting for another writer to give the new shared memory its size")
         })?;
-        stop_end.set(&chan);
+        cleanup.made((chan.objects(), chan.ender()));
         let objects = chan.objects();
-        let peer = Peer { package: "shm-ipc", bin: "reader", args: cli.key.peer_args(cli.posix) };
         let what = format!("for the reader to take the last message from {}", objects.name());
         let o = objects.clone();
-        let mut ready =
-            Ready::waiting("writer", what, peer).looking(move || Seen { holds: None, peer: o.peer_state("reader") });
+        let mut ready = ME
+            .waiting(what)
+            .peer_args(cli.key.peer_args(cli.posix))
+            .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
         let total = cli.send.each(DEFAULT_MESSAGE).count();
         let mut sent = 0;
         let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
             )),
         });
         // What it wrote is the readers'; the last one out removes the objects.
-        let ended = report_end("writer", &objects, true, false, chan.finish());
+        let ended = cleanup.finish(|(o, _)| report_end(ME.bin, o, Side::Writer, End::Finished, chan.finish()));
         sending.and(ended)
     })
 }
