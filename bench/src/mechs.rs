@@ -2,6 +2,7 @@
 //! crate's own library code (file_ipc, pipe_ipc's FIFOs, msgq_ipc, shm_ipc, signal_ipc) where the
 //! workspace has it; the spin and futex rings and the socket are the bench's own.
 
+use pipe_ipc::fifo;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -259,12 +260,12 @@ impl Setup for Fifos {
         // Opened in the same order on both sides (down, then up), so neither blocks forever.
         let (tx, rx) = match side {
             Side::Parent => {
-                let tx = pipe_ipc::fifo::open_end(&down, true)?;
-                (tx, pipe_ipc::fifo::open_end(&up, false)?)
+                let tx = fifo::open_end(&down, fifo::End::Write)?;
+                (tx, fifo::open_end(&up, fifo::End::Read)?)
             }
             Side::Child => {
-                let rx = pipe_ipc::fifo::open_end(&down, false)?;
-                (pipe_ipc::fifo::open_end(&up, true)?, rx)
+                let rx = fifo::open_end(&down, fifo::End::Read)?;
+                (fifo::open_end(&up, fifo::End::Write)?, rx)
             }
         };
         Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(rx)) })
@@ -357,7 +358,7 @@ struct MqLink {
 
 impl Link for MqLink {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.queue.send(self.mtype, msg, true, &mut || {})
+        self.queue.send(self.mtype, msg, msgq_ipc::WhenFull::Wait, &mut || {})
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
@@ -375,7 +376,7 @@ impl Setup for SysvMq {
     }
 
     fn cleanup(&self) {
-        let _ = msgq_ipc::clean(self.0, false);
+        let _ = msgq_ipc::clean(self.0, msgq_ipc::Flavor::SysV);
     }
 }
 

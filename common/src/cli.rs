@@ -15,10 +15,6 @@ macro_rules! command_name {
     () => {
         concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_BIN_NAME"))
     };
-    // The form of the mains not yet on the one above (removed once none is left).
-    ($bin:literal) => {
-        concat!(env!("CARGO_PKG_NAME"), " ", $bin)
-    };
 }
 
 #[derive(Args, Debug, Clone)]
@@ -77,10 +73,10 @@ pub struct KeyArgs {
 
 impl KeyArgs {
     /// The arguments a peer needs to meet us, for a ready line: `--key K` unless it is the
-    /// default, and `--posix` for the POSIX variant.
-    pub fn peer_args(&self, posix: bool) -> String {
+    /// default, then `variant` (e.g. `--posix`) if any.
+    pub fn peer_args(&self, variant: Option<&str>) -> String {
         let key = (self.key != DEFAULT_KEY).then(|| format!("--key {}", self.key));
-        key.into_iter().chain(posix.then(|| "--posix".to_string())).collect::<Vec<_>>().join(" ")
+        key.into_iter().chain(variant.map(str::to_string)).collect::<Vec<_>>().join(" ")
     }
 }
 

@@ -19,7 +19,7 @@ pub mod sysv;
 pub use error::{Error, Result, SysResult};
 pub use key::Key;
 pub use memory::{Access, Memory, MemoryMut, ReadOnly, ReadWrite, Words};
-pub use ready::{Peer, PeerState, Program, Ready, Seen};
+pub use ready::{PeerState, Program, Ready, Seen};
 
 /// The key of the note's SysV examples: `(key_t)1234`.
 pub const DEFAULT_KEY: Key = Key::new(1234);

@@ -43,11 +43,11 @@ impl Program {
 }
 
 /// The peer a waiting process needs, as a command: `cargo run -p <package> --bin <bin> -- <args>`.
-pub struct Peer {
-    pub package: &'static str,
-    pub bin: &'static str,
+struct Peer {
+    package: &'static str,
+    bin: &'static str,
     /// What the peer must be given to meet us (`--key 0x40...`, `--posix`), or nothing.
-    pub args: String,
+    args: String,
 }
 
 impl Peer {
@@ -92,11 +92,6 @@ pub struct Ready {
 }
 
 impl Ready {
-    /// The form of the mains not yet on [`Program::waiting`] (removed once none is left).
-    pub fn waiting(bin: &'static str, what: impl Into<String>, peer: Peer) -> Ready {
-        Ready { bin, what: what.into(), peer, look: Box::new(Seen::unknown), shown: false }
-    }
-
     /// What the peer must be given to meet us (`--key 0x40...`, `--posix`); nothing by default.
     pub fn peer_args(mut self, args: impl Into<String>) -> Ready {
         self.peer.args = args.into();

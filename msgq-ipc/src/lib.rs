@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::sysv::{self, MsgBuf};
-use common::{Error, Key, Peer, PeerState, Ready, Result, Seen};
+use common::{Error, Key, PeerState, Program, Ready, Result, Seen};
 use nix::errno::Errno;
 use nix::mqueue::MqdT;
 
@@ -49,6 +49,22 @@ impl Flavor {
     /// The longest text one message carries: the crate sends the text and a NUL, as the C does.
     pub fn max_text(self) -> usize {
         self.msg_size().0 - 1
+    }
+}
+
+/// What a send does when the queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Fail with EAGAIN (IPC_NOWAIT, the note's way).
+    Fail,
+    /// Block until there is room (`writer --wait`).
+    Wait,
+}
+
+impl WhenFull {
+    /// From a `--wait` flag.
+    pub fn wait_if(wait: bool) -> WhenFull {
+        if wait { WhenFull::Wait } else { WhenFull::Fail }
     }
 }
 
@@ -97,11 +113,10 @@ pub fn check_fits<T: AsRef<[u8]>>(flavor: Flavor, prefix: usize, texts: &[T]) ->
 }
 
 /// The waiting line of a writer that finds the queue full; `peer` is what a reader needs to meet
-/// it (see `common::cli::KeyArgs::peer_args`).
-pub fn waiting_for_room(queue: &Queue, peer: &str) -> Ready {
+/// it (see `common::cli::KeyArgs::peer_args`); `me` is the writer.
+pub fn waiting_for_room(me: Program, queue: &Queue, peer: &str) -> Ready {
     let h = queue.handle();
-    let peer = Peer { package: "msgq-ipc", bin: "reader", args: peer.to_string() };
-    Ready::waiting("writer", format!("for room in {}", h.name()), peer).looking(move || Seen {
+    me.waiting(format!("for room in {}", h.name())).peer_args(peer).looking(move || Seen {
         holds: h.remaining().ok().map(|n| format!("it holds {n} message(s), as much as it takes")),
         peer: PeerState::Unknown,
     })
@@ -217,15 +232,16 @@ impl Queue {
     }
 
     /// Sends `text` and a NUL with type `mtype` (a POSIX queue has no types: it ignores it).
-    /// Without `wait` a full queue is an error (IPC_NOWAIT, as in the note); with it, the call
-    /// blocks until there is room, after calling `on_wait` once.
-    pub fn send(&mut self, mtype: i64, text: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
+    /// [`WhenFull::Fail`]: a full queue is an error (IPC_NOWAIT, as in the note); [`WhenFull::Wait`]:
+    /// the call blocks until there is room, after calling `on_wait` once.
+    pub fn send(&mut self, mtype: i64, text: &[u8], full: WhenFull, on_wait: &mut dyn FnMut()) -> Result<()> {
         let msg = with_nul(text);
+        let wait = full == WhenFull::Wait;
         match self {
             Queue::SysV { id, key, mode, recreate, .. } => {
                 send_sysv(id, *key, *mode, *recreate, mtype, &msg, wait, on_wait)
             }
-            Queue::Posix(q) => q.send(&msg, wait, on_wait),
+            Queue::Posix(q) => q.send(&msg, full, on_wait),
         }
     }
 
@@ -520,8 +536,8 @@ fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
 }
 
 /// `reader --clean`: removes the queue of `key` (after a SIGKILL nothing else could).
-pub fn clean(key: Key, posix: bool) -> Result<String> {
-    if posix {
+pub fn clean(key: Key, flavor: Flavor) -> Result<String> {
+    if flavor == Flavor::Posix {
         let name = posix_queue_name(key);
         return match nix::mqueue::mq_unlink(name.as_str()) {
             Ok(()) => Ok(format!("removed POSIX queue {name}")),

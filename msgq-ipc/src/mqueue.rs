@@ -17,7 +17,7 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_se
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fchmod, fstat};
 
-use crate::Origin;
+use crate::{Origin, WhenFull};
 
 /// The size of one message of the POSIX queue (mq_msgsize), its text and NUL: Linux's default
 /// limit for an unprivileged queue, fs.mqueue.msgsize_max. Asking for more fails with EINVAL.
@@ -101,7 +101,8 @@ impl PosixQueue {
         Ok((q, created))
     }
 
-    pub(crate) fn send(&mut self, msg: &[u8], wait: bool, on_wait: &mut dyn FnMut()) -> Result<()> {
+    pub(crate) fn send(&mut self, msg: &[u8], full: WhenFull, on_wait: &mut dyn FnMut()) -> Result<()> {
+        let wait = full == WhenFull::Wait;
         if msg.len() > self.msgsize {
             return Err(Error::Usage(format!(
                 "a message of {} bytes is more than {} holds ({} bytes)",
@@ -285,6 +286,7 @@ fn open_err(name: &str, e: Errno) -> Error {
     let err = Error::sys("mq_open", name, e);
     match e {
         Errno::ENOENT => err.hint("no such queue; start the writer first"),
+        Errno::EACCES => err.hint("the queue belongs to another user and its mode does not let you use it"),
         Errno::EINVAL => err.hint("the queue limits are above fs.mqueue.msg_max / msgsize_max"),
         _ => err,
     }

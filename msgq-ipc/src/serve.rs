@@ -8,23 +8,22 @@ use common::cli::KeyArgs;
 use common::out::Out;
 use common::stop::on_stop;
 use common::sysv::{self, MsgBuf};
-use common::{Error, Peer, Ready, Result};
+use common::{Error, Program, Result};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::{Handle, Origin, Queue, c_text, finish, msgmax, waiting_for_room};
+use crate::{Handle, Origin, Queue, WhenFull, c_text, finish, msgmax, waiting_for_room};
 
 /// `reader --serve`: answers requests on `queue` until stopped, or `count` of them. Each request is
 /// printed as `request from pid <pid>: <message>`, and answered with `re: <message>` unless the
 /// reply cannot go (said on stderr): no client can stop or block the server. `key` is for the
-/// waiting line's hint.
-pub fn server(queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Out) -> Result<()> {
+/// waiting line's hint; `me` is the reader that serves.
+pub fn server(me: Program, queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Out) -> Result<()> {
     let name = queue.handle().name();
-    let key = key.peer_args(false);
+    let key = key.peer_args(None);
     let args = if key.is_empty() { "--request hello".to_string() } else { format!("{key} --request hello") };
-    let peer = Peer { package: "msgq-ipc", bin: "writer", args };
-    let mut ready = Ready::waiting("reader", format!("for requests (type {REQUEST_TYPE}) on {name}"), peer);
+    let mut ready = me.waiting(format!("for requests (type {REQUEST_TYPE}) on {name}")).peer_args(args);
     let mut served = 0;
     while count.is_none_or(|c| served < c) {
         let (_, text) = queue.recv(REQUEST_TYPE, &mut || ready.show())?;
@@ -36,17 +35,17 @@ pub fn server(queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Ou
                 let reply = reply(msg);
                 let dropped = match undeliverable(pid, &reply, queue.max_text()) {
                     Some(why) => Some(why),
-                    None => match queue.send(pid, &reply, false, &mut || {}) {
+                    None => match queue.send(pid, &reply, WhenFull::Fail, &mut || {}) {
                         Ok(()) => None,
                         Err(e) if e.errno() == Some(Errno::EIDRM) => return Err(e),
                         Err(e) => Some(e.to_string()),
                     },
                 };
                 if let Some(why) = dropped {
-                    common::diag!("reader: dropped the reply to pid {pid}: {why}");
+                    common::diag!("{me}: dropped the reply to pid {pid}: {why}");
                 }
             }
-            Err(Error::Failed(why)) => common::diag!("reader: skipped {why}"),
+            Err(Error::Failed(why)) => common::diag!("{me}: skipped {why}"),
             Err(e) => return Err(e),
         }
         served += 1;
@@ -60,12 +59,13 @@ pub fn server(queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Ou
 /// `writer --request`: sends one request (type 1, `<pid> <message>`) and prints the reply sent
 /// back with type <pid>. Stopped before the reply: the request is taken back (no server answers a
 /// dead pid), and a queue this process made (`origin`) goes too if no server took the request and
-/// nothing else is in it. `peer` is what a server needs to meet us (`KeyArgs::peer_args`).
-pub fn client(queue: &mut Queue, origin: Origin, msg: &[u8], peer: &str) -> Result<()> {
+/// nothing else is in it. `peer` is what a server needs to meet us (`KeyArgs::peer_args`); `me`
+/// is the writer that asks.
+pub fn client(me: Program, queue: &mut Queue, origin: Origin, msg: &[u8], peer: &str) -> Result<()> {
     let pid = std::process::id();
     let name = queue.handle().name();
     let text = request(pid, msg);
-    let mut room = waiting_for_room(queue, peer);
+    let mut room = waiting_for_room(me, queue, peer);
     // One stop action, registered before the send (which may wait for room and be stopped there),
     // acting on the queue the request is in: the send may move it to a new queue of the key.
     // (Two actions, one per queue, deadlocked: the first keeps stop_with's lock to the end.)
@@ -79,27 +79,23 @@ pub fn client(queue: &mut Queue, origin: Origin, msg: &[u8], peer: &str) -> Resu
                 let nobody_took_it = withdraw(id, pid, &text);
                 if origin == Origin::Made
                     && nobody_took_it
-                    && let Err(e) = finish(&h, "writer")
+                    && let Err(e) = finish(&h, me.bin)
                 {
-                    common::diag!("writer: {e}");
+                    common::diag!("{me}: {e}");
                 }
             })
         })
     };
-    queue.send(REQUEST_TYPE, &text, true, &mut || room.show())?;
+    queue.send(REQUEST_TYPE, &text, WhenFull::Wait, &mut || room.show())?;
     *current.lock().unwrap_or_else(PoisonError::into_inner) = queue.handle();
     let args = if peer.is_empty() { "--serve".to_string() } else { format!("{peer} --serve") };
-    let mut reply = Ready::waiting(
-        "writer",
-        format!("for a reply (type {pid}) on {name}"),
-        Peer { package: "msgq-ipc", bin: "reader", args },
-    );
+    let mut reply = me.waiting(format!("for a reply (type {pid}) on {name}")).peer_args(args);
     let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show()).inspect_err(|_| crate::settle())?;
     drop(guard);
     common::out::stdout().line(c_text(&reply))?;
     // A `reader --serve --count N` that ended before we took its reply left the queue for us.
     match queue.handle() {
-        h @ Handle::SysV { id, .. } if server_gone(id) => finish(&h, "writer"),
+        h @ Handle::SysV { id, .. } if server_gone(id) => finish(&h, me.bin),
         _ => Ok(()),
     }
 }

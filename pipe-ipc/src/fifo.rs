@@ -59,10 +59,20 @@ pub fn make(path: &Path, mode: u32) -> Result<()> {
     Anchor::make(path, mode).map(drop)
 }
 
+/// Which end of a FIFO a process opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Read,
+    Write,
+}
+
 /// Opens one end, blocking until the other end is opened too (the bench's FIFOs: its own
 /// directory, its own two processes).
-pub fn open_end(path: &Path, write: bool) -> Result<File> {
-    let dir = if write { OFlag::O_WRONLY } else { OFlag::O_RDONLY };
+pub fn open_end(path: &Path, end: End) -> Result<File> {
+    let dir = match end {
+        End::Write => OFlag::O_WRONLY,
+        End::Read => OFlag::O_RDONLY,
+    };
     loop {
         match open(path, dir | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
             Err(Errno::EINTR) => continue,

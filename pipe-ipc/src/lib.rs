@@ -49,10 +49,13 @@ pub fn copy_lines(from: &mut impl BufRead, out: &mut Out, count: Option<u64>, wh
     Ok(n)
 }
 
-/// What a peer needs to meet us on a FIFO, for a waiting line: `--fifo`, and `--path P` unless the
-/// path is the default.
-pub fn peer_args(path: &std::path::Path, given: bool) -> String {
-    if given { format!("--fifo --path {}", path.display()) } else { "--fifo".to_string() }
+/// What a peer needs to meet us on a FIFO, for a waiting line: `--fifo`, and `--path P` if the
+/// user gave one.
+pub fn peer_args(given: Option<&std::path::Path>) -> String {
+    match given {
+        Some(path) => format!("--fifo --path {}", path.display()),
+        None => "--fifo".to_string(),
+    }
 }
 
 #[cfg(test)]

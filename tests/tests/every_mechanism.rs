@@ -4,6 +4,8 @@
 //! wildcard arm (see tests/src/mechanisms.rs); a mechanism it cannot apply to says why in one line.
 //! One mechanism's own behaviour goes in its crate's file (file_ipc.rs, pipe_ipc.rs, ...).
 
+use msgq_ipc::posix_queue_name;
+use shm_ipc::shm_name;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 
@@ -52,13 +54,15 @@ fn another_users_objects_are_refused_and_explained() {
             Mechanism::SysvQueue => {
                 format!("reader: msgrcv(queue {key}): Permission denied; the queue belongs to another user")
             }
-            // No hint after the errno yet, unlike the other mechanisms.
-            Mechanism::PosixQueue => format!("reader: mq_open(/msgq-ipc-{key}): Permission denied"),
+            Mechanism::PosixQueue => format!(
+                "reader: mq_open({}): Permission denied; the queue belongs to another user",
+                posix_queue_name(&key)
+            ),
             Mechanism::SysvShm => {
                 format!("reader: shmctl(IPC_STAT)(key {key}): Permission denied; it belongs to another user")
             }
             Mechanism::PosixShm => {
-                format!("reader: shm_open(/shm-ipc-{key}): Permission denied; it belongs to another user")
+                format!("reader: shm_open({}): Permission denied; it belongs to another user", shm_name(&key))
             }
             Mechanism::Signal => {
                 let Some((_dir, mut nobody_writer)) = as_nobody(m.package(), "writer") else { return };
@@ -164,9 +168,9 @@ fn clean_recovers_what_a_sigkill_left() {
             }
             Mechanism::Fifo => "removed FIFO".to_string(),
             Mechanism::SysvQueue => format!("reader: removed queue {key}\n"),
-            Mechanism::PosixQueue => format!("reader: removed POSIX queue /msgq-ipc-{key}\n"),
+            Mechanism::PosixQueue => format!("reader: removed POSIX queue {}\n", posix_queue_name(&key)),
             Mechanism::SysvShm => format!("reader: removed segment and semaphores of key {key}\n"),
-            Mechanism::PosixShm => format!("reader: removed 3 POSIX object(s) of /shm-ipc-{key}\n"),
+            Mechanism::PosixShm => format!("reader: removed 3 POSIX object(s) of {}\n", shm_name(&key)),
             // Neither makes anything that could outlive it, so neither has a --clean.
             Mechanism::Pipe | Mechanism::Signal => continue,
         };
@@ -253,7 +257,7 @@ fn mode_widens_only_when_asked_for_every_mechanism() {
                     Mechanism::PosixQueue => {
                         // A POSIX queue descriptor is a file descriptor on Linux: fstat gives its mode.
                         use nix::mqueue::{MQ_OFlag, mq_close, mq_open};
-                        let name = format!("/msgq-ipc-{key}");
+                        let name = posix_queue_name(&key);
                         let q =
                             mq_open(name.as_str(), MQ_OFlag::O_RDONLY, nix::sys::stat::Mode::empty(), None).unwrap();
                         let st = nix::sys::stat::fstat(&q).unwrap();
@@ -261,7 +265,7 @@ fn mode_widens_only_when_asked_for_every_mechanism() {
                         st.st_mode as u16
                     }
                     Mechanism::PosixShm => {
-                        std::fs::metadata(format!("/dev/shm/shm-ipc-{key}")).unwrap().permissions().mode() as u16
+                        std::fs::metadata(format!("/dev/shm{}", shm_name(&key))).unwrap().permissions().mode() as u16
                     }
                     // The message file.
                     _ => std::fs::metadata(place.path()).unwrap().permissions().mode() as u16,

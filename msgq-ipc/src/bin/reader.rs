@@ -7,14 +7,16 @@ use clap::Parser;
 use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
 use common::out::Out;
-use common::{Peer, PeerState, Ready, Result, Seen};
+use common::{PeerState, Result, Seen};
 use msgq_ipc::{Flavor, Handle, Queue, c_text, finish, serve};
+
+const ME: common::Program = common::program!();
 
 /// Message queue reader: msgget (creating the queue, 0600, if the writer has not yet), then msgrcv
 /// of one message of type T per line printed, --count of them. At the end it removes the queue if
 /// it is empty; messages beyond --count stay in it for the next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!("reader"), bin_name = "reader", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -48,10 +50,10 @@ struct Cli {
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
     let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
-    common::error::main("reader", || {
+    common::error::main(ME.bin, || {
         let key = cli.key.key;
         if cli.clean {
-            common::diag!("reader: {}", msgq_ipc::clean(key, cli.posix)?);
+            common::diag!("{ME}: {}", msgq_ipc::clean(key, Flavor::posix_if(cli.posix))?);
             return Ok(());
         }
         common::stop::install()?;
@@ -66,19 +68,19 @@ fn main() -> ExitCode {
         // message it has not printed yet: the guard lets it print it first (2 s at most).
         let cleanup = Cleanup::register(AtEnd::keep_if(cli.keep), Duration::from_secs(2), |h: Handle| {
             msgq_ipc::stop_with(|finish| {
-                if let Err(e) = finish(&h, "reader") {
-                    common::diag!("reader: {e}");
+                if let Err(e) = finish(&h, ME.bin) {
+                    common::diag!("{ME}: {e}");
                 }
             })
         });
         cleanup.made(queue.handle());
         let mut out = common::out::stdout();
         let received = if cli.serve {
-            serve::server(&mut queue, &cli.key, cli.recv.count, &mut out)
+            serve::server(ME, &mut queue, &cli.key, cli.recv.count, &mut out)
         } else {
             receive(&cli, &mut queue, &mut out)
         };
-        let finished = cleanup.finish(|h| finish(h, "reader"));
+        let finished = cleanup.finish(|h| finish(h, ME.bin));
         received.and(finished)
     })
 }
@@ -87,9 +89,10 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     let handle = queue.handle();
     let name = handle.name();
     let wanted = if cli.posix { "a message".to_string() } else { msgq_ipc::type_range(cli.mtype) };
-    let peer = Peer { package: "msgq-ipc", bin: "writer", args: cli.key.peer_args(cli.posix) };
     let h = handle.clone();
-    let mut ready = Ready::waiting("reader", format!("on {name} for {wanted}"), peer)
+    let mut ready = ME
+        .waiting(format!("on {name} for {wanted}"))
+        .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
         .looking(move || Seen { holds: msgq_ipc::held_by_others(&h), peer: PeerState::Unknown });
     for _ in 0..cli.recv.count.unwrap_or(1) {
         let before = if cli.show_count { handle.remaining()? } else { 0 };
@@ -98,7 +101,7 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
         if cli.show_count {
             // M4: msgrcv takes the message off the queue (the note says it "pushes").
             common::diag!(
-                "reader: msgrcv took one message: {name} held {before} before and {} after (IPC_STAT msg_qnum)",
+                "{ME}: msgrcv took one message: {name} held {before} before and {} after (IPC_STAT msg_qnum)",
                 handle.remaining()?
             );
         }

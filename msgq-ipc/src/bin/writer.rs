@@ -5,12 +5,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::cli::{KeyArgs, ModeArgs, SendArgs};
 use common::stop::on_stop;
-use msgq_ipc::{DEFAULT_MESSAGE, Flavor, Origin, Queue, check_fits, serve, waiting_for_room};
+use msgq_ipc::{DEFAULT_MESSAGE, Flavor, Origin, Queue, WhenFull, check_fits, serve, waiting_for_room};
+
+const ME: common::Program = common::program!();
 
 /// Message queue writer: msgget(key, IPC_CREAT|0600), then msgsnd of each message (its text and a
 /// NUL, as the C sends strlen+1) with IPC_NOWAIT.
 #[derive(Parser)]
-#[command(name = common::command_name!("writer"), bin_name = "writer", version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -35,7 +37,7 @@ struct Cli {
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
     let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
-    common::error::main("writer", || {
+    common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);
         // A request carries "<pid> " before the message.
         let prefix = if cli.request { serve::request(std::process::id(), b"").len() } else { 0 };
@@ -44,22 +46,22 @@ fn main() -> ExitCode {
         common::stop::install()?;
         let (mut queue, origin) = Queue::get_or_create_of(flavor, cli.key.key, cli.mode.mode)?;
         queue.recreate_if_removed();
-        let peer = cli.key.peer_args(cli.posix);
+        let peer = cli.key.peer_args(cli.posix.then_some("--posix"));
         if cli.request {
-            return texts.iter().try_for_each(|t| serve::client(&mut queue, origin, t, &peer));
+            return texts.iter().try_for_each(|t| serve::client(ME, &mut queue, origin, t, &peer));
         }
         // Stopped while it waits for room: a queue it made goes unless messages wait in it.
         let _cleanup = (origin == Origin::Made).then(|| {
             let h = queue.handle();
             on_stop(move || {
                 msgq_ipc::stop_with(|finish| {
-                    if let Err(e) = finish(&h, "writer") {
-                        common::diag!("writer: {e}");
+                    if let Err(e) = finish(&h, ME.bin) {
+                        common::diag!("{ME}: {e}");
                     }
                 })
             })
         });
-        let mut room = waiting_for_room(&queue, &peer);
-        texts.iter().try_for_each(|t| queue.send(cli.mtype, t, cli.wait, &mut || room.show()))
+        let mut room = waiting_for_room(ME, &queue, &peer);
+        texts.iter().try_for_each(|t| queue.send(cli.mtype, t, WhenFull::wait_if(cli.wait), &mut || room.show()))
     })
 }

@@ -66,14 +66,20 @@ fn main() -> ExitCode {
             common::diag!("{ME}: {}", fifo::clean(&path)?);
             return Ok(());
         }
-        from_fifo(&path, cli.path.is_some(), cli.mode.mode, &cli.recv, &mut out)
+        from_fifo(&path, cli.path.as_deref(), cli.mode.mode, &cli.recv, &mut out)
     })
 }
 
-fn from_fifo(path: &Path, given: bool, mode: u32, recv: &ReceiveArgs, out: &mut common::out::Out) -> Result<()> {
+fn from_fifo(
+    path: &Path,
+    given: Option<&Path>,
+    mode: u32,
+    recv: &ReceiveArgs,
+    out: &mut common::out::Out,
+) -> Result<()> {
     common::stop::install()?;
     let mut ready =
-        ME.waiting(format!("for a writer on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(path, given));
+        ME.waiting(format!("for a writer on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(given));
     let mut reader = fifo::Reader::open(path, mode)?;
     let mut printed = 0;
     let result = loop {

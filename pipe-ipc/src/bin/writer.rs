@@ -50,16 +50,16 @@ fn main() -> ExitCode {
             )));
         }
         let path = cli.path.clone().map_or_else(fifo::default_path, Ok)?;
-        to_fifo(&path, cli.path.is_some(), cli.mode.mode, &cli.send)
+        to_fifo(&path, cli.path.as_deref(), cli.mode.mode, &cli.send)
     })
 }
 
-fn to_fifo(path: &Path, given: bool, mode: u32, send: &SendArgs) -> Result<()> {
+fn to_fifo(path: &Path, given: Option<&Path>, mode: u32, send: &SendArgs) -> Result<()> {
     common::stop::install()?;
     // Shown on ENXIO: a non-blocking open for writing fails so exactly when no reader has it open.
     let mut ready = ME
         .waiting(format!("for a reader on FIFO {}", path.display()))
-        .peer_args(pipe_ipc::peer_args(path, given))
+        .peer_args(pipe_ipc::peer_args(given))
         .looking(|| Seen { holds: None, peer: PeerState::Absent });
     let mut writer = fifo::Writer::open(path, mode, &mut || ready.show())?;
     for msg in send.each(DEFAULT_MESSAGE) {

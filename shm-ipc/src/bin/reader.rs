@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         let o = objects.clone();
         let mut ready = ME
             .waiting(what)
-            .peer_args(cli.key.peer_args(cli.posix))
+            .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
             .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
         // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).

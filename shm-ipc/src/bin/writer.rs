@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         let o = objects.clone();
         let mut ready = ME
             .waiting(what)
-            .peer_args(cli.key.peer_args(cli.posix))
+            .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
             .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
         let total = cli.send.each(DEFAULT_MESSAGE).count();
         let mut sent = 0;
