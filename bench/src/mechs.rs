@@ -422,8 +422,15 @@ impl Link for MqEnd {
     }
 }
 
-fn mq_end(name: &str, size: usize, create: bool) -> Result<MqEnd> {
-    let flags = if create { MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL } else { MQ_OFlag::empty() };
+/// Whether [`mq_end`] makes the queue (the parent, once) or opens the one made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MqOpen {
+    Create,
+    Existing,
+}
+
+fn mq_end(name: &str, size: usize, open: MqOpen) -> Result<MqEnd> {
+    let flags = if open == MqOpen::Create { MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL } else { MQ_OFlag::empty() };
     let attr = MqAttr::new(0, MQ_MSGS, size as i64, 0);
     let mqd =
         mq_open(name, MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC | flags, Mode::from_bits_truncate(0o600), Some(&attr))
@@ -444,7 +451,10 @@ struct PosixMqSetup {
 impl Setup for PosixMqSetup {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
         let (tx, rx) = pick(side, &self.names.0, &self.names.1);
-        Ok(Ends { tx: Box::new(mq_end(tx, self.size, false)?), rx: Box::new(mq_end(rx, self.size, false)?) })
+        Ok(Ends {
+            tx: Box::new(mq_end(tx, self.size, MqOpen::Existing)?),
+            rx: Box::new(mq_end(rx, self.size, MqOpen::Existing)?),
+        })
     }
 
     fn cleanup(&self) {
@@ -455,7 +465,7 @@ impl Setup for PosixMqSetup {
 
 fn posix_mq(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
     make_both(PosixMqSetup { names: posix_names(key), size }, |m, i| {
-        mq_end([&m.names.0, &m.names.1][i], m.size, true).map(drop)
+        mq_end([&m.names.0, &m.names.1][i], m.size, MqOpen::Create).map(drop)
     })
 }
 
@@ -556,7 +566,7 @@ impl<M: MemoryMut> Link for InPlace<M> {
 struct SysvSpin {
     ids: (i32, i32),
     size: usize,
-    in_place: bool,
+    copies: Copies,
 }
 
 impl Setup for SysvSpin {
@@ -569,7 +579,10 @@ impl Setup for SysvSpin {
                 return Err(Error::Failed(format!("segment id {id}: {} bytes, a ring needs {len}", mem.len())));
             }
             let ring = Ring::new(mem, self.size, Wait::Spin);
-            Ok(if self.in_place { Box::new(InPlace(ring)) } else { Box::new(ring) })
+            Ok(match self.copies {
+                Copies::InPlace => Box::new(InPlace(ring)),
+                Copies::InAndOut => Box::new(ring),
+            })
         };
         Ok(Ends { tx: ring(tx)?, rx: ring(rx)? })
     }
@@ -581,14 +594,21 @@ impl Setup for SysvSpin {
 }
 
 fn sysv_shm_spin(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    sysv_ring(size, key, false)
+    sysv_ring(size, key, Copies::InAndOut)
 }
 
 fn sysv_shm_inplace(size: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    sysv_ring(size, key, true)
+    sysv_ring(size, key, Copies::InPlace)
 }
 
-fn sysv_ring(size: usize, key: u32, in_place: bool) -> Result<Arc<dyn Setup>> {
+/// How a ring row moves a message: copied into a slot and out of it, or built and checked in place.
+#[derive(Clone, Copy)]
+enum Copies {
+    InAndOut,
+    InPlace,
+}
+
+fn sysv_ring(size: usize, key: u32, copies: Copies) -> Result<Arc<dyn Setup>> {
     let len = ring::bytes(size);
     let make = |k: u32| {
         sysv::shmget(Key::new(k), len, libc::IPC_CREAT | libc::IPC_EXCL | 0o600).sys("shmget", format!("key {:#x}", k))
@@ -597,7 +617,7 @@ fn sysv_ring(size: usize, key: u32, in_place: bool) -> Result<Arc<dyn Setup>> {
     let up = make(key + 1).inspect_err(|_| {
         let _ = sysv::shm_remove(down);
     })?;
-    Ok(Arc::new(SysvSpin { ids: (down, up), size, in_place }))
+    Ok(Arc::new(SysvSpin { ids: (down, up), size, copies }))
 }
 
 /// Two POSIX shared-memory objects (down, up), each one ring whose waits sleep in futex(2).

@@ -69,9 +69,12 @@ impl<T: Send + 'static> Cleanup<T> {
     /// The normal end of run: at a safe point (a stop in progress parks the main thread here and
     /// ends the run itself), runs `remove` on what was made, unless [`AtEnd::Keep`]; then tells
     /// the stop thread that the main thread touches nothing any more ([`gate::done`]). A stop that
-    /// comes while `remove` runs waits for it (it holds the slot), then finds nothing left to end.
+    /// comes while `remove` runs waits for it (it holds the slot), then finds nothing left to end;
+    /// `remove` cannot park at a safe point meanwhile ([`gate::ending`]), which would leave both
+    /// threads waiting for each other.
     pub fn finish(&self, remove: impl FnOnce(&T) -> Result<()>) -> Result<()> {
         gate::safe_point();
+        gate::ending();
         let mut slot = lock(&self.made);
         let removed = match (self.at_end, slot.take()) {
             (AtEnd::Remove, Some(what)) => remove(&what),

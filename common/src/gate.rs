@@ -17,6 +17,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use std::time::{Duration, Instant};
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
+static ENDING: AtomicBool = AtomicBool::new(false);
 static PARKED: Mutex<bool> = Mutex::new(false);
 static CHANGED: Condvar = Condvar::new();
 
@@ -25,8 +26,10 @@ fn parked() -> MutexGuard<'static, bool> {
 }
 
 /// Called by the main thread where it holds nothing: parks for good if a stop was asked for.
+/// Once the main thread has begun its own end of run ([`ending`]) there is no safe point left: it
+/// may hold what the stop thread waits for, so it goes on to [`done`] instead.
 pub fn safe_point() {
-    if !STOPPING.load(Ordering::SeqCst) {
+    if !STOPPING.load(Ordering::SeqCst) || ENDING.load(Ordering::SeqCst) {
         return;
     }
     let mut p = parked();
@@ -35,6 +38,12 @@ pub fn safe_point() {
     loop {
         p = CHANGED.wait(p).unwrap_or_else(PoisonError::into_inner); // the stop thread ends the process
     }
+}
+
+/// Called by the main thread past its last safe point, as it begins its own end of run: a stop
+/// from now on waits for [`done`].
+pub fn ending() {
+    ENDING.store(true, Ordering::SeqCst);
 }
 
 /// Called by the main thread once its own end of run is over: it will touch nothing any more.

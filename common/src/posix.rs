@@ -122,11 +122,29 @@ impl Mapped {
     }
 }
 
-/// An open-file-description record lock (F_OFD_SETLK) on bytes `start..start+1` of `fd`: shared,
-/// exclusive, or none (unlock). Such locks belong to the open file, not to a thread or a process's
-/// other descriptors, and go away when the process dies, even by SIGKILL.
+/// The bytes of a file a record lock covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: i64,
+    /// 0: to the end of the file, however long it grows.
+    pub len: i64,
+}
+
+impl Span {
+    /// The whole file.
+    pub const ALL: Span = Span { start: 0, len: 0 };
+
+    /// The one byte at `at` (a byte per member: its PID, say).
+    pub fn byte(at: i64) -> Span {
+        Span { start: at, len: 1 }
+    }
+}
+
+/// An open-file-description record lock (F_OFD_SETLK) on `span` of `fd`: shared, exclusive, or
+/// none (unlock). Such locks belong to the open file, not to a thread or a process's other
+/// descriptors, and go away when the process dies, even by SIGKILL.
 /// Returns false if `wait` is [`LockWait::Try`] and another open file holds a conflicting lock.
-pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: LockWait) -> nix::Result<bool> {
+pub fn ofd_lock(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait) -> nix::Result<bool> {
     let wait = wait == LockWait::Block;
     let l_type = match kind {
         LockKind::Shared => libc::F_RDLCK,
@@ -137,8 +155,8 @@ pub fn ofd_lock(fd: BorrowedFd<'_>, start: i64, kind: LockKind, wait: LockWait) 
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = l_type as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = start as libc::off_t;
-    fl.l_len = 1;
+    fl.l_start = span.start as libc::off_t;
+    fl.l_len = span.len as libc::off_t;
     loop {
         let arg = if wait { FcntlArg::F_OFD_SETLKW(&fl) } else { FcntlArg::F_OFD_SETLK(&fl) };
         match fcntl(fd, arg) {

@@ -22,6 +22,9 @@ pub use mqueue::{POSIX_MAX_MSGS, POSIX_MSG_SIZE, PosixQueue, posix_queue_name};
 const NOT_YOURS: &str =
     "the queue belongs to another user and its mode does not let you use it (see: ipcs -q); pick another --key";
 
+/// The pair's sending binary, for the library's own lines about a send (a queue removed under it).
+pub(crate) const WRITER: Program = Program { package: env!("CARGO_PKG_NAME"), bin: "writer" };
+
 /// The writer's message when none is given.
 pub const DEFAULT_MESSAGE: &str = "Hello Message Queue";
 
@@ -365,7 +368,7 @@ fn send_sysv(
         let (new, _) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
             .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
         common::diag!(
-            "writer: queue {key} was removed by another process; sending the rest to a new queue with that key"
+            "{WRITER}: queue {key} was removed by another process; sending the rest to a new queue with that key"
         );
         *id = new;
         flags = libc::IPC_NOWAIT;

@@ -178,7 +178,8 @@ impl PosixQueue {
     fn move_to_new_queue(&mut self) -> Result<()> {
         let moved = rescue(&self.mqd, self.key, self.mode)?;
         common::diag!(
-            "writer: {} was removed by another process; {}sending the rest to a new queue of that name",
+            "{}: {} was removed by another process; {}sending the rest to a new queue of that name",
+            crate::WRITER,
             self.name,
             if moved.1 > 0 { format!("moved {} message(s) still in it and ", moved.1) } else { String::new() }
         );

@@ -185,7 +185,8 @@ pub fn withdraw(id: i32, pid: u32, request: &[u8]) -> bool {
     for text in others {
         if let Err(e) = sysv::msgsnd(id, REQUEST_TYPE, &text, libc::IPC_NOWAIT) {
             common::diag!(
-                "writer: could not put back another client's request {:?}: msgsnd: {}",
+                "{}: could not put back another client's request {:?}: msgsnd: {}",
+                crate::WRITER,
                 String::from_utf8_lossy(crate::c_text(&text)),
                 e.desc()
             );

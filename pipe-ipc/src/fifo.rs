@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use common::posix::{LockKind, LockWait, Span, ofd_lock};
 use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
@@ -243,23 +244,6 @@ fn flock(fd: BorrowedFd, op: libc::c_int) -> nix::Result<()> {
     Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
 }
 
-fn ofd_lock(fd: BorrowedFd, kind: libc::c_int, start: i64, len: i64, wait: bool) -> nix::Result<()> {
-    let fl = libc::flock {
-        l_type: kind as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: start,
-        l_len: len,
-        l_pid: 0,
-    };
-    loop {
-        let arg = if wait { FcntlArg::F_OFD_SETLKW(&fl) } else { FcntlArg::F_OFD_SETLK(&fl) };
-        match fcntl(fd, arg) {
-            Err(Errno::EINTR) => continue,
-            other => return other.map(drop),
-        }
-    }
-}
-
 /// Some other process holds a lock on the FIFO: it is a member (reader or writer).
 fn others_use(fd: BorrowedFd) -> bool {
     locked(fd, 0, 0)
@@ -341,7 +325,8 @@ impl Reader {
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let end = File::from(open(path, flags, Mode::empty()).sys("open", path.display())?);
         anchor.same(end.as_fd())?;
-        ofd_lock(end.as_fd(), libc::F_RDLCK, my_byte(), 1, true).sys("fcntl(F_OFD_SETLKW)", path.display())?;
+        ofd_lock(end.as_fd(), Span::byte(my_byte()), LockKind::Shared, LockWait::Block)
+            .sys("fcntl(F_OFD_SETLKW)", path.display())?;
         let peek = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).sys("pipe2", "peek pipe")?;
         let ticker = anchor.ticker()?;
         let side = Arc::new(ReadSide { anchor, end, peek, ticker });
@@ -487,7 +472,7 @@ impl ReadSide {
         let avail = unread(fd);
         let writer_there = !poll_now(fd).contains(PollFlags::POLLHUP);
         let reading = flock(fd, libc::LOCK_EX | libc::LOCK_NB).is_ok();
-        let _ = ofd_lock(fd, libc::F_UNLCK, my_byte(), 1, false);
+        let _ = ofd_lock(fd, Span::byte(my_byte()), LockKind::Unlock, LockWait::Try);
         let mut line = None;
         if avail > 0 && reading {
             let waiting = self.peek_bytes(avail).map_or(0, |b| {
@@ -503,7 +488,7 @@ impl ReadSide {
                 messages(waiting.max(1))
             ));
         }
-        if !others_use(fd) && ofd_lock(fd, libc::F_RDLCK, 0, 0, false).is_ok() {
+        if !others_use(fd) && ofd_lock(fd, Span::ALL, LockKind::Shared, LockWait::Try) == Ok(true) {
             self.anchor.unlink();
         }
         line
@@ -540,7 +525,7 @@ impl Writer {
         let stop = {
             let side = side.clone();
             on_stop(move || {
-                if let Some(line) = side.leave(true) {
+                if let Some(line) = side.leave(Leaving::Stopped) {
                     say!("writer: {line}");
                 }
             })
@@ -565,7 +550,8 @@ impl Writer {
             }
         };
         side.anchor.same(end.as_fd())?;
-        ofd_lock(end.as_fd(), libc::F_WRLCK, my_byte(), 1, true).sys("fcntl(F_OFD_SETLKW)", path.display())?;
+        ofd_lock(end.as_fd(), Span::byte(my_byte()), LockKind::Exclusive, LockWait::Block)
+            .sys("fcntl(F_OFD_SETLKW)", path.display())?;
         // Blocking writes from here: a full pipe waits for the reader, a gone reader is EPIPE.
         fcntl(end.as_fd(), FcntlArg::F_SETFL(OFlag::empty())).sys("fcntl(F_SETFL)", path.display())?;
         let removed = side.anchor.removed();
@@ -637,7 +623,7 @@ impl Writer {
                 self.ticker.wait();
             }
         }
-        if let Some(line) = self.side.leave(false) {
+        if let Some(line) = self.side.leave(Leaving::Finished) {
             say!("writer: {line}");
         }
         Ok(())
@@ -691,9 +677,16 @@ impl Writer {
     }
 }
 
+/// Why a writer leaves the FIFO: at the end of its messages, or stopped by a signal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leaving {
+    Finished,
+    Stopped,
+}
+
 impl WriteSide {
     /// Leaves the FIFO; removes it if this is the last member and nothing of ours waits in it.
-    fn leave(&self, stopped: bool) -> Option<String> {
+    fn leave(&self, why: Leaving) -> Option<String> {
         let guard = lock_poisoned(&self.end);
         let Some(end) = guard.as_ref() else {
             // Never connected: nothing of ours is in it, but another writer may be waiting with
@@ -708,14 +701,14 @@ impl WriteSide {
         let fd = end.as_fd();
         let n = unread(fd);
         let reader_there = !poll_now(fd).contains(PollFlags::POLLERR);
-        let _ = ofd_lock(fd, libc::F_UNLCK, my_byte(), 1, false);
-        if stopped && n > 0 && reader_there {
+        let _ = ofd_lock(fd, Span::byte(my_byte()), LockKind::Unlock, LockWait::Try);
+        if why == Leaving::Stopped && n > 0 && reader_there {
             return Some(format!(
                 "{n} bytes we wrote still wait in FIFO {} for its reader; left in place",
                 self.anchor.path.display()
             ));
         }
-        if ofd_lock(fd, libc::F_WRLCK, 0, 0, false).is_ok() {
+        if ofd_lock(fd, Span::ALL, LockKind::Exclusive, LockWait::Try) == Ok(true) {
             self.anchor.unlink();
         }
         None

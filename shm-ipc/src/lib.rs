@@ -170,16 +170,6 @@ impl Channel {
             Channel::Posix(c) => EndOf::Posix(c.ender()),
         })
     }
-
-    /// The end of a normal run: [`Ender::finish`], then the channel is closed. Once it returns,
-    /// a stop only waits for the process to exit.
-    pub fn finish(self) -> Result<Outcome> {
-        gate::safe_point();
-        let result = self.ender().finish();
-        drop(self);
-        gate::done();
-        result
-    }
 }
 
 /// The end of a run of one process ("the last one out removes"), shared with the stop thread.

@@ -19,7 +19,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use common::posix::{LockKind, LockWait, Mapped, NamedSem, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, ofd_lock, sem_unlink, shm_unlink};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
@@ -73,7 +73,7 @@ impl PosixChannel {
                 }
             };
             // Waits while another process decides its end of run.
-            if let Err(e) = ofd_lock(mem.fd(), USERS, LockKind::Shared, LockWait::Block) {
+            if let Err(e) = ofd_lock(mem.fd(), Span::byte(USERS), LockKind::Shared, LockWait::Block) {
                 unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
@@ -161,8 +161,9 @@ impl PosixEnd {
         use std::os::fd::AsFd;
         let name = shm_name(self.key);
         let fd = self.file.as_fd();
-        let lock =
-            |at, kind, wait| ofd_lock(fd, at, kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e));
+        let lock = |at, kind, wait| {
+            ofd_lock(fd, Span::byte(at), kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e))
+        };
         if nix::sys::stat::fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
         }

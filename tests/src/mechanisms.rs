@@ -133,18 +133,11 @@ impl Place {
     {
         assert_ne!(self.mechanism, Mechanism::Signal, "signals carry no bytes to exchange");
         if self.mechanism == Mechanism::Pipe {
-            let mut w = self
-                .writer()
-                .args(writer_args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn writer");
-            let stdin = w.stdout.take().expect("writer stdout");
-            let r = Running::spawn(self.reader().args(reader_args).stdin(stdin)).finish();
-            let w = w.wait_with_output().expect("wait for writer");
-            let w = Finished { status: w.status, stdout: w.stdout, stderr: String::from_utf8_lossy(&w.stderr).into() };
-            return (w, r);
+            // Close-on-exec: a child another test starts meanwhile must not hold the write end open.
+            let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe2");
+            let r = Running::spawn(self.reader().args(reader_args).stdin(Stdio::from(rd)));
+            let w = Running::spawn_with_stdout(self.writer().args(writer_args), Stdio::from(wr));
+            return (w.finish(), r.finish());
         }
         let r = Running::spawn(self.reader().args(reader_args));
         let w = Running::spawn(self.writer().args(writer_args)).finish();

@@ -52,12 +52,20 @@ impl Finished {
 impl Running {
     /// Starts `cmd` with stdout and stderr captured (stdin is whatever `cmd` says, null if unset).
     pub fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        Self::spawn_with_stdout(cmd, Stdio::piped())
+    }
+
+    /// [`Self::spawn`] with stdout going to `stdout` (e.g. the write end of a pipe to a reader),
+    /// which is then not captured.
+    pub fn spawn_with_stdout(cmd: &mut Command, stdout: Stdio) -> Running {
+        let mut child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().expect("spawn");
         let pid = Pid::from_raw(child.id() as i32);
-        let mut out = child.stdout.take().expect("stdout");
+        let out = child.stdout.take();
         let stdout = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = out.read_to_end(&mut buf);
+            if let Some(mut out) = out {
+                let _ = out.read_to_end(&mut buf);
+            }
             buf
         });
         let err = child.stderr.take().expect("stderr");

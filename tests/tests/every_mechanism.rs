@@ -85,16 +85,21 @@ fn another_users_objects_are_refused_and_explained() {
         };
         let Some((_dir, mut nobody_reader)) = as_nobody(m.package(), "reader") else { return };
         let mut w = Running::spawn(place.writer().arg("root's"));
-        if m == Mechanism::Fifo {
+        let fifo_writer = if m == Mechanism::Fifo {
             w.wait_for_stderr("writer: waiting"); // the FIFO exists once the writer waits in open()
+            Some(w)
         } else {
             assert!(w.finish().status.success(), "{m:?}");
-        }
+            None
+        };
         let out = nobody_reader.args(place.args()).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{m:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with(&refused), "{m:?}: {err}");
         run(&mut place.reader()).success().stdout("root's\n"); // the message is intact
+        if let Some(w) = fifo_writer {
+            assert!(w.finish().status.success(), "{m:?}: the FIFO writer");
+        }
         place.assert_clean();
     }
 }
@@ -146,6 +151,16 @@ fn non_utf8_bytes_pass_through_every_mechanism() {
         assert!(w.status.success() && r.status.success(), "{m:?}: {w:?} {r:?}");
         assert_eq!(r.stdout, b"\xff\xfe caf\xe9\n", "{m:?}");
         place.assert_clean();
+        // Writer first, where the writer can leave its message and end before any reader comes.
+        if matches!(
+            m,
+            Mechanism::File | Mechanism::SysvQueue | Mechanism::PosixQueue | Mechanism::SysvShm | Mechanism::PosixShm
+        ) {
+            run(place.writer().arg(raw)).success();
+            let r = Running::spawn(&mut place.reader()).finish();
+            assert_eq!(r.stdout, b"\xff\xfe caf\xe9\n", "{m:?}, writer first: {}", r.stderr);
+            place.assert_clean();
+        }
     }
 }
 

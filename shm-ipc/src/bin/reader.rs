@@ -79,7 +79,8 @@ fn main() -> ExitCode {
             .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
         let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
         // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
-        let ended = cleanup.finish(|(o, _)| report_end(ME.bin, o, Side::Reader, End::Finished, chan.finish()));
+        let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Reader, End::Finished, ender.finish()));
+        drop(chan); // shmdt, or munmap and the semaphores closed
         received.and(ended)
     })
 }

@@ -66,7 +66,8 @@ fn main() -> ExitCode {
             )),
         });
         // What it wrote is the readers'; the last one out removes the objects.
-        let ended = cleanup.finish(|(o, _)| report_end(ME.bin, o, Side::Writer, End::Finished, chan.finish()));
+        let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Writer, End::Finished, ender.finish()));
+        drop(chan); // shmdt, or munmap and the semaphores closed
         sending.and(ended)
     })
 }
