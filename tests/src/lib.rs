@@ -27,6 +27,18 @@ pub use keys::{TestKey, unique_key};
 pub use mechanisms::{EVERY, Mechanism, Place};
 pub use running::{Finished, Running};
 
+/// `cmd` started with `sig` ignored, as `nohup` starts a command with SIGHUP ignored.
+pub fn ignoring(cmd: &mut std::process::Command, sig: nix::sys::signal::Signal) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(sig as libc::c_int, libc::SIG_IGN);
+            Ok(())
+        })
+    }
+}
+
 /// The names in `dir`, sorted: what a test left behind.
 pub fn entries(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
-use tests::{EVERY, Mechanism, Place, Running, as_nobody, cmd, entries, run};
+use tests::{EVERY, Mechanism, Place, Running, as_nobody, cmd, entries, ignoring, run};
 
 #[test]
 fn bad_keys_are_bad_usage_everywhere() {
@@ -345,7 +345,6 @@ fn ctrl_z_and_fg_on_every_waiting_reader() {
 #[test]
 fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
     // As a non-interactive shell starts `reader &`: SIGINT ignored. Then only SIGTERM stops it.
-    use std::os::unix::process::CommandExt;
     for m in EVERY {
         match m {
             Mechanism::File
@@ -360,15 +359,7 @@ fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
             Mechanism::Pipe => continue,
         }
         let place = Place::new(m);
-        let mut reader = place.reader();
-        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-        unsafe {
-            reader.pre_exec(|| {
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        let mut r = Running::spawn(&mut reader);
+        let mut r = Running::spawn(ignoring(&mut place.reader(), Signal::SIGINT));
         r.wait_for_stderr("reader: waiting");
         r.signal(Signal::SIGINT);
         r.signal(Signal::SIGTERM);

@@ -352,19 +352,9 @@ fn a_stopped_writer_leaves_what_it_sent_for_the_reader_and_says_so() {
 
 #[test]
 fn nohup_keeps_a_reader_waiting_through_sighup() {
-    use std::os::unix::process::CommandExt;
     for variant in VARIANTS {
         let k = TestKey::new();
-        let mut cmd = reader(&k);
-        cmd.args(variant);
-        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::signal(libc::SIGHUP, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        let mut r = Running::spawn(&mut cmd);
+        let mut r = Running::spawn(tests::ignoring(reader(&k).args(variant), Signal::SIGHUP));
         r.wait_for_stderr("reader: waiting");
         r.signal(Signal::SIGHUP);
         run(writer(&k).args(variant).arg("still here")).success();

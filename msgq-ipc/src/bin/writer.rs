@@ -39,7 +39,8 @@ fn main() -> ExitCode {
     let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
     common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);
-        // A request carries "<pid> " before the message.
+        // Refused before any system call, so a bad message creates nothing. A request carries
+        // "<pid> " before the message.
         let prefix = if cli.request { serve::request(std::process::id(), b"").len() } else { 0 };
         let texts: Vec<std::borrow::Cow<[u8]>> = cli.send.each(DEFAULT_MESSAGE).collect();
         check_fits(flavor, prefix, &texts)?;
