@@ -104,7 +104,11 @@ pub const STRING_LIMIT: usize = 32;
 /// `bytes` as strace quotes a buffer: printable ASCII as is, `\"`, `\\`, `\n` and friends, any
 /// other byte in octal (three digits when an octal digit follows), cut at [`STRING_LIMIT`].
 pub fn quote(bytes: &[u8]) -> String {
-    let shown = &bytes[..bytes.len().min(STRING_LIMIT)];
+    quote_up_to(bytes, STRING_LIMIT)
+}
+
+fn quote_up_to(bytes: &[u8], limit: usize) -> String {
+    let shown = &bytes[..bytes.len().min(limit)];
     let mut s = String::with_capacity(shown.len() + 8);
     s.push('"');
     for (i, &c) in shown.iter().enumerate() {
@@ -126,10 +130,39 @@ pub fn quote(bytes: &[u8]) -> String {
         }
     }
     s.push('"');
-    if bytes.len() > STRING_LIMIT {
+    if bytes.len() > limit {
         s.push_str("...");
     }
     s
+}
+
+/// A path as strace prints it: quoted like [`quote`], but whole.
+pub fn path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    quote_up_to(p.as_os_str().as_bytes(), usize::MAX)
+}
+
+/// open(2) flags as strace prints them: `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC`.
+pub fn open_flags(f: i32) -> String {
+    let access = match f & libc::O_ACCMODE {
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    };
+    let named = [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+    ]
+    .map(|(bit, name)| (i64::from(bit), name));
+    let rest = f & !libc::O_ACCMODE;
+    if rest == 0 { access.into() } else { format!("{access}|{}", flags(rest.into(), &named)) }
 }
 
 /// Names the bits of `flags` found in `names`, strace style (`IPC_CREAT|IPC_EXCL`), then what is
@@ -267,5 +300,10 @@ mod tests {
         assert_eq!(ipc_get_flags(libc::IPC_CREAT | 0o666), "IPC_CREAT|0666");
         assert_eq!(key(0x4d2), "0x4d2");
         assert_eq!(errno(Errno::EEXIST), "-1 EEXIST (File exists)");
+        let f = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        assert_eq!(open_flags(f), "O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC");
+        assert_eq!(open_flags(libc::O_RDONLY), "O_RDONLY");
+        let long = std::path::Path::new("/run/user/1000/file-ipc/a-rather-long-name.msg");
+        assert_eq!(path(long), "\"/run/user/1000/file-ipc/a-rather-long-name.msg\"");
     }
 }
