@@ -139,7 +139,12 @@ fn quote_up_to(bytes: &[u8], limit: usize) -> String {
 /// A path as strace prints it: quoted like [`quote`], but whole.
 pub fn path(p: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    quote_up_to(p.as_os_str().as_bytes(), usize::MAX)
+    quote_whole(p.as_os_str().as_bytes())
+}
+
+/// A name as strace prints it (a path, a queue's name): quoted like [`quote`], but whole.
+pub fn quote_whole(bytes: &[u8]) -> String {
+    quote_up_to(bytes, usize::MAX)
 }
 
 /// open(2) flags as strace prints them: `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC`.
