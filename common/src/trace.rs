@@ -161,9 +161,10 @@ pub fn open_flags(f: i32) -> String {
         (libc::O_TRUNC, "O_TRUNC"),
         (libc::O_APPEND, "O_APPEND"),
         (libc::O_NONBLOCK, "O_NONBLOCK"),
-        (libc::O_DIRECTORY, "O_DIRECTORY"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
+        // After O_CLOEXEC, as strace 6.1 prints it (its table's order, not the bits' order).
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
     ]
     .map(|(bit, name)| (i64::from(bit), name));
     let rest = f & !libc::O_ACCMODE;
@@ -308,6 +309,8 @@ mod tests {
         let f = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         assert_eq!(open_flags(f), "O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC");
         assert_eq!(open_flags(libc::O_RDONLY), "O_RDONLY");
+        let dir = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        assert_eq!(open_flags(dir), "O_RDONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC|O_DIRECTORY");
         let long = std::path::Path::new("/run/user/1000/file-ipc/a-rather-long-name.msg");
         assert_eq!(path(long), "\"/run/user/1000/file-ipc/a-rather-long-name.msg\"");
     }
