@@ -14,6 +14,8 @@ const ME: common::Program = common::program!();
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
     /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
     #[arg(long, conflicts_with = "signal")]
     ignore: bool,
@@ -29,6 +31,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || -> Result<()> {
         let mut out = common::out::stdout();
         match (cli.ignore, cli.signal) {

@@ -14,6 +14,8 @@ const ME: common::Program = common::program!();
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
     /// The process to signal (the reader prints its PID)
     #[arg(value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     pid: i32,
@@ -44,6 +46,7 @@ fn parse_pid(s: &str) -> std::result::Result<i32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || -> Result<()> {
         if cli.count > 1 && cli.signal.standard().is_some() {
             common::diag!(
