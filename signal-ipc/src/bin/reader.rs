@@ -14,8 +14,6 @@ const ME: common::Program = common::program!();
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
-    #[command(flatten)]
-    trace: common::cli::TraceArgs,
     /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
     #[arg(long, conflicts_with = "signal")]
     ignore: bool,
@@ -27,6 +25,8 @@ struct Cli {
     /// real-time one, RTMIN+1, to count several)
     #[arg(long, value_name = "N", default_value_t = 1, requires = "signal", value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {

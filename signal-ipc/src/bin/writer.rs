@@ -14,8 +14,6 @@ const ME: common::Program = common::program!();
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
-    #[command(flatten)]
-    trace: common::cli::TraceArgs,
     /// The process to signal (the reader prints its PID)
     #[arg(value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
     pid: i32,
@@ -28,6 +26,8 @@ struct Cli {
     /// Send N signals; queued ones carry --value, --value+1, ...
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn parse_pid(s: &str) -> std::result::Result<i32, String> {
