@@ -70,6 +70,8 @@ pub fn sigaction(sig: i32, how: Handling, mask: &libc::sigset_t, flags: libc::c_
     let r = Errno::result(unsafe { libc::sigaction(sig, &act, &mut old) }).map(drop);
     trace::call(&r, |r| {
         let sent = as_the_kernel_got_it(sig, &act, r.value().is_some());
+        // On failure the old action is not filled in: strace shows the address of glibc's own
+        // buffer for it (the kernel's layout differs from the C one), the trace this one's.
         let old = if r.value().is_some() { show::sigaction(&old) } else { trace::ptr(&old) };
         (format!("rt_sigaction({}, {}, {old}, 8)", show::signame(sig), show::sigaction(&sent)), r.zero())
     });
