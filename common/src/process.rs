@@ -79,8 +79,10 @@ fn waitpid(pid: Pid, flags: Option<WaitPidFlag>) -> nix::Result<WaitStatus> {
     if r == 0 { Ok(WaitStatus::StillAlive) } else { WaitStatus::from_raw(Pid::from_raw(r), status) }
 }
 
+/// wait4's flags as strace names them: WUNTRACED is the same bit as WSTOPPED, and strace says
+/// WSTOPPED.
 fn wait_flags(bits: libc::c_int) -> String {
-    let names = [(libc::WNOHANG, "WNOHANG"), (libc::WUNTRACED, "WUNTRACED"), (libc::WCONTINUED, "WCONTINUED")]
+    let names = [(libc::WNOHANG, "WNOHANG"), (libc::WSTOPPED, "WSTOPPED"), (libc::WCONTINUED, "WCONTINUED")]
         .map(|(bit, name)| (i64::from(bit), name));
     trace::flags(bits.into(), &names)
 }
@@ -113,5 +115,22 @@ pub fn wait_printing_child(pid: Pid, flags: Option<WaitPidFlag>) -> Result<WaitS
             crate::stop::die_by(nix::sys::signal::Signal::SIGPIPE)
         }
         other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As strace 6.1 printed them for a C program's waitpid() (checked by hand).
+    #[test]
+    fn wait4_as_strace_prints_it() {
+        assert_eq!(wait_status(0), "[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]");
+        assert_eq!(wait_status(3 << 8), "[{WIFEXITED(s) && WEXITSTATUS(s) == 3}]");
+        assert_eq!(wait_status(libc::SIGKILL), "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}]");
+        assert_eq!(wait_status((libc::SIGSTOP << 8) | 0x7f), "[{WIFSTOPPED(s) && WSTOPSIG(s) == SIGSTOP}]");
+        assert_eq!(wait_flags(libc::WUNTRACED), "WSTOPPED");
+        assert_eq!(wait_flags(libc::WNOHANG), "WNOHANG");
+        assert_eq!(wait_flags(0), "0");
     }
 }
