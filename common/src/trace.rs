@@ -287,6 +287,13 @@ pub fn timespec(t: &libc::timespec) -> String {
     format!("{{tv_sec={}, tv_nsec={}}}", t.tv_sec, t.tv_nsec)
 }
 
+/// Turns tracing off: for a child forked while other threads existed, where formatting a line
+/// (malloc, stderr's lock) could wait for a lock that a thread of the parent held at the fork and
+/// that nobody in the child will ever release. A store to an atomic is safe there.
+pub fn off() {
+    ON.store(false, Ordering::Relaxed);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

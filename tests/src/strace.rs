@@ -75,8 +75,39 @@ impl Straced {
 
     /// What strace printed, once the program has ended.
     pub fn calls(&self) -> Vec<Call> {
+        self.calls_by_pid().into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// [`Straced::calls`] with the process that made each (0 when strace did not say: no `-f`).
+    /// With `-f`, a call that another process's line interrupted is printed in two pieces,
+    /// `write(4, "..." <unfinished ...>` and later `<... write resumed>) = 20`: they are joined
+    /// again, in the place where the call returned.
+    pub fn calls_by_pid(&self) -> Vec<(u32, Call)> {
         let text = std::fs::read_to_string(self.out.path()).expect("read strace output");
-        text.lines().filter_map(|l| parse(strip_pid(l))).collect()
+        let mut started: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+        let mut calls = Vec::new();
+        for l in text.lines() {
+            let (pid, line) = split_pid(l);
+            if let Some(head) = line.strip_suffix(" <unfinished ...>") {
+                started.insert(pid, head.to_string());
+                continue;
+            }
+            let joined;
+            let line = match line.strip_prefix("<... ").and_then(|r| r.split_once(" resumed>")) {
+                Some((_, tail)) => match started.remove(&pid) {
+                    Some(head) => {
+                        joined = format!("{head}{tail}");
+                        &joined
+                    }
+                    None => continue,
+                },
+                None => line,
+            };
+            if let Some(c) = parse(line) {
+                calls.push((pid, c));
+            }
+        }
+        calls
     }
 
     pub fn path(&self) -> PathBuf {
@@ -84,11 +115,19 @@ impl Straced {
     }
 }
 
-fn strip_pid(line: &str) -> &str {
-    match line.strip_prefix("[pid") {
-        Some(rest) => rest.split_once(']').map_or(line, |(_, l)| l.trim_start()),
-        None => line,
+/// The pid that starts a line of `strace -f`: `[pid  123] ` on a terminal, `123  ` in a file
+/// written with `-o`; 0 when there is none.
+fn split_pid(line: &str) -> (u32, &str) {
+    if let Some(rest) = line.strip_prefix("[pid")
+        && let Some((pid, l)) = rest.split_once(']')
+    {
+        return (pid.trim().parse().unwrap_or(0), l.trim_start());
     }
+    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits > 0 && line[digits..].starts_with(' ') {
+        return (line[..digits].parse().unwrap_or(0), line[digits..].trim_start());
+    }
+    (0, line)
 }
 
 /// The `--trace` lines of a program's stderr (`[<bin> <pid>] call(...) = result`).
@@ -100,6 +139,20 @@ pub fn ours(stderr: &[u8]) -> Vec<Call> {
             let (who, call) = rest.split_once("] ")?;
             who.rsplit_once(' ')?.1.parse::<u32>().ok()?;
             parse(call)
+        })
+        .collect()
+}
+
+/// [`ours`] with the pid each line carries, to set beside [`Straced::calls_by_pid`] when a
+/// program forks.
+pub fn ours_by_pid(stderr: &[u8]) -> Vec<(u32, Call)> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?;
+            let (who, call) = rest.split_once("] ")?;
+            let pid = who.rsplit_once(' ')?.1.parse::<u32>().ok()?;
+            Some((pid, parse(call)?))
         })
         .collect()
 }
@@ -226,6 +279,11 @@ mod unit {
         assert!(parse("msgrcv(3, <unfinished ...>").is_none());
         let o = ours(b"[reader 12] sem_wait(0x7f) = 0 /* library call */\nreader: waiting\n");
         assert!(o.len() == 1 && o[0].library);
-        assert_eq!(strip_pid("[pid  123] shmdt(0x1) = 0"), "shmdt(0x1) = 0");
+        assert_eq!(split_pid("[pid  123] shmdt(0x1) = 0"), (123, "shmdt(0x1) = 0"));
+        assert_eq!(
+            split_pid("4567  close(3)                          = 0"),
+            (4567, "close(3)                          = 0")
+        );
+        assert_eq!(split_pid("close(3) = 0"), (0, "close(3) = 0"));
     }
 }
