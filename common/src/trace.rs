@@ -47,6 +47,22 @@ pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) ->
     }
 }
 
+/// Which try of a call that a wait loop repeats until its peer comes: the first is traced, and a
+/// later one failing with the errno the loop waits on (EAGAIN, ENXIO) is not, so one line says
+/// the program waits where strace shows one per tick.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Try {
+    First,
+    Again(Errno),
+}
+
+impl Try {
+    /// Whether this try, with this result, gets a line.
+    pub fn shows<T>(self, result: &nix::Result<T>) -> bool {
+        !matches!((self, result), (Try::Again(waiting), Err(e)) if waiting == *e)
+    }
+}
+
 /// The result of a call, to format: success as the caller says, failure as strace does.
 pub struct Ret<'a, T>(&'a nix::Result<T>);
 

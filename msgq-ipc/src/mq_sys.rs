@@ -5,24 +5,10 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use common::trace;
+use common::trace::{self, Try};
 use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT};
 use nix::sys::stat::Mode;
-
-/// Whether a failed try (EAGAIN) is worth a line: a wait loop tries again every tick, and one
-/// line says it waits where strace would show one per tick.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Try {
-    First,
-    Again,
-}
-
-impl Try {
-    fn shown<T>(self, r: &nix::Result<T>) -> bool {
-        self == Try::First || !matches!(r, Err(Errno::EAGAIN))
-    }
-}
 
 fn name(n: &str) -> String {
     trace::quote_whole(n.strip_prefix('/').unwrap_or(n).as_bytes())
@@ -69,7 +55,7 @@ pub(crate) fn getattr(mqd: &MqdT) -> nix::Result<MqAttr> {
 
 pub(crate) fn send(mqd: &MqdT, msg: &[u8], prio: u32, t: Try) -> nix::Result<()> {
     let r = nix::mqueue::mq_send(mqd, msg, prio);
-    if t.shown(&r) {
+    if t.shows(&r) {
         trace::call(&r, |r| {
             (format!("mq_timedsend({}, {}, {}, {prio}, NULL)", fd(mqd), trace::quote(msg), msg.len()), r.zero())
         });
@@ -81,7 +67,7 @@ pub(crate) fn send(mqd: &MqdT, msg: &[u8], prio: u32, t: Try) -> nix::Result<()>
 /// passed when nothing came.
 pub(crate) fn receive(mqd: &MqdT, buf: &mut [u8], prio: &mut u32, t: Try) -> nix::Result<usize> {
     let r = nix::mqueue::mq_receive(mqd, buf, prio);
-    if t.shown(&r) {
+    if t.shows(&r) {
         trace::call(&r, |r| {
             let (text, p) = match r.value() {
                 Some(&n) => (trace::quote(&buf[..n]), format!("[{prio}]")),

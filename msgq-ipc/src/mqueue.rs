@@ -17,8 +17,9 @@ use nix::mqueue::{MQ_OFlag, MqAttr, MqdT};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{Mode, fstat};
 
-use crate::mq_sys::{self, Try};
+use crate::mq_sys;
 use crate::{Origin, WhenFull};
+use common::trace::Try;
 
 /// The size of one message of the POSIX queue (mq_msgsize), its text and NUL: Linux's default
 /// limit for an unprivileged queue, fs.mqueue.msgsize_max. Asking for more fails with EINVAL.
@@ -130,7 +131,7 @@ impl PosixQueue {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) if wait => {
-                    tried = Try::Again;
+                    tried = Try::Again(Errno::EAGAIN);
                     on_wait();
                     if !wait_for(&self.mqd, PollFlags::POLLOUT, &self.name)? && unlinked(&self.mqd, &self.name)? {
                         if !self.recreate {
@@ -164,7 +165,7 @@ impl PosixQueue {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
-                    tried = Try::Again;
+                    tried = Try::Again(Errno::EAGAIN);
                     if !self.waited {
                         on_wait();
                         self.waited = true;
@@ -240,7 +241,7 @@ pub(crate) fn rescue(from: &MqdT, key: Key, mode: u32) -> Result<(PosixQueue, us
                 Ok(()) => break,
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) if Instant::now() < deadline => {
-                    tried = Try::Again;
+                    tried = Try::Again(Errno::EAGAIN);
                     wait_for(&to.mqd, PollFlags::POLLOUT, &to.name)?;
                 }
                 Err(e) => {

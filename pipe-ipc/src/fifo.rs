@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use common::posix::{LockKind, LockWait, Span, ofd_lock};
 use common::stop::{OnStop, on_stop};
+use common::trace::Try;
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
@@ -526,11 +527,13 @@ impl Writer {
             })
         };
         let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut tried = Try::First;
         let end = loop {
-            match sys::open(path, flags) {
+            match sys::open_try(path, flags, tried) {
                 Ok(fd) => break fd,
                 // No reader yet: wait for one, and notice if the FIFO goes away meanwhile.
                 Err(Errno::ENXIO) => {
+                    tried = Try::Again(Errno::ENXIO);
                     on_wait();
                     ticker.wait();
                     if side.anchor.removed() {

@@ -9,7 +9,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use common::trace;
+use common::trace::{self, Try};
 use nix::fcntl::{AT_FDCWD, OFlag, SpliceFFlags};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
 
@@ -123,13 +123,21 @@ pub fn mkfifo(path: &Path, mode: Mode) -> nix::Result<()> {
 
 /// openat(AT_FDCWD, path, flags), never with O_CREAT (the FIFO is made by [`mkfifo`]).
 pub fn open(path: &Path, flags: OFlag) -> nix::Result<Fd> {
+    open_try(path, flags, Try::First)
+}
+
+/// [`open`] as a wait loop repeats it: a repeated failure of the kind the loop waits on is not
+/// traced again.
+pub fn open_try(path: &Path, flags: OFlag, t: Try) -> nix::Result<Fd> {
     let r = nix::fcntl::openat(AT_FDCWD, path, flags, Mode::empty());
-    trace::call(&r, |r| {
-        (
-            format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
-            r.or_errno(|fd| fd.as_raw_fd().to_string()),
-        )
-    });
+    if t.shows(&r) {
+        trace::call(&r, |r| {
+            (
+                format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
+                r.or_errno(|fd| fd.as_raw_fd().to_string()),
+            )
+        });
+    }
     r.map(Fd::new)
 }
 
