@@ -459,6 +459,21 @@ fn trace_shows_the_sysv_calls_exactly_as_strace_does() {
     k.assert_clean();
 }
 
+#[test]
+fn layout_traces_its_private_segment_exactly_as_strace_does() {
+    if !strace::available() {
+        return;
+    }
+    // Not following the forks: the children make no IPC call (they write through the mapping).
+    let mut s = Straced::new(Command::new(tests::bin("shm-ipc", "layout")).arg("--trace"), &SYSV_CALLS, false);
+    let out = s.command.output().expect("run layout under strace");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = strace::ours(&out.stderr);
+    let names: Vec<&str> = ours.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["shmget", "shmat", "shmctl", "shmctl", "shmdt"], "{}", strace::side_by_side(&ours, &s.path()));
+    strace::assert_exact(&ours, &s.calls(), &SYSV_CALLS);
+}
+
 /// The C library's calls of `--posix`, which `--trace` marks as library calls.
 const LIBRARY_CALLS: [&str; 10] = [
     "shm_open",
