@@ -16,10 +16,10 @@
 //! before byte 1, so the next one to decide sees it gone. A process that waits checks between
 //! timed waits whether the shared memory was unlinked (link count 0), and stops with one line.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, fstat, ofd_lock, sem_unlink, shm_unlink};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
@@ -158,13 +158,12 @@ pub struct PosixEnd {
 
 impl PosixEnd {
     pub fn finish(&self) -> Result<Outcome> {
-        use std::os::fd::AsFd;
         let name = shm_name(self.key);
         let fd = self.file.as_fd();
         let lock = |at, kind, wait| {
             ofd_lock(fd, Span::byte(at), kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e))
         };
-        if nix::sys::stat::fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
+        if fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
         }
         lock(DECIDING, LockKind::Exclusive, LockWait::Block)?;
@@ -193,7 +192,7 @@ impl PosixEnd {
                 Err(Errno::EACCES | Errno::EPERM) => {
                     // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
                     lock(USERS, LockKind::Unlock, LockWait::Try)?;
-                    let owner = nix::sys::stat::fstat(&*self.file).map_or(0, |st| st.st_uid);
+                    let owner = fstat(self.file.as_fd()).map_or(0, |st| st.st_uid);
                     return Ok(Outcome::NotOurs { owner });
                 }
                 Err(e) => return Err(Error::sys("sem_unlink", n, e)),
