@@ -21,7 +21,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 use nix::sys::stat::{Mode, fchmod};
 use nix::unistd::ftruncate;
 
-use crate::trace;
+use crate::trace::{self, Try};
 use crate::{Memory, MemoryMut};
 
 /// How long an opener waits for the creator of a new object to give it its size (the creator
@@ -134,8 +134,8 @@ impl Mapped {
 
     /// The link count of the object: 0 once its name was unlinked (the mapping lives on).
     #[allow(clippy::unnecessary_cast)] // nlink_t is 32 bits on some targets
-    pub fn links(&self) -> nix::Result<u64> {
-        fstat(self.fd.as_fd()).map(|st| st.st_nlink as u64)
+    pub fn links(&self, t: Try) -> nix::Result<u64> {
+        fstat_try(self.fd.as_fd(), t).map(|st| st.st_nlink as u64)
     }
 }
 
@@ -152,16 +152,23 @@ fn shm_open(name: &str, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
 
 /// fstat(2) of `fd`, which glibc makes (and strace shows) as newfstatat(fd, "", .., AT_EMPTY_PATH).
 pub fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
+    fstat_try(fd, Try::First)
+}
+
+/// [`fstat`] as a wait loop repeats it (see [`Try`]).
+pub fn fstat_try(fd: BorrowedFd<'_>, t: Try) -> nix::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: st is a stat buffer for fstat to fill; fd is an open descriptor.
     let r = Errno::result(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }).map(|_| {
         // SAFETY: fstat succeeded, so it filled st.
         unsafe { st.assume_init() }
     });
-    trace::call(&r, |r| {
-        let shown = r.value().map_or_else(|| trace::ptr(st.as_ptr()), stat);
-        (format!("newfstatat({}, \"\", {shown}, AT_EMPTY_PATH)", fd.as_raw_fd()), r.or_errno(|_| "0".into()))
-    });
+    if t.shows(&r) {
+        trace::call(&r, |r| {
+            let shown = r.value().map_or_else(|| trace::ptr(st.as_ptr()), stat);
+            (format!("newfstatat({}, \"\", {shown}, AT_EMPTY_PATH)", fd.as_raw_fd()), r.or_errno(|_| "0".into()))
+        });
+    }
     r
 }
 
@@ -359,14 +366,20 @@ impl NamedSem {
 
     /// Waits at most `timeout` until the value is positive and decrements it: true if it did,
     /// false on timeout. EINTR (Ctrl-Z, fg) is retried.
-    pub fn timed_wait(&self, timeout: Duration) -> nix::Result<bool> {
+    /// Waits up to `timeout` for the semaphore; false if it did not come. `t`: which try of a
+    /// wait loop this is (see [`Try`]).
+    pub fn timed_wait(&self, timeout: Duration, t: Try) -> nix::Result<bool> {
         // sem_timedwait takes an absolute CLOCK_REALTIME time.
         let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + timeout;
         let ts = libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long };
         loop {
             // SAFETY: self.0 is an open semaphore; ts is a valid timespec.
             let r = sem_result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) });
-            trace::library_call(&r, |r| (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero()));
+            if t.shows(&r) {
+                trace::library_call(&r, |r| {
+                    (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero())
+                });
+            }
             match r {
                 Ok(()) => return Ok(true),
                 Err(Errno::EINTR) => continue,

@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use nix::errno::Errno;
 
-use crate::trace;
+use crate::trace::{self, Try};
 use crate::{Access, Key, Memory, MemoryMut, ReadOnly, ReadWrite};
 
 fn check(ret: i32) -> nix::Result<i32> {
@@ -141,14 +141,21 @@ pub fn shmget_private(size: usize, flags: i32) -> nix::Result<i32> {
 }
 
 pub fn shm_stat(id: i32) -> nix::Result<libc::shmid_ds> {
+    shm_stat_try(id, Try::First)
+}
+
+/// [`shm_stat`] as a wait loop repeats it (see [`Try`]).
+pub fn shm_stat_try(id: i32, t: Try) -> nix::Result<libc::shmid_ds> {
     // SAFETY: shmid_ds is plain data; the kernel fills it.
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid shmid_ds for IPC_STAT to write.
     let r = check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) });
-    trace::call(&r, |r| {
-        let shown = if r.value().is_some() { trace::shmid_ds(&ds) } else { trace::ptr(&ds) };
-        (format!("shmctl({id}, IPC_STAT, {shown})"), r.decimal())
-    });
+    if t.shows(&r) {
+        trace::call(&r, |r| {
+            let shown = if r.value().is_some() { trace::shmid_ds(&ds) } else { trace::ptr(&ds) };
+            (format!("shmctl({id}, IPC_STAT, {shown})"), r.decimal())
+        });
+    }
     r?;
     Ok(ds)
 }
@@ -257,17 +264,19 @@ pub fn sembuf(num: u16, op: i16, flags: i16) -> libc::sembuf {
 /// Performs all `ops` atomically: all at once or none. This is semop(2), made as glibc makes it on
 /// x86-64 (and as strace shows it): semtimedop with no timeout.
 pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
-    semtimedop_traced(id, ops, None)
+    semtimedop_traced(id, ops, None, Try::First)
 }
 
-fn semtimedop_traced(id: i32, ops: &mut [libc::sembuf], timeout: Option<&libc::timespec>) -> nix::Result<()> {
+fn semtimedop_traced(id: i32, ops: &mut [libc::sembuf], timeout: Option<&libc::timespec>, t: Try) -> nix::Result<()> {
     let ts = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: ops points at ops.len() valid sembufs; ts is null or a valid relative timeout.
     let r = check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), ts) }).map(drop);
-    trace::call(&r, |r| {
-        let t = timeout.map_or("NULL".into(), trace::timespec);
-        (format!("semtimedop({id}, {}, {}, {t})", trace::sembufs(ops), ops.len()), r.zero())
-    });
+    if t.shows(&r) {
+        trace::call(&r, |r| {
+            let t = timeout.map_or("NULL".into(), trace::timespec);
+            (format!("semtimedop({id}, {}, {}, {t})", trace::sembufs(ops), ops.len()), r.zero())
+        });
+    }
     r
 }
 
@@ -282,11 +291,12 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
-/// [`semop`] that gives up after `timeout` with EAGAIN, so a waiter can look around between waits.
-pub fn semop_timed(id: i32, ops: &mut [libc::sembuf], timeout: std::time::Duration) -> nix::Result<()> {
+/// [`semop`] that gives up after `timeout` with EAGAIN, so a waiter can look around between
+/// waits; `t` says which try of such a loop this is (see [`Try`]).
+pub fn semop_timed(id: i32, ops: &mut [libc::sembuf], timeout: std::time::Duration, t: Try) -> nix::Result<()> {
     let ts =
         libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
-    semtimedop_traced(id, ops, Some(&ts))
+    semtimedop_traced(id, ops, Some(&ts), t)
 }
 
 /// How many processes wait on semaphore `num`: (GETNCNT, GETZCNT), those waiting for it to grow

@@ -48,18 +48,26 @@ pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) ->
 }
 
 /// Which try of a call that a wait loop repeats until its peer comes: the first is traced, and a
-/// later one failing with the errno the loop waits on (EAGAIN, ENXIO) is not, so one line says
-/// the program waits where strace shows one per tick.
+/// repeat that comes out as the loop expects is not, so one line says the program waits where
+/// strace shows one per tick.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Try {
     First,
+    /// A repeat expected to fail with this errno (EAGAIN, ENXIO): traced only if it does not.
     Again(Errno),
+    /// A repeat of a look expected to succeed (IPC_STAT between waits): traced only if it fails.
+    Looked,
 }
 
 impl Try {
     /// Whether this try, with this result, gets a line.
     pub fn shows<T>(self, result: &nix::Result<T>) -> bool {
-        !matches!((self, result), (Try::Again(waiting), Err(e)) if waiting == *e)
+        match (self, result) {
+            (Try::First, _) => true,
+            (Try::Again(waiting), Err(e)) => waiting != *e,
+            (Try::Again(_), Ok(_)) => true,
+            (Try::Looked, r) => r.is_err(),
+        }
     }
 }
 
@@ -313,6 +321,15 @@ pub fn off() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_loop_shows_its_first_try_and_what_it_did_not_expect() {
+        let (again, ok, other) = (Err::<(), _>(Errno::EAGAIN), Ok::<(), Errno>(()), Err::<(), _>(Errno::EIDRM));
+        assert!(Try::First.shows(&again) && Try::First.shows(&ok));
+        assert!(!Try::Again(Errno::EAGAIN).shows(&again));
+        assert!(Try::Again(Errno::EAGAIN).shows(&ok) && Try::Again(Errno::EAGAIN).shows(&other));
+        assert!(!Try::Looked.shows(&ok) && Try::Looked.shows(&other));
+    }
 
     #[test]
     fn quotes_as_strace_does() {

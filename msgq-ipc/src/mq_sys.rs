@@ -6,7 +6,6 @@
 use std::os::fd::{AsFd, AsRawFd};
 
 use common::trace::{self, Try};
-use nix::errno::Errno;
 use nix::mqueue::{MQ_OFlag, MqAttr, MqdT};
 use nix::sys::stat::Mode;
 

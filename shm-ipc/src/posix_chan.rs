@@ -24,6 +24,7 @@ use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
 use common::gate;
+use common::trace::Try;
 
 use crate::{Create, Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
 
@@ -77,7 +78,7 @@ impl PosixChannel {
                 unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
-            if mem.links().map_err(|e| Error::sys("fstat", &name, e))? == 0 {
+            if mem.links(Try::First).map_err(|e| Error::sys("fstat", &name, e))? == 0 {
                 continue; // unlinked by the last one out just now: start over with a new one
             }
             let [full_name, free_name] = sem_names(key);
@@ -123,13 +124,17 @@ impl PosixChannel {
             return Ok(());
         }
         on_wait();
+        // --trace shows the first slice of the wait and its look at the link count, not each one.
+        let (mut wait, mut look) = (Try::First, Try::First);
         loop {
             gate::safe_point();
-            if sem.timed_wait(WAIT_SLICE).map_err(|e| Error::sys("sem_timedwait", name, e))? {
+            if sem.timed_wait(WAIT_SLICE, wait).map_err(|e| Error::sys("sem_timedwait", name, e))? {
                 return Ok(());
             }
             let shm = shm_name(self.key);
-            if self.mem.links().map_err(|e| Error::sys("fstat", &shm, e))? == 0 {
+            let links = self.mem.links(look).map_err(|e| Error::sys("fstat", &shm, e))?;
+            (wait, look) = (Try::Again(Errno::ETIMEDOUT), Try::Looked);
+            if links == 0 {
                 return Err(Error::Failed(format!(
                     "POSIX shared memory {shm} was unlinked (reader --clean --posix, or rm) while this process waited on {name}: nobody can post it any more"
                 )));

@@ -465,13 +465,17 @@ fn layout_traces_its_private_segment_exactly_as_strace_does() {
         return;
     }
     // Not following the forks: the children make no IPC call (they write through the mapping).
-    let mut s = Straced::new(Command::new(tests::bin("shm-ipc", "layout")).arg("--trace"), &SYSV_CALLS, false);
+    let calls = [&SYSV_CALLS[..], &["wait4"]].concat();
+    let mut s = Straced::new(Command::new(tests::bin("shm-ipc", "layout")).arg("--trace"), &calls, false);
     let out = s.command.output().expect("run layout under strace");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let ours = strace::ours(&out.stderr);
     let names: Vec<&str> = ours.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["shmget", "shmat", "shmctl", "shmctl", "shmdt"], "{}", strace::side_by_side(&ours, &s.path()));
+    let forks = ["fork", "wait4", "fork", "wait4"];
+    let want = [&["shmget", "shmat", "shmctl", "shmctl"][..], &forks, &["shmdt"]].concat();
+    assert_eq!(names, want, "{}", strace::side_by_side(&ours, &s.path()));
     strace::assert_exact(&ours, &s.calls(), &SYSV_CALLS);
+    strace::assert_exact(&ours, &s.calls(), &["wait4"]);
 }
 
 /// The C library's calls of `--posix`, which `--trace` marks as library calls.
