@@ -163,12 +163,10 @@ pub fn fstat_try(fd: BorrowedFd<'_>, t: Try) -> nix::Result<libc::stat> {
         // SAFETY: fstat succeeded, so it filled st.
         unsafe { st.assume_init() }
     });
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            let shown = r.value().map_or_else(|| trace::ptr(st.as_ptr()), stat);
-            (format!("newfstatat({}, \"\", {shown}, AT_EMPTY_PATH)", fd.as_raw_fd()), r.or_errno(|_| "0".into()))
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        let shown = r.value().map_or_else(|| trace::ptr(st.as_ptr()), stat);
+        (format!("newfstatat({}, \"\", {shown}, AT_EMPTY_PATH)", fd.as_raw_fd()), r.or_errno(|_| "0".into()))
+    });
     r
 }
 
@@ -375,11 +373,9 @@ impl NamedSem {
         loop {
             // SAFETY: self.0 is an open semaphore; ts is a valid timespec.
             let r = sem_result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) });
-            if t.shows(&r) {
-                trace::library_call(&r, |r| {
-                    (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero())
-                });
-            }
+            trace::library_call_try(t, &r, |r| {
+                (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero())
+            });
             match r {
                 Ok(()) => return Ok(true),
                 Err(Errno::EINTR) => continue,

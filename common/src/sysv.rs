@@ -150,12 +150,10 @@ pub fn shm_stat_try(id: i32, t: Try) -> nix::Result<libc::shmid_ds> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid shmid_ds for IPC_STAT to write.
     let r = check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) });
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            let shown = if r.value().is_some() { trace::shmid_ds(&ds) } else { trace::ptr(&ds) };
-            (format!("shmctl({id}, IPC_STAT, {shown})"), r.decimal())
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        let shown = if r.value().is_some() { trace::shmid_ds(&ds) } else { trace::ptr(&ds) };
+        (format!("shmctl({id}, IPC_STAT, {shown})"), r.decimal())
+    });
     r?;
     Ok(ds)
 }
@@ -271,12 +269,10 @@ fn semtimedop_traced(id: i32, ops: &mut [libc::sembuf], timeout: Option<&libc::t
     let ts = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: ops points at ops.len() valid sembufs; ts is null or a valid relative timeout.
     let r = check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), ts) }).map(drop);
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            let t = timeout.map_or("NULL".into(), trace::timespec);
-            (format!("semtimedop({id}, {}, {}, {t})", trace::sembufs(ops), ops.len()), r.zero())
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        let t = timeout.map_or("NULL".into(), trace::timespec);
+        (format!("semtimedop({id}, {}, {}, {t})", trace::sembufs(ops), ops.len()), r.zero())
+    });
     r
 }
 

@@ -43,32 +43,67 @@ pub fn call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String
 pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
     if on() {
         let (call, ret) = show(Ret(result));
-        line(&call, &format!("{ret} /* library call */"));
+        line(&call, &format!("{ret}{LIBRARY}"));
     }
 }
 
 /// Which try of a call that a wait loop repeats until its peer comes: the first is traced, and a
-/// repeat that comes out as the loop expects is not, so one line says the program waits where
-/// strace shows one per tick.
+/// repeat that comes out as before is not, so one line says the program waits where strace shows
+/// one per tick.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Try {
     First,
     /// A repeat expected to fail with this errno (EAGAIN, ENXIO): traced only if it does not.
     Again(Errno),
-    /// A repeat of a look expected to succeed (IPC_STAT between waits): traced only if it fails.
+    /// A look between waits (IPC_STAT, fstat): traced when its line differs from the previous
+    /// look's on this thread, so the first one and the one that finds a change show.
     Looked,
 }
 
-impl Try {
-    /// Whether this try, with this result, gets a line.
-    pub fn shows<T>(self, result: &nix::Result<T>) -> bool {
-        match (self, result) {
-            (Try::First, _) => true,
-            (Try::Again(waiting), Err(e)) => waiting != *e,
-            (Try::Again(_), Ok(_)) => true,
-            (Try::Looked, r) => r.is_err(),
-        }
+thread_local! {
+    static LAST_LOOK: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// [`call`] for a try of a wait loop: printed unless `t` says it repeats what was shown.
+#[inline]
+pub fn call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        try_line(t, result, show, "");
     }
+}
+
+/// [`library_call`] for a try of a wait loop (see [`call_try`]).
+#[inline]
+pub fn library_call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        try_line(t, result, show, LIBRARY);
+    }
+}
+
+const LIBRARY: &str = " /* library call */";
+
+fn try_line<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String), tail: &str) {
+    if let Try::Again(waiting) = t
+        && matches!(result, Err(e) if *e == waiting)
+    {
+        return;
+    }
+    let (call, ret) = show(Ret(result));
+    let ret = format!("{ret}{tail}");
+    if t == Try::Looked && !look_changed(format!("{call} = {ret}")) {
+        return;
+    }
+    line(&call, &ret);
+}
+
+/// Whether this look's line differs from the previous look's on this thread (and remembers it).
+fn look_changed(text: String) -> bool {
+    LAST_LOOK.with(|last| {
+        let mut last = last.borrow_mut();
+        let changed = *last != text;
+        *last = text;
+        changed
+    })
 }
 
 /// The result of a call, to format: success as the caller says, failure as strace does.
@@ -248,7 +283,8 @@ pub fn ptr<T>(p: *const T) -> String {
 /// `{uid=0, gid=0, mode=0600, key=1234, cuid=0, cgid=0}`, or without the key and creator (what
 /// IPC_SET writes).
 fn perm(p: &libc::ipc_perm, full: bool) -> String {
-    let head = format!("uid={}, gid={}, mode={}", p.uid, p.gid, mode(u32::from(p.mode) & 0o777));
+    // All of the mode, as strace: SHM_DEST (01000) says a segment is marked for removal.
+    let head = format!("uid={}, gid={}, mode={}", p.uid, p.gid, mode(u32::from(p.mode)));
     if full { format!("{{{head}, key={}, cuid={}, cgid={}}}", p.__key, p.cuid, p.cgid) } else { format!("{{{head}}}") }
 }
 
@@ -323,12 +359,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_wait_loop_shows_its_first_try_and_what_it_did_not_expect() {
-        let (again, ok, other) = (Err::<(), _>(Errno::EAGAIN), Ok::<(), Errno>(()), Err::<(), _>(Errno::EIDRM));
-        assert!(Try::First.shows(&again) && Try::First.shows(&ok));
-        assert!(!Try::Again(Errno::EAGAIN).shows(&again));
-        assert!(Try::Again(Errno::EAGAIN).shows(&ok) && Try::Again(Errno::EAGAIN).shows(&other));
-        assert!(!Try::Looked.shows(&ok) && Try::Looked.shows(&other));
+    fn a_look_shows_when_it_finds_a_change() {
+        assert!(look_changed("shmctl(1, IPC_STAT, {mode=0600}) = 0".into()));
+        assert!(!look_changed("shmctl(1, IPC_STAT, {mode=0600}) = 0".into()));
+        assert!(look_changed("shmctl(1, IPC_STAT, {mode=01600}) = 0".into()));
     }
 
     #[test]

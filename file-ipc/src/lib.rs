@@ -350,9 +350,8 @@ impl Reader {
                 )));
             }
             let mut msg = Vec::new();
-            let delivered = read_counted(&file, &mut msg, self.io.as_mut())
-                .sys("read", self.spot.path.display())
-                .and_then(|_| deliver(&msg));
+            let delivered =
+                read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path).and_then(|_| deliver(&msg));
             if let Err(e) = delivered {
                 put_back(&self.claimed, &self.spot.path);
                 *holding = false;
@@ -530,11 +529,12 @@ fn read_to_end(fd: &Fd, msg: &mut Vec<u8>) -> nix::Result<usize> {
 }
 
 /// Reads `file` to its end, adding what it cost to `tally` (if one is kept).
-fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>) -> nix::Result<usize> {
-    let Some(tally) = tally else { return read_to_end(file, msg) };
-    let before = io_now().map_err(|_| Errno::EIO)?;
-    let n = read_to_end(file, msg)?;
-    let after = io_now().map_err(|_| Errno::EIO)?;
+fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
+    let read = |msg: &mut Vec<u8>| read_to_end(file, msg).sys("read", path.display());
+    let Some(tally) = tally else { return read(msg) };
+    let before = io_now()?;
+    let n = read(msg)?;
+    let after = io_now()?;
     // The first look's own read() is counted in the second: it is not the message's.
     tally.rchar += after.0.saturating_sub(before.0).saturating_sub(before.2);
     tally.read_bytes += after.1.saturating_sub(before.1);

@@ -54,11 +54,9 @@ pub(crate) fn getattr(mqd: &MqdT) -> nix::Result<MqAttr> {
 
 pub(crate) fn send(mqd: &MqdT, msg: &[u8], prio: u32, t: Try) -> nix::Result<()> {
     let r = nix::mqueue::mq_send(mqd, msg, prio);
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            (format!("mq_timedsend({}, {}, {}, {prio}, NULL)", fd(mqd), trace::quote(msg), msg.len()), r.zero())
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        (format!("mq_timedsend({}, {}, {}, {prio}, NULL)", fd(mqd), trace::quote(msg), msg.len()), r.zero())
+    });
     r
 }
 
@@ -66,15 +64,13 @@ pub(crate) fn send(mqd: &MqdT, msg: &[u8], prio: u32, t: Try) -> nix::Result<()>
 /// passed when nothing came.
 pub(crate) fn receive(mqd: &MqdT, buf: &mut [u8], prio: &mut u32, t: Try) -> nix::Result<usize> {
     let r = nix::mqueue::mq_receive(mqd, buf, prio);
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            let (text, p) = match r.value() {
-                Some(&n) => (trace::quote(&buf[..n]), format!("[{prio}]")),
-                None => (trace::ptr(buf.as_ptr()), trace::ptr(std::ptr::from_ref(prio))),
-            };
-            (format!("mq_timedreceive({}, {text}, {}, {p}, NULL)", fd(mqd), buf.len()), r.decimal())
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        let (text, p) = match r.value() {
+            Some(&n) => (trace::quote(&buf[..n]), format!("[{prio}]")),
+            None => (trace::ptr(buf.as_ptr()), trace::ptr(std::ptr::from_ref(prio))),
+        };
+        (format!("mq_timedreceive({}, {text}, {}, {p}, NULL)", fd(mqd), buf.len()), r.decimal())
+    });
     r
 }
 

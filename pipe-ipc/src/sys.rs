@@ -2,8 +2,9 @@
 //! strace 6.1 shows it: `pipe2`, `mknodat` (mkfifo), `openat`, `read`, `write`, `tee`,
 //! `fchmodat`, `unlink` and `close`. Each wrapper makes the system call that strace shows (nix's
 //! `mknodat` and `openat`, not `mkfifo` and `open`, which glibc turns into them), so what is
-//! printed is what was passed. The OFD locks, flock, poll and FIONREAD of `fifo` stay untraced:
-//! they are how the last one out is found, not the note's calls.
+//! printed is what was passed. The OFD locks, flock, poll and FIONREAD of `fifo`, and the inotify
+//! watch that wakes its waits (its own read and close), stay untraced: they are how a wait ends
+//! and the last one out is found, not the note's calls.
 
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -130,14 +131,12 @@ pub fn open(path: &Path, flags: OFlag) -> nix::Result<Fd> {
 /// traced again.
 pub fn open_try(path: &Path, flags: OFlag, t: Try) -> nix::Result<Fd> {
     let r = nix::fcntl::openat(AT_FDCWD, path, flags, Mode::empty());
-    if t.shows(&r) {
-        trace::call(&r, |r| {
-            (
-                format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
-                r.or_errno(|fd| fd.as_raw_fd().to_string()),
-            )
-        });
-    }
+    trace::call_try(t, &r, |r| {
+        (
+            format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
+            r.or_errno(|fd| fd.as_raw_fd().to_string()),
+        )
+    });
     r.map(Fd::new)
 }
 

@@ -124,17 +124,16 @@ impl PosixChannel {
             return Ok(());
         }
         on_wait();
-        // --trace shows the first slice of the wait and its look at the link count, not each one.
-        let (mut wait, mut look) = (Try::First, Try::First);
+        // --trace shows the first slice of the wait, not each one, and a look when it changes.
+        let mut wait = Try::First;
         loop {
             gate::safe_point();
             if sem.timed_wait(WAIT_SLICE, wait).map_err(|e| Error::sys("sem_timedwait", name, e))? {
                 return Ok(());
             }
             let shm = shm_name(self.key);
-            let links = self.mem.links(look).map_err(|e| Error::sys("fstat", &shm, e))?;
-            (wait, look) = (Try::Again(Errno::ETIMEDOUT), Try::Looked);
-            if links == 0 {
+            wait = Try::Again(Errno::ETIMEDOUT);
+            if self.mem.links(Try::Looked).map_err(|e| Error::sys("fstat", &shm, e))? == 0 {
                 return Err(Error::Failed(format!(
                     "POSIX shared memory {shm} was unlinked (reader --clean --posix, or rm) while this process waited on {name}: nobody can post it any more"
                 )));

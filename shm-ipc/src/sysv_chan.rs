@@ -236,7 +236,7 @@ impl SysvChannel {
                         on_wait();
                         self.waited = true;
                     } else {
-                        self.check_segment(tried)?;
+                        self.check_segment()?;
                         tried = Try::Again(Errno::EAGAIN);
                     }
                 }
@@ -248,9 +248,8 @@ impl SysvChannel {
 
     /// Between waits: `ipcrm -m` alone marks the segment for removal but leaves the semaphores, so
     /// a writer would make a new segment under the key while this process still sees the old one.
-    fn check_segment(&self, tried: Try) -> Result<()> {
-        let look = if tried == Try::First { Try::First } else { Try::Looked };
-        let removed = match sysv::shm_stat_try(self.shm_id, look) {
+    fn check_segment(&self) -> Result<()> {
+        let removed = match sysv::shm_stat_try(self.shm_id, Try::Looked) {
             Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
             Err(Errno::EINVAL | Errno::EIDRM) => true,
             Err(e) => return Err(Error::sys("shmctl(IPC_STAT)", format!("segment {}", self.key), e)),

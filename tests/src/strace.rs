@@ -240,25 +240,34 @@ pub fn texts(calls: &[Call], names: &[&str]) -> Vec<String> {
 }
 
 /// Our lines of the calls `names` are strace's, exactly and in the same order (SysV calls: the
-/// program prints what it passed and what came back, all of it). One leeway: a wait loop traces
-/// its repeated try once (`common::trace::Try`), so strace may repeat a line shown before.
+/// program prints what it passed and what came back, all of it). One leeway, for a wait loop
+/// (`common::trace::Try`): strace may repeat the last line shown of a call when that line is a
+/// failure (a try that timed out) or an `IPC_STAT` (a look that found nothing new).
 pub fn assert_exact(ours: &[Call], theirs: &[Call], names: &[&str]) {
-    let (o, t) = (texts(ours, names), texts(theirs, names));
+    let pick =
+        |calls: &[Call]| -> Vec<Call> { calls.iter().filter(|c| names.contains(&c.name.as_str())).cloned().collect() };
+    let (o, t) = (pick(ours), pick(theirs));
     assert!(!o.is_empty(), "no traced call of {names:?}");
+    let all = |calls: &[Call]| calls.iter().map(Call::text).collect::<Vec<_>>().join("\n");
     let mut mine = o.iter().peekable();
-    let mut seen = std::collections::HashSet::new();
-    for line in &t {
-        if mine.peek() == Some(&line) {
+    let mut last_shown: std::collections::HashMap<&str, &Call> = std::collections::HashMap::new();
+    for c in &t {
+        if mine.peek() == Some(&c) {
             mine.next();
-            seen.insert(line);
-        } else {
-            assert!(
-                seen.contains(line),
-                "--trace and strace disagree on {names:?}: strace shows {line}\n--trace: {o:#?}\nstrace: {t:#?}"
-            );
+            last_shown.insert(&c.name, c);
+            continue;
         }
+        let repeat = last_shown.get(c.name.as_str()) == Some(&c);
+        let loop_try = c.result.starts_with("-1 ") || c.arg(1) == "IPC_STAT";
+        assert!(
+            repeat && loop_try,
+            "--trace and strace disagree on {names:?}: strace shows {}\n--trace:\n{}\nstrace:\n{}",
+            c.text(),
+            all(&o),
+            all(&t)
+        );
     }
-    assert!(mine.peek().is_none(), "--trace shows more than strace: {:?}\nstrace: {t:#?}", mine.collect::<Vec<_>>());
+    assert!(mine.peek().is_none(), "--trace shows more than strace\n--trace:\n{}\nstrace:\n{}", all(&o), all(&t));
 }
 
 /// Each of our system calls named `name` is, in order, one of strace's with the same `key` (the
