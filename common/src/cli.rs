@@ -17,6 +17,23 @@ macro_rules! command_name {
     };
 }
 
+/// `--trace`, on every binary: its IPC calls on stderr, in strace's syntax ([`crate::trace`]).
+#[derive(Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Print each IPC call on stderr as it returns, as strace shows it, after `[<bin> <pid>]`
+    #[arg(long)]
+    pub trace: bool,
+}
+
+impl TraceArgs {
+    /// Turns tracing on if `--trace` was given; `bin` starts each line.
+    pub fn start(&self, bin: &'static str) {
+        if self.trace {
+            crate::trace::start(bin);
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SendArgs {
     /// Send the whole message list N times

@@ -15,6 +15,7 @@ pub mod process;
 mod ready;
 pub mod stop;
 pub mod sysv;
+pub mod trace;
 
 pub use error::{Error, Result, SysResult};
 pub use key::Key;

@@ -1,18 +1,27 @@
 //! Thin safe wrappers for POSIX shared memory (shm_open + mmap) and named semaphores
 //! (sem_open, which nix does not wrap): the `--posix` variant of the shared-memory pair.
+//!
+//! Each wrapper prints its call for `--trace`: the system calls (ftruncate, fchmod, mmap, munmap,
+//! fstat as glibc makes it, umask) as strace shows them, and the C library's shm_* and sem_*
+//! functions as library calls, with the arguments the program passed. What glibc turns them into
+//! (shm_open: openat of /dev/shm/NAME with O_NOFOLLOW|O_CLOEXEC added; sem_open: a file
+//! /dev/shm/sem.NAME mapped with mmap; sem_wait: a futex, or nothing) is strace's to show.
+//! [`ofd_lock`] is not traced.
 
 use std::ffi::CString;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap, shm_open};
-use nix::sys::stat::{Mode, fchmod, fstat, umask};
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+use nix::sys::stat::{Mode, fchmod};
 use nix::unistd::ftruncate;
 
+use crate::trace::{self, Try};
 use crate::{Memory, MemoryMut};
 
 /// How long an opener waits for the creator of a new object to give it its size (the creator
@@ -80,13 +89,17 @@ impl Mapped {
             (shm_open(name, OFlag::O_RDWR, m)?, false)
         };
         if created {
-            ftruncate(&fd, len as i64)?;
-            fchmod(&fd, m)?; // shm_open applied the umask
+            let r = ftruncate(&fd, len as i64);
+            trace::call(&r, |r| (format!("ftruncate({}, {len})", fd.as_raw_fd()), r.zero()));
+            r?;
+            let r = fchmod(&fd, m); // shm_open applied the umask
+            trace::call(&r, |r| (format!("fchmod({}, {})", fd.as_raw_fd(), trace::mode(m.bits())), r.zero()));
+            r?;
         } else {
             let deadline = Instant::now() + SIZE_WAIT;
             let mut waited = false;
             loop {
-                let st = fstat(&fd)?;
+                let st = fstat(fd.as_fd())?;
                 match st.st_size as usize {
                     n if n == len => break,
                     0 if st.st_nlink > 0 && Instant::now() < deadline => {
@@ -107,8 +120,12 @@ impl Mapped {
     fn map(fd: &OwnedFd, len: usize) -> nix::Result<NonNull<u8>> {
         let n = NonZeroUsize::new(len).ok_or(Errno::EINVAL)?;
         // SAFETY: no address given, so the kernel picks a free range and replaces no existing mapping.
-        let p = unsafe { mmap(None, n, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0)? };
-        Ok(p.cast())
+        let p = unsafe { mmap(None, n, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, fd, 0) };
+        trace::call(&p, |r| {
+            let call = format!("mmap(NULL, {len}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, 0)", fd.as_raw_fd());
+            (call, r.or_errno(|p| trace::ptr(p.as_ptr())))
+        });
+        Ok(p?.cast())
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -117,9 +134,71 @@ impl Mapped {
 
     /// The link count of the object: 0 once its name was unlinked (the mapping lives on).
     #[allow(clippy::unnecessary_cast)] // nlink_t is 32 bits on some targets
-    pub fn links(&self) -> nix::Result<u64> {
-        fstat(&self.fd).map(|st| st.st_nlink as u64)
+    pub fn links(&self, t: Try) -> nix::Result<u64> {
+        fstat_try(self.fd.as_fd(), t).map(|st| st.st_nlink as u64)
     }
+}
+
+/// The POSIX shared memory `name` (`/x`), opened as shm_open(3) does: openat of /dev/shm/x with
+/// O_NOFOLLOW|O_CLOEXEC added.
+fn shm_open(name: &str, flags: OFlag, mode: Mode) -> nix::Result<OwnedFd> {
+    let r = nix::sys::mman::shm_open(name, flags, mode);
+    trace::library_call(&r, |r| {
+        let (f, m) = (trace::open_flags(flags.bits()), trace::mode(mode.bits()));
+        (format!("shm_open({}, {f}, {m})", trace::path(Path::new(name))), r.or_errno(|fd| fd.as_raw_fd().to_string()))
+    });
+    r
+}
+
+/// fstat(2) of `fd`, which glibc makes (and strace shows) as newfstatat(fd, "", .., AT_EMPTY_PATH).
+pub fn fstat(fd: BorrowedFd<'_>) -> nix::Result<libc::stat> {
+    fstat_try(fd, Try::First)
+}
+
+/// [`fstat`] as a wait loop repeats it (see [`Try`]).
+pub fn fstat_try(fd: BorrowedFd<'_>, t: Try) -> nix::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is a stat buffer for fstat to fill; fd is an open descriptor.
+    let r = Errno::result(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }).map(|_| {
+        // SAFETY: fstat succeeded, so it filled st.
+        unsafe { st.assume_init() }
+    });
+    trace::call_try(t, &r, |r| {
+        let shown = r.value().map_or_else(|| trace::ptr(st.as_ptr()), stat);
+        (format!("newfstatat({}, \"\", {shown}, AT_EMPTY_PATH)", fd.as_raw_fd()), r.or_errno(|_| "0".into()))
+    });
+    r
+}
+
+/// A stat buffer as strace abbreviates it: `{st_mode=S_IFREG|0600, st_size=4096, ...}` (the
+/// device number instead of the size for a device).
+#[allow(clippy::unnecessary_cast)] // mode_t and dev_t differ in width between targets
+fn stat(st: &libc::stat) -> String {
+    let mode = st.st_mode as u32;
+    let kind = match mode & libc::S_IFMT as u32 {
+        t if t == libc::S_IFREG as u32 => "S_IFREG",
+        t if t == libc::S_IFDIR as u32 => "S_IFDIR",
+        t if t == libc::S_IFCHR as u32 => "S_IFCHR",
+        t if t == libc::S_IFBLK as u32 => "S_IFBLK",
+        t if t == libc::S_IFIFO as u32 => "S_IFIFO",
+        t if t == libc::S_IFLNK as u32 => "S_IFLNK",
+        _ => "S_IFSOCK",
+    };
+    let special = [(0o4000, "S_ISUID"), (0o2000, "S_ISGID"), (0o1000, "S_ISVTX")];
+    let mut shown = kind.to_string();
+    for (bit, name) in special {
+        if mode & bit != 0 {
+            shown = format!("{shown}|{name}");
+        }
+    }
+    shown = format!("{shown}|{}", trace::mode(mode & 0o777));
+    let size_or_dev = if kind == "S_IFCHR" || kind == "S_IFBLK" {
+        let d = st.st_rdev as u64;
+        format!("st_rdev=makedev({:#x}, {:#x})", libc::major(d), libc::minor(d))
+    } else {
+        format!("st_size={}", st.st_size)
+    };
+    format!("{{st_mode={shown}, {size_or_dev}, ...}}")
 }
 
 /// The bytes of a file a record lock covers.
@@ -200,12 +279,54 @@ unsafe impl MemoryMut for Mapped {}
 impl Drop for Mapped {
     fn drop(&mut self) {
         // SAFETY: addr/len came from mmap and are unmapped once.
-        let _ = unsafe { munmap(self.addr.cast(), self.len) };
+        let r = unsafe { munmap(self.addr.cast(), self.len) };
+        trace::call(&r, |r| (format!("munmap({}, {})", trace::ptr(self.addr.as_ptr()), self.len), r.zero()));
     }
 }
 
+/// shm_unlink(3): glibc's unlink of /dev/shm/NAME.
 pub fn shm_unlink(name: &str) -> nix::Result<()> {
-    nix::sys::mman::shm_unlink(name)
+    let r = nix::sys::mman::shm_unlink(name);
+    trace::library_call(&r, |r| (format!("shm_unlink({})", trace::path(Path::new(name))), r.zero()));
+    r
+}
+
+/// umask(2), which cannot fail; returns the old mask.
+fn umask(mask: Mode) -> Mode {
+    let old = nix::sys::stat::umask(mask);
+    trace::call(&Ok(old), |_| (format!("umask({})", trace::mode(mask.bits())), trace::mode(old.bits())));
+    old
+}
+
+/// The result of a sem_* call that returns 0 or -1 with errno.
+fn sem_result(ret: libc::c_int) -> nix::Result<()> {
+    Errno::result(ret).map(drop)
+}
+
+/// sem_open's flags: O_CREAT and O_EXCL are all it looks at.
+fn sem_flags(f: libc::c_int) -> String {
+    trace::flags(f.into(), &[(libc::O_CREAT.into(), "O_CREAT"), (libc::O_EXCL.into(), "O_EXCL")])
+}
+
+/// sem_open(3) as it was called (the mode and value only with O_CREAT): a pointer, or SEM_FAILED
+/// and errno.
+fn sem_open(name: &CString, flags: libc::c_int, create: Option<(u32, u32)>) -> nix::Result<NonNull<libc::sem_t>> {
+    let p = match create {
+        // SAFETY: name is a valid C string; with O_CREAT sem_open reads the mode and value varargs.
+        Some((mode, value)) => unsafe { libc::sem_open(name.as_ptr(), flags, mode as libc::c_uint, value) },
+        // SAFETY: name is a valid C string; without O_CREAT sem_open takes no varargs.
+        None => unsafe { libc::sem_open(name.as_ptr(), flags) },
+    };
+    let r = if p == libc::SEM_FAILED { Err(Errno::last()) } else { NonNull::new(p).ok_or(Errno::EINVAL) };
+    trace::library_call(&r, |r| {
+        let n = trace::path(Path::new(&*name.to_string_lossy()));
+        let call = match create {
+            Some((mode, value)) => format!("sem_open({n}, {}, {}, {value})", sem_flags(flags), trace::mode(mode)),
+            None => format!("sem_open({n}, {})", sem_flags(flags)),
+        };
+        (call, r.or_errno(|p| trace::ptr(p.as_ptr())))
+    });
+    r
 }
 
 /// A named POSIX semaphore (sem_open), closed on drop.
@@ -226,38 +347,37 @@ impl NamedSem {
             // sem_open applies the umask and has no descriptor to fchmod: clear the umask around
             // the create. The umask is per process; no other thread of ours creates files.
             let old = umask(Mode::empty());
-            // SAFETY: c is a valid C string; with O_CREAT sem_open reads the mode and value varargs.
-            let p = unsafe { libc::sem_open(c.as_ptr(), libc::O_CREAT | libc::O_EXCL, mode as libc::c_uint, value) };
-            let err = Errno::last();
+            let made = sem_open(&c, libc::O_CREAT | libc::O_EXCL, Some((mode, value)));
             umask(old);
-            if p != libc::SEM_FAILED {
-                return NonNull::new(p).map(|p| (NamedSem(p), true)).ok_or(Errno::EINVAL);
+            match made {
+                Ok(p) => return Ok((NamedSem(p), true)),
+                Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
             }
-            if err != Errno::EEXIST {
-                return Err(err);
-            }
-            // SAFETY: c is a valid C string; without O_CREAT sem_open takes no varargs.
-            let p = unsafe { libc::sem_open(c.as_ptr(), 0) };
-            if p != libc::SEM_FAILED {
-                return NonNull::new(p).map(|p| (NamedSem(p), false)).ok_or(Errno::EINVAL);
-            }
-            match Errno::last() {
-                Errno::ENOENT => continue, // unlinked in between: create it again
-                e => return Err(e),
+            match sem_open(&c, 0, None) {
+                Ok(p) => return Ok((NamedSem(p), false)),
+                Err(Errno::ENOENT) => continue, // unlinked in between: create it again
+                Err(e) => return Err(e),
             }
         }
     }
 
     /// Waits at most `timeout` until the value is positive and decrements it: true if it did,
     /// false on timeout. EINTR (Ctrl-Z, fg) is retried.
-    pub fn timed_wait(&self, timeout: Duration) -> nix::Result<bool> {
+    /// Waits up to `timeout` for the semaphore; false if it did not come. `t`: which try of a
+    /// wait loop this is (see [`Try`]).
+    pub fn timed_wait(&self, timeout: Duration, t: Try) -> nix::Result<bool> {
         // sem_timedwait takes an absolute CLOCK_REALTIME time.
         let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + timeout;
         let ts = libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long };
         loop {
             // SAFETY: self.0 is an open semaphore; ts is a valid timespec.
-            match Errno::result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) }) {
-                Ok(_) => return Ok(true),
+            let r = sem_result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) });
+            trace::library_call_try(t, &r, |r| {
+                (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero())
+            });
+            match r {
+                Ok(()) => return Ok(true),
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ETIMEDOUT) => return Ok(false),
                 Err(e) => return Err(e),
@@ -269,7 +389,12 @@ impl NamedSem {
     pub fn value(&self) -> nix::Result<i32> {
         let mut v: libc::c_int = 0;
         // SAFETY: self.0 is an open semaphore; v is a valid int to write.
-        Errno::result(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut v) })?;
+        let r = sem_result(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut v) });
+        trace::library_call(&r, |r| {
+            let shown = if r.value().is_some() { format!("[{v}]") } else { trace::ptr(&v) };
+            (format!("sem_getvalue({}, {shown})", self.ptr()), r.zero())
+        });
+        r?;
         Ok(v)
     }
 
@@ -277,9 +402,11 @@ impl NamedSem {
     pub fn wait(&self) -> nix::Result<()> {
         loop {
             // SAFETY: self.0 is an open semaphore.
-            match Errno::result(unsafe { libc::sem_wait(self.0.as_ptr()) }) {
+            let r = sem_result(unsafe { libc::sem_wait(self.0.as_ptr()) });
+            trace::library_call(&r, |r| (format!("sem_wait({})", self.ptr()), r.zero()));
+            match r {
                 Err(Errno::EINTR) => continue,
-                other => return other.map(drop),
+                other => return other,
             }
         }
     }
@@ -287,8 +414,10 @@ impl NamedSem {
     /// Decrements if positive; false (EAGAIN) otherwise.
     pub fn try_wait(&self) -> nix::Result<bool> {
         // SAFETY: self.0 is an open semaphore.
-        match Errno::result(unsafe { libc::sem_trywait(self.0.as_ptr()) }) {
-            Ok(_) => Ok(true),
+        let r = sem_result(unsafe { libc::sem_trywait(self.0.as_ptr()) });
+        trace::library_call(&r, |r| (format!("sem_trywait({})", self.ptr()), r.zero()));
+        match r {
+            Ok(()) => Ok(true),
             Err(Errno::EAGAIN) => Ok(false),
             Err(e) => Err(e),
         }
@@ -296,19 +425,30 @@ impl NamedSem {
 
     pub fn post(&self) -> nix::Result<()> {
         // SAFETY: self.0 is an open semaphore.
-        Errno::result(unsafe { libc::sem_post(self.0.as_ptr()) }).map(drop)
+        let r = sem_result(unsafe { libc::sem_post(self.0.as_ptr()) });
+        trace::library_call(&r, |r| (format!("sem_post({})", self.ptr()), r.zero()));
+        r
+    }
+
+    /// The semaphore as a trace shows it: sem_open's pointer.
+    fn ptr(&self) -> String {
+        trace::ptr(self.0.as_ptr())
     }
 }
 
 impl Drop for NamedSem {
     fn drop(&mut self) {
         // SAFETY: opened by sem_open, closed once.
-        unsafe { libc::sem_close(self.0.as_ptr()) };
+        let r = sem_result(unsafe { libc::sem_close(self.0.as_ptr()) });
+        trace::library_call(&r, |r| (format!("sem_close({})", self.ptr()), r.zero()));
     }
 }
 
+/// sem_unlink(3): glibc's unlink of /dev/shm/sem.NAME.
 pub fn sem_unlink(name: &str) -> nix::Result<()> {
     let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
     // SAFETY: c is a valid C string.
-    Errno::result(unsafe { libc::sem_unlink(c.as_ptr()) }).map(drop)
+    let r = sem_result(unsafe { libc::sem_unlink(c.as_ptr()) });
+    trace::library_call(&r, |r| (format!("sem_unlink({})", trace::path(Path::new(name))), r.zero()));
+    r
 }

@@ -1,12 +1,14 @@
 //! Thin safe wrappers over the System V IPC calls, which nix does not wrap: message queues,
 //! shared memory and semaphores. Every libc call of the workspace's SysV code is here; each
-//! returns the errno as a nix `Errno` so callers name the call and object in their error.
+//! returns the errno as a nix `Errno` so callers name the call and object in their error, and
+//! prints itself for `--trace` exactly as strace shows it.
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
 
+use crate::trace::{self, Try};
 use crate::{Access, Key, Memory, MemoryMut, ReadOnly, ReadWrite};
 
 fn check(ret: i32) -> nix::Result<i32> {
@@ -17,8 +19,16 @@ fn check(ret: i32) -> nix::Result<i32> {
 
 pub fn msgget(key: Key, flags: i32) -> nix::Result<i32> {
     // SAFETY: msgget takes plain integers.
-    check(unsafe { libc::msgget(key.raw(), flags) })
+    let r = check(unsafe { libc::msgget(key.raw(), flags) });
+    trace::call(&r, |r| (format!("msgget({}, {})", trace::key(key.raw()), trace::ipc_get_flags(flags)), r.decimal()));
+    r
 }
+
+const MSG_FLAGS: [(i64, &str); 3] = [
+    (libc::IPC_NOWAIT as i64, "IPC_NOWAIT"),
+    (libc::MSG_NOERROR as i64, "MSG_NOERROR"),
+    (libc::MSG_EXCEPT as i64, "MSG_EXCEPT"),
+];
 
 // c_long is i64 here but i32 on 32-bit targets: the conversions are not useless there.
 #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
@@ -33,7 +43,12 @@ pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32) -> nix::Result<()> {
         std::ptr::copy_nonoverlapping(text.as_ptr(), buf.as_mut_ptr().add(1).cast::<u8>(), text.len());
     }
     // SAFETY: buf is a valid msgbuf whose mtext has text.len() bytes.
-    check(unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), flags) }).map(drop)
+    let r = check(unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), flags) }).map(drop);
+    trace::call(&r, |r| {
+        let msg = format!("{{mtype={mtype}, mtext={}}}", trace::quote(text));
+        (format!("msgsnd({id}, {msg}, {}, {})", text.len(), trace::flags(flags.into(), &MSG_FLAGS)), r.zero())
+    });
+    r
 }
 
 /// A buffer for [`msgrcv`], sized once for the largest message (kernel.msgmax).
@@ -52,18 +67,42 @@ impl MsgBuf {
 pub fn msgrcv(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32) -> nix::Result<(i64, &[u8])> {
     let mtype = libc::c_long::try_from(mtype).map_err(|_| Errno::EINVAL)?;
     // SAFETY: buf.0 is a msgbuf with room for buf.1 bytes of mtext.
-    let n = unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), buf.1, mtype, flags) };
-    let n = Errno::result(n)? as usize;
+    let n = Errno::result(unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), buf.1, mtype, flags) });
+    trace::call(&n, |r| {
+        // As strace: the buffer's first bytes (up to its size), not only the message's.
+        let shown = match r.value() {
+            // SAFETY: buf.0 holds mtype and buf.1 bytes of mtext, all initialised.
+            Some(_) => format!("{{mtype={}, mtext={}}}", buf.0[0], trace::quote(unsafe { mtext(&buf.0, buf.1) })),
+            None => trace::ptr(buf.0.as_ptr()),
+        };
+        let f = trace::flags(flags.into(), &MSG_FLAGS);
+        (format!("msgrcv({id}, {shown}, {}, {mtype}, {f})", buf.1), r.decimal())
+    });
+    let n = n? as usize;
     // SAFETY: the kernel wrote n <= buf.1 bytes after mtype.
     let text = unsafe { std::slice::from_raw_parts(buf.0.as_ptr().add(1).cast::<u8>(), n) };
     Ok((i64::from(buf.0[0]), text))
+}
+
+/// The `len` bytes of mtext after a msgbuf's mtype.
+///
+/// # Safety
+/// `buf` must hold at least `len` bytes after its first element.
+unsafe fn mtext(buf: &[libc::c_long], len: usize) -> &[u8] {
+    // SAFETY: the caller vouches for the length; c_long storage is initialised and u8-aligned.
+    unsafe { std::slice::from_raw_parts(buf.as_ptr().add(1).cast::<u8>(), len) }
 }
 
 pub fn msg_stat(id: i32) -> nix::Result<libc::msqid_ds> {
     // SAFETY: msqid_ds is plain data; the kernel fills it.
     let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid msqid_ds for IPC_STAT to write.
-    check(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) })?;
+    let r = check(unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) });
+    trace::call(&r, |r| {
+        let shown = if r.value().is_some() { trace::msqid_ds(&ds, true) } else { trace::ptr(&ds) };
+        (format!("msgctl({id}, IPC_STAT, {shown})"), r.decimal())
+    });
+    r?;
     Ok(ds)
 }
 
@@ -71,38 +110,59 @@ pub fn msg_stat(id: i32) -> nix::Result<libc::msqid_ds> {
 pub fn msg_set(id: i32, ds: &libc::msqid_ds) -> nix::Result<()> {
     let mut ds = *ds;
     // SAFETY: ds is a valid msqid_ds for IPC_SET to read.
-    check(unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) }).map(drop)
+    let r = check(unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) }).map(drop);
+    trace::call(&r, |r| (format!("msgctl({id}, IPC_SET, {})", trace::msqid_ds(&ds, false)), r.zero()));
+    r
 }
 
 pub fn msg_remove(id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID ignores the buffer.
-    check(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+    let r = check(unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop);
+    trace::call(&r, |r| (format!("msgctl({id}, IPC_RMID, NULL)"), r.zero()));
+    r
 }
 
 // ---- shared memory --------------------------------------------------------------------------
 
 pub fn shmget(key: Key, size: usize, flags: i32) -> nix::Result<i32> {
+    shmget_raw(key.raw(), size, flags)
+}
+
+fn shmget_raw(key: libc::key_t, size: usize, flags: i32) -> nix::Result<i32> {
     // SAFETY: shmget takes plain integers.
-    check(unsafe { libc::shmget(key.raw(), size, flags) })
+    let r = check(unsafe { libc::shmget(key, size, flags) });
+    trace::call(&r, |r| (format!("shmget({}, {size}, {})", trace::key(key), trace::ipc_get_flags(flags)), r.decimal()));
+    r
 }
 
 /// shmget(IPC_PRIVATE, ...): a new segment with no key, shared only through fork.
 pub fn shmget_private(size: usize, flags: i32) -> nix::Result<i32> {
-    // SAFETY: shmget takes plain integers.
-    check(unsafe { libc::shmget(libc::IPC_PRIVATE, size, flags) })
+    shmget_raw(libc::IPC_PRIVATE, size, flags)
 }
 
 pub fn shm_stat(id: i32) -> nix::Result<libc::shmid_ds> {
+    shm_stat_try(id, Try::First)
+}
+
+/// [`shm_stat`] as a wait loop repeats it (see [`Try`]).
+pub fn shm_stat_try(id: i32, t: Try) -> nix::Result<libc::shmid_ds> {
     // SAFETY: shmid_ds is plain data; the kernel fills it.
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid shmid_ds for IPC_STAT to write.
-    check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
+    let r = check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) });
+    trace::call_try(t, &r, |r| {
+        let shown = if r.value().is_some() { trace::shmid_ds(&ds) } else { trace::ptr(&ds) };
+        (format!("shmctl({id}, IPC_STAT, {shown})"), r.decimal())
+    });
+    r?;
     Ok(ds)
 }
 
 pub fn shm_remove(id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID ignores the buffer.
-    check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
+    let r = check(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop);
+    trace::call(&r, |r| (format!("shmctl({id}, IPC_RMID, NULL)"), r.zero()));
+    r
 }
 
 /// A segment attached to this process's address space, detached (shmdt) on drop. `A` says
@@ -145,10 +205,12 @@ impl<A: Access> Attached<A> {
     fn attach(id: i32, flags: i32) -> nix::Result<Self> {
         // SAFETY: a null address lets the kernel pick a free range; nothing else is at it.
         let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
-        if p as isize == -1 {
-            return Err(Errno::last());
-        }
-        let addr = NonNull::new(p.cast()).ok_or(Errno::EFAULT)?;
+        let r = if p as isize == -1 { Err(Errno::last()) } else { Ok(p) };
+        trace::call(&r, |r| {
+            let f = trace::flags(flags.into(), &[(libc::SHM_RDONLY.into(), "SHM_RDONLY")]);
+            (format!("shmat({id}, NULL, {f})"), r.or_errno(|p| trace::ptr(*p)))
+        });
+        let addr = NonNull::new(r?.cast()).ok_or(Errno::EFAULT)?;
         // The size after attaching: our attachment keeps the segment (even one marked for
         // removal), so it is the size of the very segment mapped, and a segment's size is fixed.
         let mut mem = Attached { addr, len: 0, access: PhantomData };
@@ -175,7 +237,8 @@ unsafe impl MemoryMut for Attached<ReadWrite> {}
 impl<A: Access> Drop for Attached<A> {
     fn drop(&mut self) {
         // SAFETY: addr came from shmat and is detached once.
-        unsafe { libc::shmdt(self.addr.as_ptr().cast()) };
+        let r = check(unsafe { libc::shmdt(self.addr.as_ptr().cast()) }).map(drop);
+        trace::call(&r, |r| (format!("shmdt({})", trace::ptr(self.addr.as_ptr())), r.zero()));
     }
 }
 
@@ -183,7 +246,11 @@ impl<A: Access> Drop for Attached<A> {
 
 pub fn semget(key: Key, nsems: i32, flags: i32) -> nix::Result<i32> {
     // SAFETY: semget takes plain integers.
-    check(unsafe { libc::semget(key.raw(), nsems, flags) })
+    let r = check(unsafe { libc::semget(key.raw(), nsems, flags) });
+    trace::call(&r, |r| {
+        (format!("semget({}, {nsems}, {})", trace::key(key.raw()), trace::ipc_get_flags(flags)), r.decimal())
+    });
+    r
 }
 
 /// One operation of a [`semop`] call: on semaphore `num`, add `op` (> 0), wait to subtract it
@@ -192,10 +259,21 @@ pub fn sembuf(num: u16, op: i16, flags: i16) -> libc::sembuf {
     libc::sembuf { sem_num: num, sem_op: op, sem_flg: flags }
 }
 
-/// Performs all `ops` atomically: all at once or none.
+/// Performs all `ops` atomically: all at once or none. This is semop(2), made as glibc makes it on
+/// x86-64 (and as strace shows it): semtimedop with no timeout.
 pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
-    // SAFETY: ops points at ops.len() valid sembufs.
-    check(unsafe { libc::semop(id, ops.as_mut_ptr(), ops.len()) }).map(drop)
+    semtimedop_traced(id, ops, None, Try::First)
+}
+
+fn semtimedop_traced(id: i32, ops: &mut [libc::sembuf], timeout: Option<&libc::timespec>, t: Try) -> nix::Result<()> {
+    let ts = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: ops points at ops.len() valid sembufs; ts is null or a valid relative timeout.
+    let r = check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), ts) }).map(drop);
+    trace::call_try(t, &r, |r| {
+        let t = timeout.map_or("NULL".into(), trace::timespec);
+        (format!("semtimedop({id}, {}, {}, {t})", trace::sembufs(ops), ops.len()), r.zero())
+    });
+    r
 }
 
 // SAFETY: the declaration matches glibc's semtimedop(2) (sys/sem.h with _GNU_SOURCE), which the
@@ -209,40 +287,50 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
-/// [`semop`] that gives up after `timeout` with EAGAIN, so a waiter can look around between waits.
-pub fn semop_timed(id: i32, ops: &mut [libc::sembuf], timeout: std::time::Duration) -> nix::Result<()> {
+/// [`semop`] that gives up after `timeout` with EAGAIN, so a waiter can look around between
+/// waits; `t` says which try of such a loop this is (see [`Try`]).
+pub fn semop_timed(id: i32, ops: &mut [libc::sembuf], timeout: std::time::Duration, t: Try) -> nix::Result<()> {
     let ts =
         libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
-    // SAFETY: ops points at ops.len() valid sembufs; ts is a valid relative timeout.
-    check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), &ts) }).map(drop)
+    semtimedop_traced(id, ops, Some(&ts), t)
 }
 
 /// How many processes wait on semaphore `num`: (GETNCNT, GETZCNT), those waiting for it to grow
 /// and those waiting for zero. Linux counts a blocked semop only on the semaphore it blocks on.
 pub fn sem_waiters(id: i32, num: i32) -> nix::Result<(i32, i32)> {
-    // SAFETY: GETNCNT and GETZCNT take no argument.
-    let n = check(unsafe { libc::semctl(id, num, libc::GETNCNT) })?;
-    // SAFETY: as above.
-    let z = check(unsafe { libc::semctl(id, num, libc::GETZCNT) })?;
-    Ok((n, z))
+    Ok((semctl_get(id, num, libc::GETNCNT, "GETNCNT")?, semctl_get(id, num, libc::GETZCNT, "GETZCNT")?))
 }
 
 pub fn sem_value(id: i32, num: i32) -> nix::Result<i32> {
-    // SAFETY: GETVAL takes no argument.
-    check(unsafe { libc::semctl(id, num, libc::GETVAL) })
+    semctl_get(id, num, libc::GETVAL, "GETVAL")
+}
+
+/// semctl of a command that takes no argument and returns a count or a value.
+fn semctl_get(id: i32, num: i32, cmd: i32, name: &str) -> nix::Result<i32> {
+    // SAFETY: GETVAL, GETNCNT and GETZCNT take no argument.
+    let r = check(unsafe { libc::semctl(id, num, cmd) });
+    trace::call(&r, |r| (format!("semctl({id}, {num}, {name}, NULL)"), r.decimal()));
+    r
 }
 
 pub fn sem_stat(id: i32) -> nix::Result<libc::semid_ds> {
     // SAFETY: semid_ds is plain data; the kernel fills it.
     let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: IPC_STAT takes a pointer to a semid_ds to write.
-    check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) })?;
+    let r = check(unsafe { libc::semctl(id, 0, libc::IPC_STAT, &mut ds as *mut libc::semid_ds) });
+    trace::call(&r, |r| {
+        let shown = if r.value().is_some() { trace::semid_ds(&ds) } else { trace::ptr(&ds) };
+        (format!("semctl({id}, 0, IPC_STAT, {shown})"), r.decimal())
+    });
+    r?;
     Ok(ds)
 }
 
 pub fn sem_remove(id: i32) -> nix::Result<()> {
     // SAFETY: IPC_RMID takes no argument.
-    check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(drop)
+    let r = check(unsafe { libc::semctl(id, 0, libc::IPC_RMID) }).map(drop);
+    trace::call(&r, |r| (format!("semctl({id}, 0, IPC_RMID, NULL)"), r.zero()));
+    r
 }
 
 /// Gets the object of `key` with `get(flags)`, creating it (0600 or `mode`) if missing. Returns the

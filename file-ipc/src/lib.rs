@@ -13,27 +13,27 @@ macro_rules! say {
     }};
 }
 
+pub mod sys;
+
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, open, renameat2};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::fcntl::OFlag;
+use nix::sys::inotify::{AddWatchFlags, InitFlags};
 use nix::sys::signal::kill;
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat};
 use nix::sys::statfs::{
     BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, FsType, OVERLAYFS_SUPER_MAGIC, TMPFS_MAGIC, XFS_SUPER_MAGIC, fstatfs,
 };
 use nix::unistd::{Pid, geteuid};
+use sys::Fd;
 
 /// The writer's message when none is given (the note has no example).
 pub const DEFAULT_MESSAGE: &str = "Hello File IPC";
@@ -72,8 +72,8 @@ impl Spot {
     /// Watches the directory for `mask` events. Made before the first look at the path, so an
     /// event between the look and the wait is not lost.
     fn watch(&self, mask: AddWatchFlags) -> Result<Watch> {
-        let fd = Inotify::init(InitFlags::IN_CLOEXEC).sys("inotify_init1", "IN_CLOEXEC")?;
-        fd.add_watch(&self.dir, mask | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
+        let fd = sys::inotify_init1(InitFlags::IN_CLOEXEC).sys("inotify_init1", "IN_CLOEXEC")?;
+        sys::inotify_add_watch(&fd, &self.dir, mask | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF)
             .sys("inotify_add_watch", self.dir.display())
             .map_err(|e| e.hint("the directory must exist"))?;
         Ok(Watch { fd, dir: self.dir.clone(), name: self.name.clone() })
@@ -81,7 +81,7 @@ impl Spot {
 }
 
 struct Watch {
-    fd: Inotify,
+    fd: Fd,
     dir: PathBuf,
     name: PathBuf,
 }
@@ -90,11 +90,14 @@ impl Watch {
     /// Blocks until an event names our file, or the event queue overflowed (events were lost:
     /// the caller looks again either way).
     fn wait(&self) -> Result<()> {
+        // Room for many events: one is 16 bytes and the name, at most NAME_MAX + 1 padded.
+        let mut buf = [0u8; 4096];
         loop {
-            let events = match self.fd.read_events() {
+            let n = match sys::read(&self.fd, &mut buf) {
                 Err(Errno::EINTR) => continue,
                 other => other.sys("read", "inotify")?,
             };
+            let events = sys::inotify_events(&buf[..n]);
             // The directory itself removed or moved away: nothing can arrive there any more.
             let gone = AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
             if events.iter().any(|e| e.mask.intersects(gone)) {
@@ -103,7 +106,7 @@ impl Watch {
                     self.dir.display()
                 )));
             }
-            let ours = |e: &nix::sys::inotify::InotifyEvent| {
+            let ours = |e: &sys::Event| {
                 e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || e.name.as_deref() == Some(self.name.as_os_str())
             };
             if events.iter().any(ours) {
@@ -143,9 +146,9 @@ fn check_message(st: &FileStat, path: &Path) -> Result<()> {
 
 /// Opens what is at `path` without following a symlink or blocking on a FIFO, and checks it with
 /// fstat: the descriptor is what gets read, so the check cannot be raced. None if nothing is there.
-fn open_message(path: &Path) -> Result<Option<(File, FileStat)>> {
+fn open_message(path: &Path) -> Result<Option<(Fd, FileStat)>> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let fd = match open(path, flags, Mode::empty()) {
+    let fd = match sys::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(None),
         // A symlink (ELOOP), a socket (ENXIO) or a file we may not read: say what it is.
@@ -157,7 +160,7 @@ fn open_message(path: &Path) -> Result<Option<(File, FileStat)>> {
     };
     let st = fstat(&fd).sys("fstat", path.display())?;
     check_message(&st, path)?;
-    Ok(Some((File::from(fd), st)))
+    Ok(Some((fd, st)))
 }
 
 fn alive(pid: i32) -> bool {
@@ -192,7 +195,7 @@ impl Writer {
             on_stop(move || {
                 // Never leave a half-written message behind, nor let one be started after this.
                 std::mem::forget(creating.lock().unwrap_or_else(PoisonError::into_inner));
-                let _ = std::fs::remove_file(&tmp);
+                let _ = sys::unlink(&tmp);
                 let ours = *last.lock().unwrap_or_else(PoisonError::into_inner);
                 if ours.is_some() && lstat(&path).ok().map(|st| (st.st_dev, st.st_ino)) == ours {
                     say!("writer: our last message still waits at {} for a reader; left in place", path.display());
@@ -212,7 +215,7 @@ impl Writer {
         let creating = self.creating.clone();
         let mut guard = Some(creating.lock().unwrap_or_else(PoisonError::into_inner));
         let id = self.write_tmp(msg).inspect_err(|_| {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = sys::unlink(&self.tmp);
         })?;
         loop {
             if guard.is_none() {
@@ -223,7 +226,7 @@ impl Writer {
             let locked = self.spot.lock()?;
             // RENAME_NOREPLACE: checking "is it there?" then renaming would let two writers both
             // see it free and the second would overwrite the first's message.
-            match renameat2(AT_FDCWD, &self.tmp, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE) {
+            match sys::rename_noreplace(&self.tmp, &self.spot.path) {
                 Ok(()) => {
                     *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
                     drop(guard);
@@ -232,7 +235,7 @@ impl Writer {
                 Err(Errno::EEXIST) => {
                     drop(locked);
                     if let Err(e) = open_message(&self.spot.path) {
-                        let _ = std::fs::remove_file(&self.tmp);
+                        let _ = sys::unlink(&self.tmp);
                         return Err(e);
                     }
                     guard = None;
@@ -240,7 +243,7 @@ impl Writer {
                     self.gone.wait()?;
                 }
                 Err(e) => {
-                    let _ = std::fs::remove_file(&self.tmp);
+                    let _ = sys::unlink(&self.tmp);
                     return Err(Error::sys("renameat2", self.spot.path.display(), e));
                 }
             }
@@ -251,11 +254,18 @@ impl Writer {
     fn write_tmp(&self, msg: &[u8]) -> Result<(u64, u64)> {
         // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
-        let fd = open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
+        let fd = sys::open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
         // Exactly the mode asked for, whatever the umask (open's mode is cut by it).
-        fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
+        sys::fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
         let st = fstat(&fd).sys("fstat", self.tmp.display())?;
-        File::from(fd).write_all(msg).sys("write", self.tmp.display())?;
+        let mut rest = msg;
+        while !rest.is_empty() {
+            match sys::write(&fd, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("write", self.tmp.display(), e)),
+            }
+        }
         Ok((st.st_dev, st.st_ino))
     }
 }
@@ -315,7 +325,7 @@ impl Reader {
     pub fn recv_with(&mut self, on_wait: &mut dyn FnMut(), deliver: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         loop {
             let locked = self.spot.lock()?;
-            let Some((mut file, st)) = open_message(&self.spot.path)? else {
+            let Some((file, st)) = open_message(&self.spot.path)? else {
                 locked.recover_dead();
                 if std::fs::symlink_metadata(&self.spot.path).is_err() {
                     drop(locked);
@@ -325,10 +335,10 @@ impl Reader {
                 continue;
             };
             let mut holding = self.holding.lock().unwrap_or_else(PoisonError::into_inner);
-            match std::fs::rename(&self.spot.path, &self.claimed) {
+            match sys::rename(&self.spot.path, &self.claimed) {
                 Ok(()) => *holding = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // a foreign reader took it
-                Err(e) => return Err(Error::io("rename", self.spot.path.display(), e)),
+                Err(Errno::ENOENT) => continue, // a foreign reader took it
+                Err(e) => return Err(Error::sys("rename", self.spot.path.display(), e)),
             }
             // The name was ours when opened; it must still be the same file now.
             if lstat(&self.claimed).map(|c| (c.st_dev, c.st_ino)) != Ok((st.st_dev, st.st_ino)) {
@@ -340,17 +350,16 @@ impl Reader {
                 )));
             }
             let mut msg = Vec::new();
-            let delivered = read_counted(&mut file, &mut msg, self.io.as_mut())
-                .sys("read", self.spot.path.display())
-                .and_then(|_| deliver(&msg));
+            let delivered =
+                read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path).and_then(|_| deliver(&msg));
             if let Err(e) = delivered {
                 put_back(&self.claimed, &self.spot.path);
                 *holding = false;
                 return Err(e);
             }
             // Delivered: gone already (someone removed it by hand) is no failure after success.
-            let removed = match std::fs::remove_file(&self.claimed) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            let removed = match sys::unlink(&self.claimed) {
+                Err(Errno::ENOENT) => Ok(()),
                 other => other.sys("unlink", self.claimed.display()),
             };
             *holding = false;
@@ -370,7 +379,7 @@ impl Reader {
 
 /// Puts a claimed message back at the agreed path, never over another message.
 fn put_back(claimed: &Path, path: &Path) {
-    match renameat2(AT_FDCWD, claimed, AT_FDCWD, path, RenameFlags::RENAME_NOREPLACE) {
+    match sys::rename_noreplace(claimed, path) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => say!(
             "reader: could not put back the message claimed as {} ({}); `reader --clean` removes it",
@@ -396,18 +405,16 @@ fn grace_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
 /// The directory, flock()ed: a claim and its delivery, and a writer's rename, never overlap.
 struct Locked<'a> {
     spot: &'a Spot,
-    _fd: OwnedFd,
+    _fd: Fd,
 }
 
 impl Spot {
     fn lock(&self) -> Result<Locked<'_>> {
-        let fd = open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        let fd = sys::open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .sys("open", self.dir.display())?;
         loop {
-            // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
-            // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
-            match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
-                Ok(_) => return Ok(Locked { spot: self, _fd: fd }),
+            match sys::flock_ex(&fd) {
+                Ok(()) => return Ok(Locked { spot: self, _fd: fd }),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("flock", self.dir.display(), e)),
             }
@@ -442,7 +449,7 @@ impl Locked<'_> {
     fn remove_dead_tmp(&self) {
         for (p, _, what) in self.spot.dead_private() {
             if what == "tmp" {
-                let _ = std::fs::remove_file(p);
+                let _ = sys::unlink(&p);
             }
         }
     }
@@ -451,7 +458,7 @@ impl Locked<'_> {
     fn recover_dead(&self) {
         self.remove_dead_tmp();
         if let Some((p, pid, _)) = self.spot.dead_private().into_iter().find(|(_, _, w)| *w == "claimed")
-            && renameat2(AT_FDCWD, &p, AT_FDCWD, &self.spot.path, RenameFlags::RENAME_NOREPLACE).is_ok()
+            && sys::rename_noreplace(&p, &self.spot.path).is_ok()
         {
             say!("reader: took back the message that reader {pid} had claimed when it was killed");
         }
@@ -465,7 +472,7 @@ pub fn clean(path: &Path) -> Result<String> {
     let mut removed = Vec::new();
     if let Ok(st) = lstat(path) {
         check_message(&st, path)?;
-        std::fs::remove_file(path).sys("unlink", path.display())?;
+        sys::unlink(path).sys("unlink", path.display())?;
         removed.push(path.display().to_string());
     }
     let prefix = format!(".{}.", spot.name.display());
@@ -473,7 +480,7 @@ pub fn clean(path: &Path) -> Result<String> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let ours = lstat(&entry.path()).is_ok_and(|st| check_message(&st, &entry.path()).is_ok());
         if ours && name.starts_with(&prefix) && (name.ends_with(".tmp") || name.ends_with(".claimed")) {
-            std::fs::remove_file(entry.path()).sys("unlink", entry.path().display())?;
+            sys::unlink(&entry.path()).sys("unlink", entry.path().display())?;
             removed.push(entry.path().display().to_string());
         }
     }
@@ -506,17 +513,33 @@ fn io_now() -> Result<(u64, u64, u64)> {
     Ok((field("rchar"), field("read_bytes"), io.len() as u64))
 }
 
+/// Reads `fd` to its end (read() until it returns 0), 4096 bytes at a time as the note's C does
+/// through stdio (its buffer is the file's st_blksize).
+fn read_to_end(fd: &Fd, msg: &mut Vec<u8>) -> nix::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    let start = msg.len();
+    loop {
+        match sys::read(fd, &mut chunk) {
+            Ok(0) => return Ok(msg.len() - start),
+            Ok(n) => msg.extend_from_slice(&chunk[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Reads `file` to its end, adding what it cost to `tally` (if one is kept).
-fn read_counted(file: &mut File, msg: &mut Vec<u8>, tally: Option<&mut IoTally>) -> std::io::Result<usize> {
-    let Some(tally) = tally else { return file.read_to_end(msg) };
-    let before = io_now().map_err(|_| std::io::Error::other("/proc/self/io"))?;
-    let n = file.read_to_end(msg)?;
-    let after = io_now().map_err(|_| std::io::Error::other("/proc/self/io"))?;
+fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
+    let read = |msg: &mut Vec<u8>| read_to_end(file, msg).sys("read", path.display());
+    let Some(tally) = tally else { return read(msg) };
+    let before = io_now()?;
+    let n = read(msg)?;
+    let after = io_now()?;
     // The first look's own read() is counted in the second: it is not the message's.
     tally.rchar += after.0.saturating_sub(before.0).saturating_sub(before.2);
     tally.read_bytes += after.1.saturating_sub(before.1);
     if tally.fs.is_none() {
-        tally.fs = fstatfs(&*file).ok().map(|st| fs_name(st.filesystem_type()));
+        tally.fs = fstatfs(file).ok().map(|st| fs_name(st.filesystem_type()));
     }
     Ok(n)
 }

@@ -5,6 +5,7 @@
 //! System V queues are the note's (msgget/msgsnd/msgrcv); `--posix` runs the same exchange over
 //! a POSIX queue (mq_open), which has priorities instead of types.
 
+mod mq_sys;
 mod mqueue;
 pub mod serve;
 
@@ -542,7 +543,7 @@ fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
 pub fn clean(key: Key, flavor: Flavor) -> Result<String> {
     if flavor == Flavor::Posix {
         let name = posix_queue_name(key);
-        return match nix::mqueue::mq_unlink(name.as_str()) {
+        return match mq_sys::unlink(&name) {
             Ok(()) => Ok(format!("removed POSIX queue {name}")),
             Err(Errno::ENOENT) => Ok(format!("no POSIX queue {name}: nothing to remove")),
             Err(e) => Err(Error::sys("mq_unlink", name, e)),

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::{Error, Key, Result};
 use nix::errno::Errno;
-use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_getattr, mq_open, mq_receive, mq_send, mq_unlink};
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::stat::{Mode, fchmod, fstat};
+use nix::sys::stat::{Mode, fstat};
 
+use crate::mq_sys;
 use crate::{Origin, WhenFull};
+use common::trace::Try;
 
 /// The size of one message of the POSIX queue (mq_msgsize), its text and NUL: Linux's default
 /// limit for an unprivileged queue, fs.mqueue.msgsize_max. Asking for more fails with EINVAL.
@@ -83,20 +85,20 @@ impl PosixQueue {
         let perm = Mode::from_bits_truncate(mode);
         let rw = MQ_OFlag::O_RDWR | MQ_OFlag::O_CLOEXEC | MQ_OFlag::O_NONBLOCK;
         let (mqd, created) = if create == Create::IfMissing {
-            match mq_open(name.as_str(), rw | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL, perm, Some(&attr)) {
+            match mq_sys::open(&name, rw | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL, perm, Some(&attr)) {
                 Ok(q) => (q, true),
-                Err(Errno::EEXIST) => (mq_open(name.as_str(), rw, perm, None).map_err(|e| open_err(&name, e))?, false),
+                Err(Errno::EEXIST) => (mq_sys::open(&name, rw, perm, None).map_err(|e| open_err(&name, e))?, false),
                 Err(e) => return Err(open_err(&name, e)),
             }
         } else {
-            (mq_open(name.as_str(), rw, perm, None).map_err(|e| open_err(&name, e))?, false)
+            (mq_sys::open(&name, rw, perm, None).map_err(|e| open_err(&name, e))?, false)
         };
         if created {
             // mq_open applies the umask (022 turns 666 into 644, 077 turns 640 into 600); mqd_t is
             // a descriptor on Linux, so set the mode asked for on it.
-            fchmod(mqd.as_fd(), perm).map_err(|e| Error::sys("fchmod", &name, e))?;
+            mq_sys::fchmod(&mqd, perm).map_err(|e| Error::sys("fchmod", &name, e))?;
         }
-        let msgsize = mq_getattr(&mqd).map_err(|e| Error::sys("mq_getattr", &name, e))?.msgsize() as usize;
+        let msgsize = mq_sys::getattr(&mqd).map_err(|e| Error::sys("mq_getattr", &name, e))?.msgsize() as usize;
         let q = PosixQueue { mqd: Arc::new(mqd), name, key, mode, msgsize, waited: false, recreate: false };
         Ok((q, created))
     }
@@ -116,8 +118,9 @@ impl PosixQueue {
         if self.recreate && unlinked(&self.mqd, &self.name)? {
             self.move_to_new_queue()?;
         }
+        let mut tried = Try::First;
         loop {
-            match mq_send(&self.mqd, msg, 0) {
+            match mq_sys::send(&self.mqd, msg, 0, tried) {
                 Ok(()) => {
                     // Unlinked just before our send: move what is in it (ours) to a queue of the
                     // name, or it dies with the last descriptor. Empty: a reader took it.
@@ -128,6 +131,7 @@ impl PosixQueue {
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) if wait => {
+                    tried = Try::Again(Errno::EAGAIN);
                     on_wait();
                     if !wait_for(&self.mqd, PollFlags::POLLOUT, &self.name)? && unlinked(&self.mqd, &self.name)? {
                         if !self.recreate {
@@ -151,15 +155,17 @@ impl PosixQueue {
     pub(crate) fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; self.msgsize];
         let mut prio = 0;
+        let mut tried = Try::First;
         loop {
             common::gate::safe_point(); // a stop parks here, never with a message taken
-            match mq_receive(&self.mqd, &mut buf, &mut prio) {
+            match mq_sys::receive(&self.mqd, &mut buf, &mut prio, tried) {
                 Ok(n) => {
                     buf.truncate(n);
                     return Ok(buf);
                 }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => {
+                    tried = Try::Again(Errno::EAGAIN);
                     if !self.waited {
                         on_wait();
                         self.waited = true;
@@ -204,7 +210,7 @@ pub(crate) fn unlinked(mqd: &MqdT, name: &str) -> Result<bool> {
 }
 
 pub(crate) fn curmsgs(mqd: &MqdT, name: &str) -> Result<u64> {
-    Ok(mq_getattr(mqd).map_err(|e| Error::sys("mq_getattr", name, e))?.curmsgs() as u64)
+    Ok(mq_sys::getattr(mqd).map_err(|e| Error::sys("mq_getattr", name, e))?.curmsgs() as u64)
 }
 
 fn removed(name: &str) -> Error {
@@ -217,28 +223,31 @@ fn removed(name: &str) -> Error {
 /// of the name, made if missing. Returns that queue and how many were moved.
 pub(crate) fn rescue(from: &MqdT, key: Key, mode: u32) -> Result<(PosixQueue, usize)> {
     let (to, _) = PosixQueue::get_or_create(key, mode)?;
-    let mut buf = vec![0u8; mq_getattr(from).map_err(|e| Error::sys("mq_getattr", &to.name, e))?.msgsize() as usize];
+    let mut buf =
+        vec![0u8; mq_sys::getattr(from).map_err(|e| Error::sys("mq_getattr", &to.name, e))?.msgsize() as usize];
     let mut moved = 0;
     loop {
         let mut prio = 0;
-        let n = match mq_receive(from, &mut buf, &mut prio) {
+        let n = match mq_sys::receive(from, &mut buf, &mut prio, Try::First) {
             Ok(n) => n,
             Err(Errno::EAGAIN) => return Ok((to, moved)),
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(Error::sys("mq_receive", format!("{} (unlinked)", to.name), e)),
         };
         let deadline = Instant::now() + RESCUE_PATIENCE;
+        let mut tried = Try::First;
         loop {
-            match mq_send(&to.mqd, &buf[..n], prio) {
+            match mq_sys::send(&to.mqd, &buf[..n], prio, tried) {
                 Ok(()) => break,
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                    tried = Try::Again(Errno::EAGAIN);
                     wait_for(&to.mqd, PollFlags::POLLOUT, &to.name)?;
                 }
                 Err(e) => {
                     // Put it back where it was rather than lose it; it stays reachable through
                     // our descriptor only, which is all that can still be done.
-                    let _ = mq_send(from, &buf[..n], prio);
+                    let _ = mq_sys::send(from, &buf[..n], prio, Try::First);
                     return Err(Error::sys("mq_send", &to.name, e)
                         .hint("could not move a message out of the removed queue; it is lost when this process ends"));
                 }
@@ -259,7 +268,7 @@ pub(crate) fn finish(mqd: &MqdT, name: &str, key: Key, mode: u32, bin: &str) -> 
             );
             return Ok(());
         }
-        match mq_unlink(name) {
+        match mq_sys::unlink(name) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(Errno::EACCES | Errno::EPERM) => {
                 // Another user's queue, shared with --mode: this reader may use it, not remove it.

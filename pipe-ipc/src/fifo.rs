@@ -26,20 +26,23 @@ macro_rules! say {
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::posix::{LockKind, LockWait, Span, ofd_lock};
 use common::stop::{OnStop, on_stop};
+use common::trace::Try;
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, FcntlArg, OFlag, SpliceFFlags, fcntl, open, tee};
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use nix::sys::stat::{FchmodatFlags, FileStat, Mode, SFlag, fchmodat, fstat, lstat};
-use nix::unistd::{geteuid, mkfifo, pipe2};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat};
+use nix::unistd::geteuid;
+
+use crate::sys::{self, Fd};
 
 pub fn default_path() -> Result<PathBuf> {
     common::paths::default_path("pipe-ipc.fifo")
@@ -89,7 +92,7 @@ pub fn clean(path: &Path) -> Result<String> {
         Err(e) => Err(Error::sys("lstat", path.display(), e)),
         Ok(st) => {
             check_ours(&st, path)?;
-            std::fs::remove_file(path).sys("unlink", path.display())?;
+            sys::unlink(path).sys("unlink", path.display())?;
             Ok(format!("removed FIFO {}", path.display()))
         }
     }
@@ -131,35 +134,28 @@ fn check_ours(st: &FileStat, path: &Path) -> Result<()> {
 /// released by it), fstat checks it, and its st_nlink drops to 0 when the name is removed.
 struct Anchor {
     path: PathBuf,
-    fd: OwnedFd,
+    fd: Fd,
     dev: u64,
     ino: u64,
 }
 
 impl Anchor {
     fn make(path: &Path, mode: u32) -> Result<Anchor> {
-        let created = match mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR) {
+        let created = match sys::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR) {
             Ok(()) => true,
             Err(Errno::EEXIST) => false,
             Err(e) => {
                 return Err(Error::sys("mkfifo", path.display(), e).hint("the directory must exist and be writable"));
             }
         };
-        let fd = open(path, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-            .sys("open", path.display())?;
+        let fd = sys::open(path, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).sys("open", path.display())?;
         let st = fstat(&fd).sys("fstat", path.display())?;
         check_ours(&st, path)?;
         let anchor = Anchor { path: path.to_path_buf(), fd, dev: st.st_dev, ino: st.st_ino };
         if created {
             // Exactly the mode asked for, whatever the umask (mkfifo's mode is cut by it). An O_PATH
             // descriptor cannot be fchmod()ed, so chmod goes through its /proc link: the same inode.
-            fchmodat(
-                AT_FDCWD,
-                anchor.proc_path().as_str(),
-                Mode::from_bits_truncate(mode),
-                FchmodatFlags::FollowSymlink,
-            )
-            .sys("chmod", path.display())?;
+            sys::chmod(&anchor.proc_path(), Mode::from_bits_truncate(mode)).sys("chmod", path.display())?;
         }
         Ok(anchor)
     }
@@ -185,14 +181,14 @@ impl Anchor {
 
     /// The FIFO we hold, opened again with `flags`, through our O_PATH descriptor's /proc link:
     /// the same inode, whatever the name points to now.
-    fn reopen(&self, flags: OFlag) -> nix::Result<OwnedFd> {
-        open(self.proc_path().as_str(), flags | OFlag::O_CLOEXEC, Mode::empty())
+    fn reopen(&self, flags: OFlag) -> nix::Result<Fd> {
+        sys::open(Path::new(&self.proc_path()), flags | OFlag::O_CLOEXEC)
     }
 
     /// Removes the name if it is still our FIFO; gone already is fine (nothing fails on ENOENT).
     fn unlink(&self) {
         if lstat(&self.path).is_ok_and(|st| (st.st_dev, st.st_ino) == (self.dev, self.ino)) {
-            let _ = std::fs::remove_file(&self.path);
+            let _ = sys::unlink(&self.path);
         }
     }
 
@@ -299,9 +295,9 @@ fn messages(n: usize) -> String {
 
 struct ReadSide {
     anchor: Anchor,
-    end: File,
+    end: Fd,
     /// tee()'s target, to look at a line before taking it from the FIFO.
-    peek: (OwnedFd, OwnedFd),
+    peek: (Fd, Fd),
     ticker: Ticker,
 }
 
@@ -323,11 +319,11 @@ impl Reader {
         let anchor = Anchor::make(path, mode)?;
         // O_NONBLOCK: the open cannot block, so the check on it comes before any wait.
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let end = File::from(open(path, flags, Mode::empty()).sys("open", path.display())?);
+        let end = sys::open(path, flags).sys("open", path.display())?;
         anchor.same(end.as_fd())?;
         ofd_lock(end.as_fd(), Span::byte(my_byte()), LockKind::Shared, LockWait::Block)
             .sys("fcntl(F_OFD_SETLKW)", path.display())?;
-        let peek = pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).sys("pipe2", "peek pipe")?;
+        let peek = sys::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).sys("pipe2", "peek pipe")?;
         let ticker = anchor.ticker()?;
         let side = Arc::new(ReadSide { anchor, end, peek, ticker });
         let printing = Arc::new(Mutex::new(()));
@@ -447,13 +443,13 @@ impl ReadSide {
 
     /// Up to `max` bytes at the head of the pipe, without taking them.
     fn peek_bytes(&self, max: usize) -> Result<Vec<u8>> {
-        let n = match tee(self.end.as_fd(), self.peek.1.as_fd(), max, SpliceFFlags::SPLICE_F_NONBLOCK) {
+        let n = match sys::tee(self.end.as_fd(), self.peek.1.as_fd(), max) {
             Ok(n) => n,
             Err(Errno::EAGAIN) => 0,
             Err(e) => return Err(Error::sys("tee", self.anchor.path.display(), e)),
         };
         let mut buf = vec![0; n];
-        File::from(self.peek.0.try_clone().sys("dup", "peek pipe")?).read_exact(&mut buf).sys("read", "peek pipe")?;
+        (&self.peek.0).read_exact(&mut buf).sys("read", "peek pipe")?;
         Ok(buf)
     }
 
@@ -499,14 +495,14 @@ impl ReadSide {
 
 struct WriteSide {
     anchor: Anchor,
-    end: Mutex<Option<File>>,
+    end: Mutex<Option<Arc<Fd>>>,
 }
 
 /// A FIFO writer that reports success only once every byte it wrote was read.
 pub struct Writer {
     side: Arc<WriteSide>,
-    /// The same open file description as `side.end` (a dup), used without taking its mutex.
-    end: File,
+    /// The same descriptor as `side.end`, used without taking its mutex; closed when both let go.
+    end: Arc<Fd>,
     ticker: Ticker,
     /// Sizes of the lines written, newest last: how many messages the unread bytes are.
     sizes: Vec<usize>,
@@ -531,11 +527,13 @@ impl Writer {
             })
         };
         let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut tried = Try::First;
         let end = loop {
-            match open(path, flags, Mode::empty()) {
-                Ok(fd) => break File::from(fd),
+            match sys::open_try(path, flags, tried) {
+                Ok(fd) => break fd,
                 // No reader yet: wait for one, and notice if the FIFO goes away meanwhile.
                 Err(Errno::ENXIO) => {
+                    tried = Try::Again(Errno::ENXIO);
                     on_wait();
                     ticker.wait();
                     if side.anchor.removed() {
@@ -555,8 +553,8 @@ impl Writer {
         // Blocking writes from here: a full pipe waits for the reader, a gone reader is EPIPE.
         fcntl(end.as_fd(), FcntlArg::F_SETFL(OFlag::empty())).sys("fcntl(F_SETFL)", path.display())?;
         let removed = side.anchor.removed();
-        let mine = end.try_clone().sys("dup", path.display())?;
-        *lock_poisoned(&side.end) = Some(end);
+        let mine = Arc::new(end);
+        *lock_poisoned(&side.end) = Some(mine.clone());
         if removed {
             // Joined a FIFO whose last member was just leaving: it is gone, nothing was written.
             return Err(Error::Failed(format!(
@@ -598,7 +596,7 @@ impl Writer {
         let mut rest = &batch[..];
         let mut said = false;
         while !rest.is_empty() {
-            match (&self.end).write(rest) {
+            match (&*self.end).write(rest) {
                 Ok(n) => rest = &rest[n..],
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {

@@ -5,18 +5,21 @@
 //! unused ends stay open, so a reader would never see end-of-file; the parent does not wait, so
 //! the child may print after the shell prompt is back.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 
 use common::process::{fork_child, wait_printing_child};
 use common::{Result, SysResult};
+use nix::fcntl::OFlag;
 use nix::sys::wait::WaitStatus;
-use nix::unistd::{read, write};
+
+use crate::sys::{Fd, pipe2, read, write};
 
 /// Runs the exchange and returns the exit status for the parent (the child's).
 pub fn run() -> Result<u8> {
-    let (rd, wr) = nix::unistd::pipe().sys("pipe", "fd[2]")?;
+    // O_CLOEXEC: nothing is exec'd here, but no descriptor of ours should outlive an exec.
+    let (rd, wr) = pipe2(OFlag::O_CLOEXEC).sys("pipe2", "fd[2]")?;
     let mut wr = Some(wr);
-    // The caller runs this before creating any thread.
+    // The caller runs this before creating any thread (so the child may print its --trace lines).
     let child = fork_child(|| {
         drop(wr.take()); // the child only reads; with a write end open it would never see EOF
         match child(&rd) {
@@ -40,9 +43,9 @@ pub fn run() -> Result<u8> {
     }
 }
 
-fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> Result<()> {
+fn write_all(fd: &Fd, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
-        match write(fd, buf) {
+        match write(fd.as_fd(), buf) {
             Ok(n) => buf = &buf[n..],
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(common::Error::sys("write", "pipe", e)),
@@ -51,12 +54,12 @@ fn write_all(fd: &OwnedFd, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn child(rd: &OwnedFd) -> Result<()> {
+fn child(rd: &Fd) -> Result<()> {
     // One read() may return less than asked: read until MSGSIZE bytes or end-of-file.
     let mut buf = [0u8; crate::MSGSIZE];
     let mut nbytes = 0;
     while nbytes < buf.len() {
-        match read(rd, &mut buf[nbytes..]) {
+        match read(rd.as_fd(), &mut buf[nbytes..]) {
             Ok(0) => break,
             Ok(n) => nbytes += n,
             Err(nix::errno::Errno::EINTR) => {}

@@ -4,6 +4,7 @@
 
 pub mod fifo;
 pub mod forked;
+pub mod sys;
 
 use std::io::{BufRead, Write};
 

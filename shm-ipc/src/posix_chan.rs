@@ -16,14 +16,15 @@
 //! before byte 1, so the next one to decide sees it gone. A process that waits checks between
 //! timed waits whether the shared memory was unlinked (link count 0), and stops with one line.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, fstat, ofd_lock, sem_unlink, shm_unlink};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
 use common::gate;
+use common::trace::Try;
 
 use crate::{Create, Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
 
@@ -77,7 +78,7 @@ impl PosixChannel {
                 unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
-            if mem.links().map_err(|e| Error::sys("fstat", &name, e))? == 0 {
+            if mem.links(Try::First).map_err(|e| Error::sys("fstat", &name, e))? == 0 {
                 continue; // unlinked by the last one out just now: start over with a new one
             }
             let [full_name, free_name] = sem_names(key);
@@ -123,13 +124,16 @@ impl PosixChannel {
             return Ok(());
         }
         on_wait();
+        // --trace shows the first slice of the wait, not each one, and a look when it changes.
+        let mut wait = Try::First;
         loop {
             gate::safe_point();
-            if sem.timed_wait(WAIT_SLICE).map_err(|e| Error::sys("sem_timedwait", name, e))? {
+            if sem.timed_wait(WAIT_SLICE, wait).map_err(|e| Error::sys("sem_timedwait", name, e))? {
                 return Ok(());
             }
             let shm = shm_name(self.key);
-            if self.mem.links().map_err(|e| Error::sys("fstat", &shm, e))? == 0 {
+            wait = Try::Again(Errno::ETIMEDOUT);
+            if self.mem.links(Try::Looked).map_err(|e| Error::sys("fstat", &shm, e))? == 0 {
                 return Err(Error::Failed(format!(
                     "POSIX shared memory {shm} was unlinked (reader --clean --posix, or rm) while this process waited on {name}: nobody can post it any more"
                 )));
@@ -158,13 +162,12 @@ pub struct PosixEnd {
 
 impl PosixEnd {
     pub fn finish(&self) -> Result<Outcome> {
-        use std::os::fd::AsFd;
         let name = shm_name(self.key);
         let fd = self.file.as_fd();
         let lock = |at, kind, wait| {
             ofd_lock(fd, Span::byte(at), kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e))
         };
-        if nix::sys::stat::fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
+        if fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
         }
         lock(DECIDING, LockKind::Exclusive, LockWait::Block)?;
@@ -193,7 +196,7 @@ impl PosixEnd {
                 Err(Errno::EACCES | Errno::EPERM) => {
                     // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
                     lock(USERS, LockKind::Unlock, LockWait::Try)?;
-                    let owner = nix::sys::stat::fstat(&*self.file).map_or(0, |st| st.st_uid);
+                    let owner = fstat(self.file.as_fd()).map_or(0, |st| st.st_uid);
                     return Ok(Outcome::NotOurs { owner });
                 }
                 Err(e) => return Err(Error::sys("sem_unlink", n, e)),

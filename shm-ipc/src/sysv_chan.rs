@@ -26,6 +26,7 @@ use common::{Error, Key, Memory, MemoryMut, ReadOnly, ReadWrite, Result};
 use nix::errno::Errno;
 
 use common::gate;
+use common::trace::Try;
 
 use crate::{Create, Objects, Outcome, Side, WAIT_SLICE};
 
@@ -216,10 +217,12 @@ impl SysvChannel {
     /// (Ctrl-Z then fg) is retried: nothing was applied.
     fn take<const N: usize>(&mut self, mut ops: [libc::sembuf; N], on_wait: &mut dyn FnMut()) -> Result<()> {
         let nowait = libc::IPC_NOWAIT as i16;
+        // --trace shows the first slice of a wait and its look at the segment, not every one.
+        let mut tried = Try::First;
         loop {
             gate::safe_point();
             let r = if self.waited {
-                sysv::semop_timed(self.sem_id, &mut ops, WAIT_SLICE)
+                sysv::semop_timed(self.sem_id, &mut ops, WAIT_SLICE, tried)
             } else {
                 ops.iter_mut().for_each(|op| op.sem_flg |= nowait);
                 let r = sysv::semop(self.sem_id, &mut ops);
@@ -234,6 +237,7 @@ impl SysvChannel {
                         self.waited = true;
                     } else {
                         self.check_segment()?;
+                        tried = Try::Again(Errno::EAGAIN);
                     }
                 }
                 Err(Errno::EINTR) => {}
@@ -245,7 +249,7 @@ impl SysvChannel {
     /// Between waits: `ipcrm -m` alone marks the segment for removal but leaves the semaphores, so
     /// a writer would make a new segment under the key while this process still sees the old one.
     fn check_segment(&self) -> Result<()> {
-        let removed = match sysv::shm_stat(self.shm_id) {
+        let removed = match sysv::shm_stat_try(self.shm_id, Try::Looked) {
             Ok(ds) => ds.shm_perm.mode & SHM_DEST != 0,
             Err(Errno::EINVAL | Errno::EIDRM) => true,
             Err(e) => return Err(Error::sys("shmctl(IPC_STAT)", format!("segment {}", self.key), e)),
@@ -323,7 +327,7 @@ impl SysvEnd {
         // BUSY first: nobody is then mid-copy, and no other process is deciding.
         let mut ops = [sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)];
         loop {
-            match sysv::semop_timed(sem_id, &mut ops, Duration::from_secs(5)) {
+            match sysv::semop_timed(sem_id, &mut ops, Duration::from_secs(5), Try::First) {
                 Ok(()) => break,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EIDRM | Errno::EINVAL) if sem_gone(sem_id) => {

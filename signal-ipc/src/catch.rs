@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use common::out::Out;
 use common::{Error, Result, SysResult};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction, signal};
+use nix::sys::signal::Signal;
 
 use crate::Sig;
-use crate::sys::{self, Caught};
+use crate::sys::{self, Caught, Handling};
 
 /// The signal the handler saw; all that runs in signal context is this one atomic store.
 static CAUGHT: AtomicI32 = AtomicI32::new(0);
@@ -21,11 +21,11 @@ extern "C" fn record(signo: libc::c_int) {
     CAUGHT.store(signo, Ordering::SeqCst);
 }
 
-/// Installs [`record`] as the handler of `sig`.
-pub fn install_recorder(sig: Signal) -> nix::Result<SigAction> {
-    let action = SigAction::new(SigHandler::Handler(record), SaFlags::empty(), SigSet::empty());
-    // SAFETY: `record` is async-signal-safe: it only stores to an atomic.
-    unsafe { sigaction(sig, &action) }
+/// Installs [`record`] as the handler of `sig` (no flags, nothing else blocked while it runs);
+/// returns the action it replaced.
+pub fn install_recorder(sig: i32) -> nix::Result<libc::sigaction> {
+    // `record` is async-signal-safe, as Handling::Handler requires: it only stores to an atomic.
+    sys::sigaction(sig, Handling::Handler(record), &sys::sigset(&[])?, 0)
 }
 
 /// What the handler recorded, 0 if nothing yet.
@@ -42,24 +42,23 @@ fn ready(what: &str, writer_args: &str) {
 
 /// The note's first program: a SIGINT handler, then wait; prints `Catch SIGINT!` and exits 0.
 pub fn catch_sigint(out: &mut Out) -> Result<()> {
-    let mut int = SigSet::empty();
-    int.add(Signal::SIGINT);
-    int.thread_block().sys("sigprocmask", "SIG_BLOCK SIGINT")?;
-    install_recorder(Signal::SIGINT).sys("sigaction", "SIGINT")?;
+    let int = sys::sigset(&[libc::SIGINT]).sys("sigaddset", "SIGINT")?;
+    let before = sys::block(&int).sys("sigprocmask", "SIG_BLOCK SIGINT")?;
+    install_recorder(libc::SIGINT).sys("sigaction", "SIGINT")?;
     ready("waiting for SIGINT", "");
-    let mut during_wait = SigSet::thread_get_mask().sys("sigprocmask", "current mask")?;
-    during_wait.remove(Signal::SIGINT);
+    // The mask it had, with SIGINT open even if it came blocked (from the parent, across exec).
+    let during_wait = sys::without(&before, libc::SIGINT).sys("sigdelset", "SIGINT")?;
     while recorded() == 0 {
         // Unblocks SIGINT and sleeps in one step; returns (EINTR) once the handler has run.
-        let _ = during_wait.suspend();
+        let _ = sys::sigsuspend(&during_wait);
     }
     out.line(b"Catch SIGINT!")
 }
 
 /// The note's second program: SIGINT ignored, so Ctrl-C does nothing; SIGTERM ends it (exit 0).
 pub fn ignore_sigint(out: &mut Out) -> Result<()> {
-    // SAFETY: SIG_IGN runs no code.
-    unsafe { signal(Signal::SIGINT, SigHandler::SigIgn) }.sys("signal", "SIGINT, SIG_IGN")?;
+    let none = sys::sigset(&[]).sys("sigemptyset", "")?;
+    sys::sigaction(libc::SIGINT, Handling::Ignore, &none, 0).sys("sigaction", "SIGINT, SIG_IGN")?;
     let term = sys::sigset(&[libc::SIGTERM]).sys("sigaddset", "SIGTERM")?;
     sys::block(&term).sys("sigprocmask", "SIG_BLOCK SIGTERM")?;
     ready("waiting for SIGTERM, ignoring SIGINT (Ctrl-C does nothing)", " --signal TERM");

@@ -6,13 +6,13 @@ use std::time::Instant;
 use common::out::say;
 use common::process::{fork_child, wait_printing_child};
 use common::{Error, Result, SysResult};
-use nix::sys::signal::{SigHandler, SigSet, Signal, kill, raise, signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::catch::{install_recorder, recorded};
 use crate::names::{Sig, kill_l};
-use crate::sys;
+use crate::sys::{self, Handling};
 
 /// How a child ended, in words, and whether it is what the step expects.
 fn ended(status: WaitStatus, expect: &WaitStatus) -> Result<()> {
@@ -54,6 +54,9 @@ fn step(heading: (&str, &str, &str), body: impl FnOnce() -> i32, expect: WaitSta
 
 /// Every signal claim of the note, in the note's order: G3, G4 (its four outcomes), G5-G11.
 pub fn run() -> Result<()> {
+    if common::trace::on() {
+        sys::learn_restorer(); // once, here, rather than in every child
+    }
     step(
         (
             "G3",
@@ -61,8 +64,8 @@ pub fn run() -> Result<()> {
             "G4.3 handled: sigaction(SIGINT, handler), then raise(SIGINT)",
         ),
         || {
-            let _ = install_recorder(Signal::SIGINT);
-            let _ = raise(Signal::SIGINT);
+            let _ = install_recorder(libc::SIGINT);
+            let _ = sys::raise(libc::SIGINT);
             say(&format!(
                 "  child: the handler ran and recorded signal {}; the child goes on (the handler only records:\n         printf and exit are not async-signal-safe, so printing happens here, outside it)",
                 recorded()
@@ -74,9 +77,8 @@ pub fn run() -> Result<()> {
     step(
         ("G4.1", "a signal can be ignored", "ignored: SIG_IGN, then raise(SIGUSR1)"),
         || {
-            // SAFETY: SIG_IGN runs no code.
-            let _ = unsafe { signal(Signal::SIGUSR1, SigHandler::SigIgn) };
-            let _ = raise(Signal::SIGUSR1);
+            let _ = ignore(libc::SIGUSR1);
+            let _ = sys::raise(libc::SIGUSR1);
             say("  child: raised SIGUSR1 while it is ignored: nothing happened, it goes on");
             0
         },
@@ -89,14 +91,13 @@ pub fn run() -> Result<()> {
             "blocked: sigprocmask(SIG_BLOCK), raise, then unblock",
         ),
         || {
-            let _ = install_recorder(Signal::SIGUSR1);
-            let mut usr1 = SigSet::empty();
-            usr1.add(Signal::SIGUSR1);
-            let _ = usr1.thread_block();
-            let _ = raise(Signal::SIGUSR1);
+            let _ = install_recorder(libc::SIGUSR1);
+            let Ok(usr1) = sys::sigset(&[libc::SIGUSR1]) else { return 1 };
+            let _ = sys::block(&usr1);
+            let _ = sys::raise(libc::SIGUSR1);
             let pending = sys::is_pending(libc::SIGUSR1).unwrap_or(false);
             say(&format!("  child: while blocked: pending = {pending}, handler ran = {}", recorded() != 0));
-            let _ = usr1.thread_unblock(); // delivered now, before this call returns
+            let _ = sys::unblock(&usr1); // delivered now, before this call returns
             say(&format!("  child: after unblocking: handler ran = {}", recorded() != 0));
             if pending && recorded() == libc::SIGUSR1 { 0 } else { 1 }
         },
@@ -108,7 +109,7 @@ pub fn run() -> Result<()> {
             "with no handler registered, the kernel's default action runs",
             "default action: no handler, raise(SIGTERM)",
         ),
-        || raise(Signal::SIGTERM).map_or(1, |_| 0),
+        || sys::raise(libc::SIGTERM).map_or(1, |_| 0),
         killed(Signal::SIGTERM),
     )?;
     claim(
@@ -125,12 +126,11 @@ pub fn run() -> Result<()> {
             "SIGKILL and SIGSTOP cannot be caught or ignored (any process allowed to signal the target may send them)",
         ),
         || {
-            let caught = install_recorder(Signal::SIGKILL);
-            // SAFETY: SIG_IGN runs no code.
-            let ignored = unsafe { signal(Signal::SIGSTOP, SigHandler::SigIgn) };
+            let caught = install_recorder(libc::SIGKILL);
+            let ignored = ignore(libc::SIGSTOP);
             say(&format!("  child: sigaction(SIGKILL, handler): {}", describe(caught.map(drop))));
-            say(&format!("  child: signal(SIGSTOP, SIG_IGN): {}", describe(ignored.map(drop))));
-            let _ = raise(Signal::SIGKILL);
+            say(&format!("  child: sigaction(SIGSTOP, SIG_IGN): {}", describe(ignored.map(drop))));
+            let _ = sys::raise(libc::SIGKILL);
             0
         },
         killed(Signal::SIGKILL),
@@ -174,10 +174,15 @@ pub fn run() -> Result<()> {
             "SIGUSR1 and SIGUSR2 have no defined default action",
             "SIGUSR1 has no defined meaning, but a default action: terminate",
         ),
-        || raise(Signal::SIGUSR1).map_or(1, |_| 0),
+        || sys::raise(libc::SIGUSR1).map_or(1, |_| 0),
         killed(Signal::SIGUSR1),
     )?;
     Ok(())
+}
+
+/// sigaction(sig, SIG_IGN), as the note's signal(sig, SIG_IGN) asks.
+fn ignore(sig: i32) -> nix::Result<libc::sigaction> {
+    sys::sigaction(sig, Handling::Ignore, &sys::sigset(&[])?, 0)
 }
 
 fn describe(r: nix::Result<()>) -> String {
@@ -200,14 +205,14 @@ fn stop_and_continue() -> Result<()> {
         "SIGTSTP (Ctrl+Z; the note's \"SIGSTP\" is a misspelling) can be caught; SIGSTOP cannot; SIGCONT resumes",
     );
     let child = fork_child(|| {
-        let _ = install_recorder(Signal::SIGTSTP);
-        let _ = raise(Signal::SIGTSTP);
+        let _ = install_recorder(libc::SIGTSTP);
+        let _ = sys::raise(libc::SIGTSTP);
         say(&format!(
             "  child: raised SIGTSTP: the handler caught it (recorded {}), the child did not stop",
             recorded()
         ));
         say("  child: raising SIGSTOP");
-        let _ = raise(Signal::SIGSTOP);
+        let _ = sys::raise(libc::SIGSTOP);
         say("  child: resumed by SIGCONT, going on");
         0
     })?;
@@ -217,7 +222,7 @@ fn stop_and_continue() -> Result<()> {
         }
         other => return Err(Error::Failed(format!("expected the child to stop, got {other:?}"))),
     }
-    kill(child, Signal::SIGCONT).sys("kill", format!("pid {child}"))?;
+    sys::kill(child.as_raw(), libc::SIGCONT).sys("kill", format!("pid {child}"))?;
     ended(wait_printing_child(child, None)?, &exits(0))
 }
 

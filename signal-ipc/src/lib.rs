@@ -5,6 +5,7 @@
 pub mod catch;
 pub mod demo;
 pub mod names;
+pub mod show;
 pub mod sys;
 
 pub use names::{Sig, parse_signal};

@@ -21,6 +21,7 @@ pub mod bins;
 pub mod keys;
 pub mod mechanisms;
 pub mod running;
+pub mod strace;
 
 pub use bins::{as_nobody, bin, c_program, cmd};
 pub use keys::{TestKey, unique_key};

@@ -45,6 +45,14 @@ fn help_is_on_stdout() {
     }
 }
 
+/// Issue 15: every program of a pair (and `fork`, `layout`, `demo`) can show its calls.
+#[test]
+fn every_ipc_binary_takes_trace() {
+    for (package, name) in BINARIES.iter().filter(|(p, _)| *p != "bench") {
+        cmd(package, name).arg("--help").assert().success().stdout(predicate::str::contains("--trace"));
+    }
+}
+
 #[test]
 fn bad_usage_exits_2_with_a_message_on_stderr() {
     for (package, name) in BINARIES {

@@ -464,3 +464,110 @@ fn show_io_counts_only_the_message_reads_and_names_the_file_system() {
     let fs = if on_tmpfs { "tmpfs is memory" } else { "the files are on " };
     assert!(err.contains(fs), "{err}");
 }
+
+/// What `--trace` prints of file-ipc: every call on the message files, their directory and the
+/// inotify descriptor (strace's `-e trace=` names; glibc's rename() is renameat2 on the
+/// architectures without a renameat system call).
+const TRACED: [&str; 11] = [
+    "openat",
+    "read",
+    "write",
+    "close",
+    "fchmod",
+    "flock",
+    "renameat",
+    "renameat2",
+    "unlinkat",
+    "inotify_init1",
+    "inotify_add_watch",
+];
+
+/// Each traced line is strace's line for the same call, in the same order: name, path, flags,
+/// mode, fd, size, the bytes shown and the result (strace shows more of these calls, made by the
+/// loader and std, and our reader's write of the message to stdout, which is not traced).
+fn assert_trace_matches(stderr: &str, straced: &tests::strace::Straced, expect: &[&str]) {
+    use tests::strace::{assert_in_order, ours, side_by_side};
+    let ours = ours(stderr.as_bytes());
+    let theirs = straced.calls();
+    let why = side_by_side(&ours, &straced.path());
+    for c in &ours {
+        assert!(TRACED.contains(&c.name.as_str()) && !c.library, "untraced by the test: {}\n{why}", c.text());
+    }
+    for name in expect {
+        assert!(ours.iter().any(|c| c.name == *name), "no traced {name}\n{why}");
+    }
+    let names: std::collections::BTreeSet<&str> = ours.iter().map(|c| c.name.as_str()).collect();
+    for name in names {
+        assert_in_order(&ours, &theirs, name, |c| Some(c.text()));
+    }
+    // Calls that only the pair makes (no std or loader call among strace's): none may be missing.
+    let only_ours = ["inotify_init1", "inotify_add_watch", "flock", "fchmod", "renameat", "renameat2", "unlinkat"];
+    tests::strace::assert_exact(&ours, &theirs, &only_ours);
+}
+
+/// glibc's rename() (the reader's claim): renameat, or renameat2 where the architecture has no
+/// renameat (the lib says the same).
+const CLAIM: &str = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")) {
+    "renameat2"
+} else {
+    "renameat"
+};
+
+#[test]
+fn trace_shows_the_calls_strace_sees_reader_first() {
+    if !tests::strace::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let mut rc = reader();
+    rc.arg("--trace").arg("--path").arg(&path);
+    let mut rs = tests::strace::Straced::new(&rc, &TRACED, false);
+    let mut r = Running::spawn(&mut rs.command);
+    r.wait_for_stderr("reader: waiting");
+    // Quotes, a tab and more than strace's 32 shown bytes: the buffer is printed as strace does.
+    let msg = "a \"quoted\"\tmessage, longer than 32 bytes";
+    let mut wc = writer();
+    wc.arg("--trace").arg("--path").arg(&path).arg(msg);
+    let mut ws = tests::strace::Straced::new(&wc, &TRACED, false);
+    let w = Running::spawn(&mut ws.command).finish();
+    assert!(w.status.success(), "{w:?}");
+    let done = r.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), format!("{msg}\n"));
+    let writer_calls =
+        ["inotify_init1", "inotify_add_watch", "openat", "flock", "fchmod", "write", "renameat2", "close"];
+    assert_trace_matches(&w.stderr, &ws, &writer_calls);
+    let reader_calls = ["inotify_init1", "inotify_add_watch", "openat", "flock", "read", CLAIM, "unlinkat", "close"];
+    assert_trace_matches(&done.stderr, &rs, &reader_calls);
+    assert!(done.stderr.contains(", IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE_SELF|IN_MOVE_SELF) = "), "{}", done.stderr);
+    assert!(w.stderr.contains(", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = "), "{}", w.stderr);
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn trace_shows_the_writer_waiting_on_an_unread_message() {
+    if !tests::strace::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let mut wc = writer();
+    wc.arg("--trace").arg("--path").arg(&path).args(["one", "two"]);
+    let mut ws = tests::strace::Straced::new(&wc, &TRACED, false);
+    let mut w = Running::spawn(&mut ws.command);
+    // "two" found "one" unread: renameat2 failed with EEXIST and the writer waits on inotify.
+    w.wait_for_stderr("writer: waiting");
+    let mut rc = reader();
+    rc.arg("--trace").arg("--path").arg(&path).args(["--count", "2"]);
+    let mut rs = tests::strace::Straced::new(&rc, &TRACED, false);
+    let done = Running::spawn(&mut rs.command).finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "one\ntwo\n");
+    let w = w.finish();
+    assert!(w.status.success(), "{w:?}");
+    assert!(w.stderr.contains(" RENAME_NOREPLACE) = -1 EEXIST (File exists)"), "{}", w.stderr);
+    assert_trace_matches(&w.stderr, &ws, &["renameat2", "read", "write"]);
+    assert_trace_matches(&done.stderr, &rs, &["read", CLAIM, "unlinkat"]);
+    assert!(entries(dir.path()).is_empty());
+}

@@ -549,3 +549,35 @@ fn a_reader_whose_stdout_closes_stops_quietly() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     tests::run(tests::keyed("msgq-ipc", "reader", &k).arg("--clean")).success();
 }
+
+/// `--trace` (issue 15): each side's lines are exactly the calls strace sees, System V and POSIX
+/// (a wait loop's repeated EAGAIN shows once).
+#[test]
+fn trace_prints_the_calls_strace_sees() {
+    use tests::strace::{self, Straced};
+    if !strace::available() {
+        return;
+    }
+    const SYSV: &[&str] = &["msgget", "msgsnd", "msgrcv", "msgctl"];
+    const POSIX: &[&str] = &["mq_open", "fchmod", "mq_getsetattr", "mq_timedsend", "mq_timedreceive", "mq_unlink"];
+    for (flags, calls) in [(&["--trace"][..], SYSV), (&["--trace", "--posix"][..], POSIX)] {
+        let k = TestKey::new();
+        let mut r_traced = Straced::new(reader(&k).args(flags), calls, false);
+        let mut r = Running::spawn(&mut r_traced.command);
+        r.wait_for_stderr("reader: waiting");
+        let mut w_traced = Straced::new(writer(&k).args(flags), calls, false);
+        let w = w_traced.command.output().expect("run the writer under strace");
+        assert!(w.status.success(), "{w:?}");
+        let done = r.finish();
+        assert_eq!(done.stdout_str(), "Hello Message Queue\n");
+        let sides = [
+            ("writer", strace::ours(&w.stderr), w_traced.calls()),
+            ("reader", strace::ours(done.stderr.as_bytes()), r_traced.calls()),
+        ];
+        for (side, ours, theirs) in sides {
+            assert!(!ours.is_empty(), "{side} traced nothing: {flags:?}");
+            strace::assert_exact(&ours, &theirs, calls);
+        }
+        k.assert_clean();
+    }
+}

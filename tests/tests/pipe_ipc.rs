@@ -498,3 +498,119 @@ fn a_waiting_writer_stopped_leaves_the_fifo_to_a_writer_still_in_it() {
     assert!(first.finish().status.success());
     assert!(entries(dir.path()).is_empty());
 }
+
+// ---- --trace beside strace ----------------------------------------------------------------------
+
+use tests::strace::{self, Call, Straced};
+
+/// Each of our calls named in `names`, per process, is strace's line for that process, whole:
+/// fds, buffers, flags, sizes and results (same run, so the same descriptors and pids). strace
+/// may show more (the loader's and std's own reads, writes and closes, the child's stdout).
+fn same_as_strace(ours: &[(u32, Call)], theirs: &[(u32, Call)], names: &[&str]) {
+    let pids: std::collections::BTreeSet<u32> = ours.iter().map(|(p, _)| *p).collect();
+    for pid in pids {
+        let of = |calls: &[(u32, Call)], keep_pid: bool| -> Vec<Call> {
+            calls.iter().filter(|(p, _)| !keep_pid || *p == pid).map(|(_, c)| c.clone()).collect()
+        };
+        // Without -f strace does not say the pid: all its lines are the one process's.
+        let theirs_pid = of(theirs, theirs.iter().any(|(p, _)| *p != 0));
+        let ours_pid = of(ours, true);
+        for name in names {
+            if ours_pid.iter().any(|c| &c.name == name) {
+                strace::assert_in_order(&ours_pid, &theirs_pid, name, |c| Some(c.text()));
+            }
+        }
+    }
+}
+
+fn names_of(calls: &[(u32, Call)], pid: u32) -> Vec<String> {
+    calls.iter().filter(|(p, _)| *p == pid).map(|(_, c)| c.name.clone()).collect()
+}
+
+#[test]
+fn fork_trace_is_what_strace_sees() {
+    if !strace::available() {
+        return;
+    }
+    let cmd = {
+        let mut c = Command::new(bin("pipe-ipc", "fork"));
+        c.arg("--trace");
+        c
+    };
+    let mut s = Straced::new(&cmd, &["pipe2", "clone", "clone3", "read", "write", "close", "wait4"], true);
+    let done = Running::spawn(&mut s.command).finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "20 Hello Child Process\n");
+    let ours = strace::ours_by_pid(done.stderr.as_bytes());
+    let theirs = s.calls_by_pid();
+    let why = strace::side_by_side(&ours.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), &s.path());
+
+    // The parent: the pipe, the fork, its half of the exchange, the wait; the child: its half.
+    let parent = ours.first().expect("traced lines").0;
+    let fork = ours.iter().find(|(_, c)| c.name == "fork").expect("fork traced");
+    assert!(fork.1.library && fork.0 == parent, "{why}");
+    let child: u32 = fork.1.result.parse().expect("fork's result is the child's pid");
+    assert_eq!(names_of(&ours, parent), ["pipe2", "fork", "close", "write", "close", "wait4"], "{why}");
+    assert_eq!(names_of(&ours, child), ["close", "read"], "{why}");
+
+    // fork() is glibc's clone(): the same process, the same child.
+    let clone = theirs.iter().find(|(p, c)| *p == parent && c.name.starts_with("clone"));
+    let clone = clone.unwrap_or_else(|| panic!("strace saw no clone: {why}"));
+    assert_eq!(clone.1.result, fork.1.result, "{why}");
+    assert!(clone.1.text().contains("SIGCHLD"), "{why}");
+
+    same_as_strace(&ours, &theirs, &["pipe2", "read", "write", "close", "wait4"]);
+    let wait = ours.iter().find(|(_, c)| c.name == "wait4").expect("wait4 traced");
+    assert_eq!(wait.1.text(), format!("wait4({child}, [{{WIFEXITED(s) && WEXITSTATUS(s) == 0}}], 0, NULL) = {child}"));
+}
+
+const FIFO_CALLS: [&str; 9] = ["mknodat", "openat", "fchmodat", "pipe2", "tee", "read", "write", "close", "unlink"];
+
+#[test]
+fn fifo_trace_is_what_strace_sees() {
+    if !strace::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let mut r = Straced::new(reader().args(["--trace", "--fifo", &fifo]), &FIFO_CALLS, false);
+    let mut w = Straced::new(writer().args(["--trace", "--fifo", &fifo, "hello", "over a FIFO"]), &FIFO_CALLS, false);
+    let mut reading = Running::spawn(&mut r.command);
+    reading.wait_for_stderr("reader: waiting");
+    let written = Running::spawn(&mut w.command).finish();
+    let read = reading.finish();
+    assert!(read.status.success() && written.status.success(), "{read:?} {written:?}");
+    assert_eq!(read.stdout_str(), "hello\nover a FIFO\n");
+    assert!(entries(dir.path()).is_empty(), "the FIFO is removed");
+    let quoted = format!("\"{}\"", dir.path().join("f").display());
+    // The reader came first and made the FIFO; the writer found it there.
+    for (done, s, made) in [(&read, &r, "= 0"), (&written, &w, "= -1 EEXIST (File exists)")] {
+        let ours = strace::ours_by_pid(done.stderr.as_bytes());
+        same_as_strace(&ours, &s.calls_by_pid(), &FIFO_CALLS);
+        let text: Vec<String> = ours.iter().map(|(_, c)| c.text()).collect();
+        let mknod = format!("mknodat(AT_FDCWD, {quoted}, S_IFIFO|0600) {made}");
+        assert!(text.contains(&mknod), "{mknod} not in {text:#?}");
+    }
+}
+
+#[test]
+fn shell_pipe_trace_is_what_strace_sees() {
+    if !strace::available() {
+        return;
+    }
+    let mut w = Straced::new(writer().args(["--trace", "one", "two"]), &["write"], false);
+    let mut r = Straced::new(reader().arg("--trace"), &["read"], false);
+    let mut wp = w.command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let from_writer = wp.stdout.take().unwrap();
+    let read = Running::spawn(r.command.stdin(from_writer)).finish();
+    let written = wp.wait_with_output().unwrap();
+    assert!(written.status.success() && read.status.success(), "{read:?}");
+    assert_eq!(read.stdout_str(), "one\ntwo\n");
+    let ours_w = strace::ours(&written.stderr);
+    let writes: Vec<String> = ours_w.iter().map(Call::text).collect();
+    assert_eq!(writes, [r#"write(1, "one\n", 4) = 4"#, r#"write(1, "two\n", 4) = 4"#]);
+    strace::assert_in_order(&ours_w, &w.calls(), "write", |c| Some(c.text()));
+    let ours_r = strace::ours(read.stderr.as_bytes());
+    assert_eq!(ours_r.last().map(Call::text).as_deref(), Some(r#"read(0, "", 8192) = 0"#), "end of file");
+    strace::assert_in_order(&ours_r, &r.calls(), "read", |c| Some(c.text()));
+}

@@ -7,6 +7,7 @@ use common::sysv;
 use nix::sys::signal::Signal;
 use predicates::prelude::*;
 use shm_ipc::SIZE;
+use tests::strace::{self, Call, Straced};
 use tests::{Running, TestKey, as_nobody, c_program, cmd, keyed, run};
 
 fn writer(k: &TestKey) -> Command {
@@ -422,5 +423,188 @@ fn a_missing_segment_with_no_create_names_call_key_and_hint() {
         "reader: semget(key {}): No such file or directory; nothing has that key yet; start the writer first\n",
         k.arg()
     ));
+    k.assert_clean();
+}
+
+// ---- --trace (issue 15) ------------------------------------------------------------------------
+
+/// The SysV calls of the pair. semop is asked of strace too: glibc makes it as semtimedop, so a
+/// line of ours named semop would be a lie that this catches.
+const SYSV_CALLS: [&str; 8] = ["shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl"];
+
+/// Runs a waiting reader, then a writer, both with `--trace` under strace (tracing `calls`);
+/// returns each side's `--trace` lines beside what strace saw of it.
+fn traced_pair(k: &TestKey, posix: bool, calls: &[&str]) -> [(Vec<Call>, Straced); 2] {
+    let mut rs = Straced::new(reader(k).args(variant(posix)).arg("--trace"), calls, false);
+    let mut r = Running::spawn(&mut rs.command);
+    r.wait_for_stderr("reader: waiting on");
+    let mut ws = Straced::new(writer(k).args(variant(posix)).arg("--trace"), calls, false);
+    let w = ws.command.output().expect("run the writer under strace");
+    assert!(w.status.success(), "writer: {}", String::from_utf8_lossy(&w.stderr));
+    let done = r.finish();
+    assert!(done.status.success(), "reader: {}", done.stderr);
+    assert_eq!(done.stdout_str(), "Linux Programming\n");
+    [(strace::ours(done.stderr.as_bytes()), rs), (strace::ours(&w.stderr), ws)]
+}
+
+#[test]
+fn trace_shows_the_sysv_calls_exactly_as_strace_does() {
+    if !strace::available() {
+        return;
+    }
+    let k = TestKey::new();
+    for (ours, theirs) in traced_pair(&k, false, &SYSV_CALLS) {
+        strace::assert_exact(&ours, &theirs.calls(), &SYSV_CALLS);
+    }
+    k.assert_clean();
+}
+
+#[test]
+fn layout_traces_its_private_segment_exactly_as_strace_does() {
+    if !strace::available() {
+        return;
+    }
+    // Not following the forks: the children make no IPC call (they write through the mapping).
+    let calls = [&SYSV_CALLS[..], &["wait4"]].concat();
+    let mut s = Straced::new(Command::new(tests::bin("shm-ipc", "layout")).arg("--trace"), &calls, false);
+    let out = s.command.output().expect("run layout under strace");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ours = strace::ours(&out.stderr);
+    let names: Vec<&str> = ours.iter().map(|c| c.name.as_str()).collect();
+    let forks = ["fork", "wait4", "fork", "wait4"];
+    let want = [&["shmget", "shmat", "shmctl", "shmctl"][..], &forks, &["shmdt"]].concat();
+    assert_eq!(names, want, "{}", strace::side_by_side(&ours, &s.path()));
+    strace::assert_exact(&ours, &s.calls(), &SYSV_CALLS);
+    strace::assert_exact(&ours, &s.calls(), &["wait4"]);
+}
+
+/// The C library's calls of `--posix`, which `--trace` marks as library calls.
+const LIBRARY_CALLS: [&str; 10] = [
+    "shm_open",
+    "shm_unlink",
+    "sem_open",
+    "sem_close",
+    "sem_unlink",
+    "sem_wait",
+    "sem_trywait",
+    "sem_timedwait",
+    "sem_post",
+    "sem_getvalue",
+];
+
+/// The system calls strace is asked for in the `--posix` run: ours, and those glibc makes of the
+/// library calls.
+const POSIX_SYSCALLS: [&str; 9] =
+    ["openat", "ftruncate", "fchmod", "mmap", "munmap", "newfstatat", "umask", "link", "unlink"];
+
+/// sem_open's mapping of the semaphore (a sem_t is 32 bytes on x86-64 glibc).
+const SEM_MMAP: [&str; 6] = ["NULL", "32", "PROT_READ|PROT_WRITE", "MAP_SHARED", "?", "0"];
+
+/// Our lines as strace sees them: system calls as they are, and each library call as the system
+/// call(s) by which glibc 2.36 makes it, where one tells what was asked: shm_open is an openat of
+/// /dev/shm/NAME with O_NOFOLLOW|O_CLOEXEC added; sem_open makes the semaphore in a temporary file,
+/// maps it (the mapping is what it returns) and links it to /dev/shm/sem.NAME, or, without
+/// O_CREAT, opens that file and maps it; sem_close unmaps it; shm_unlink and sem_unlink unlink.
+/// sem_wait and friends are a futex call or none: nothing to compare. `?` stands for an fd or a
+/// path that only glibc knows.
+fn as_strace_sees_them(ours: &[Call]) -> Vec<Call> {
+    let sys = |name: &str, args: &[&str], result: &str| Call {
+        name: name.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        result: result.into(),
+        library: false,
+    };
+    let mut out = Vec::new();
+    for c in ours {
+        if !c.library {
+            out.push(c.clone());
+            continue;
+        }
+        let name = c.arg(0).trim_matches('"');
+        let shm = format!("\"/dev/shm{name}\"");
+        let sem = format!("\"/dev/shm/sem.{}\"", name.trim_start_matches('/'));
+        let failed = c.result.starts_with("-1 ");
+        match c.name.as_str() {
+            "shm_open" => {
+                let flags = format!("{}|O_NOFOLLOW|O_CLOEXEC", c.arg(1));
+                let mut args = vec!["AT_FDCWD", &shm, &flags];
+                if flags.contains("O_CREAT") {
+                    args.push(c.arg(2));
+                }
+                out.push(sys("openat", &args, &c.result));
+            }
+            "shm_unlink" => out.push(sys("unlink", &[&shm], &c.result)),
+            "sem_unlink" => out.push(sys("unlink", &[&sem], &c.result)),
+            "sem_open" if c.args.len() == 4 => {
+                if !failed {
+                    out.push(sys("mmap", &SEM_MMAP, &c.result));
+                }
+                out.push(sys("link", &["?", &sem], if failed { &c.result } else { "0" }));
+            }
+            "sem_open" => {
+                out.push(sys("openat", &["AT_FDCWD", &sem, "O_RDWR|O_NOFOLLOW"], if failed { &c.result } else { "?" }));
+                if !failed {
+                    out.push(sys("mmap", &SEM_MMAP, &c.result));
+                }
+            }
+            "sem_close" => out.push(sys("munmap", &[c.arg(0), "32"], &c.result)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What must agree between a call of ours (as strace sees it) and strace's: for openat the path,
+/// the flags (as a set) and the mode, and the fd only as "some fd" (sem_open's is glibc's; ours
+/// reappear in ftruncate, fchmod and newfstatat, compared whole); for mmap all but the fd; for link
+/// the name linked to; the whole call otherwise.
+fn what_matters(c: &Call) -> Option<String> {
+    let result = if c.result.starts_with("-1 ") { c.result.as_str() } else { "ok" };
+    Some(match c.name.as_str() {
+        "openat" => {
+            let mut flags: Vec<&str> = c.arg(2).split('|').collect();
+            flags.sort_unstable();
+            format!("openat({}, {}, {}) = {result}", c.arg(1), flags.join("|"), c.arg(3))
+        }
+        "mmap" => {
+            let a = |i| c.arg(i);
+            format!("mmap({}, {}, {}, {}, {}) = {}", a(0), a(1), a(2), a(3), a(5), c.result)
+        }
+        "link" => format!("link(.., {}) = {}", c.arg(1), c.result),
+        _ => c.text(),
+    })
+}
+
+#[test]
+fn trace_shows_the_posix_calls_as_strace_sees_them() {
+    if !strace::available() {
+        return;
+    }
+    let k = TestKey::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (ours, theirs) in traced_pair(&k, true, &POSIX_SYSCALLS) {
+        let why = || strace::side_by_side(&ours, &theirs.path());
+        for c in &ours {
+            assert_eq!(c.library, LIBRARY_CALLS.contains(&c.name.as_str()), "{}: {}", c.text(), why());
+            seen.insert(c.name.clone());
+        }
+        let expected = as_strace_sees_them(&ours);
+        let calls = theirs.calls();
+        for name in POSIX_SYSCALLS {
+            if expected.iter().any(|c| c.name == name) {
+                seen.insert(format!("strace {name}"));
+                let ok = std::panic::catch_unwind(|| strace::assert_in_order(&expected, &calls, name, what_matters));
+                assert!(ok.is_ok(), "{name}: {}", why());
+            }
+        }
+    }
+    // Whichever side removes, the run as a whole showed every kind of call.
+    let kinds = ["shm_open", "ftruncate", "fchmod", "mmap", "munmap", "newfstatat", "sem_open", "sem_post"];
+    for name in kinds.into_iter().chain(["sem_close", "sem_unlink", "shm_unlink"]) {
+        assert!(seen.contains(name), "no {name} traced: {seen:?}");
+    }
+    for name in POSIX_SYSCALLS {
+        assert!(seen.contains(&format!("strace {name}")), "no {name} compared with strace: {seen:?}");
+    }
     k.assert_clean();
 }

@@ -154,7 +154,7 @@ fn demo_shows_every_claim() {
         "after unblocking: handler ran = true",
         "was killed by SIGTERM",
         "sigaction(SIGKILL, handler): fails with EINVAL",
-        "signal(SIGSTOP, SIG_IGN): fails with EINVAL",
+        "sigaction(SIGSTOP, SIG_IGN): fails with EINVAL",
         "the child did not stop",
         "stopped by SIGSTOP; sending SIGCONT",
         "resumed by SIGCONT",
@@ -213,4 +213,88 @@ fn standard_signals_merge_while_realtime_ones_queue() {
     // 10,000 queued values in order are ten_thousand_realtime_values_arrive_all_in_order; here,
     // that SIGUSR1 merges: the demo's child blocks it, receives three and takes it once.
     cmd("signal-ipc", "demo").assert().success().stdout(predicate::str::contains("SIGUSR1 arrived 1 time(s)"));
+}
+
+/// The calls the pair's `--trace` shows, as strace's `-e trace=` names them.
+const SIGNAL_CALLS: [&str; 6] =
+    ["rt_sigaction", "rt_sigprocmask", "rt_sigsuspend", "rt_sigtimedwait", "kill", "rt_sigqueueinfo"];
+
+/// What must agree between a traced call and strace's: everything but addresses that only glibc
+/// knows or that differ by design (a handler's address is kept as "handler"; glibc's SA_RESTORER
+/// and trampoline are left out; a struct not filled in, on failure, is a pointer either way).
+fn signal_call_key(c: &tests::strace::Call) -> Option<String> {
+    let action = |a: &str| -> String {
+        if !a.starts_with('{') {
+            return if a == "NULL" { a.into() } else { "pointer".into() };
+        }
+        tests::strace::split_args(&a[1..a.len() - 1])
+            .into_iter()
+            .filter(|f| !f.starts_with("sa_restorer="))
+            .map(|f| match f.strip_prefix("sa_handler=") {
+                Some(h) if h.starts_with("0x") => "sa_handler=handler".into(),
+                _ => f.replace("SA_RESTORER|", "").replace("sa_flags=SA_RESTORER", "sa_flags=0"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let key = match c.name.as_str() {
+        // strace also shows the runtime's own (SIGSEGV, SIGBUS, SIGPIPE) and the read-back of
+        // glibc's restorer (a NULL new action), which the trace does not print.
+        "rt_sigaction" if c.arg(1) == "NULL" => return None,
+        "rt_sigaction" => format!("{} {} {} {}", c.arg(0), action(c.arg(1)), action(c.arg(2)), c.arg(3)),
+        "rt_sigtimedwait" => format!("{} {} {} {}", c.arg(0), action(c.arg(1)), c.arg(2), c.arg(3)),
+        _ => c.args.join(", "),
+    };
+    Some(format!("{}({key}) = {}", c.name, c.result))
+}
+
+/// Issue 15: reader and writer with --trace, each under strace; their signal calls (signal,
+/// handler kind, masks, target, siginfo, result) are the ones strace saw, in the same order.
+#[test]
+fn trace_shows_the_signal_calls_as_strace_does() {
+    if !tests::strace::available() {
+        return;
+    }
+    // The reader's arguments, the writer's, and the calls each must show.
+    type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 3] = [
+        (&[], &[], &["rt_sigprocmask", "rt_sigaction", "rt_sigsuspend"], &["kill"]),
+        (
+            &["--signal", "USR1"],
+            &["--signal", "USR1", "--value", "5"],
+            &["rt_sigprocmask", "rt_sigtimedwait"],
+            &["rt_sigqueueinfo"],
+        ),
+        (&["--ignore"], &["--signal", "TERM"], &["rt_sigaction", "rt_sigprocmask", "rt_sigtimedwait"], &["kill"]),
+    ];
+    for (reader_args, writer_args, reader_calls, writer_calls) in cases {
+        let mut straced_reader =
+            tests::strace::Straced::new(reader().arg("--trace").args(reader_args), &SIGNAL_CALLS, false);
+        let mut r = Running::spawn(&mut straced_reader.command);
+        let line = r.wait_for_stderr("reader: pid");
+        let pid = line["reader: pid ".len()..].split(',').next().expect("the reader's pid").to_string();
+        let mut w = Command::new(bin("signal-ipc", "writer"));
+        w.arg("--trace").arg(&pid).args(writer_args);
+        let mut straced_writer = tests::strace::Straced::new(&w, &SIGNAL_CALLS, false);
+        let wrote = Running::spawn(&mut straced_writer.command).finish();
+        assert!(wrote.status.success(), "{wrote:?}");
+        let read = r.finish();
+        assert!(read.status.success(), "{read:?}");
+        for (done, straced, calls) in [(&read, &straced_reader, reader_calls), (&wrote, &straced_writer, writer_calls)]
+        {
+            let ours = tests::strace::ours(done.stderr.as_bytes());
+            // Shown only if an assertion below fails (the harness keeps a passing test's output).
+            eprintln!("{}", tests::strace::side_by_side(&ours, &straced.path()));
+            for name in calls {
+                tests::strace::assert_in_order(&ours, &straced.calls(), name, signal_call_key);
+            }
+            // Calls only the pair makes (the stop thread's masks and sigwait are not among them):
+            // every one strace saw is traced, whole.
+            let only_ours: Vec<&str> =
+                calls.iter().copied().filter(|c| ["kill", "rt_sigqueueinfo", "rt_sigsuspend"].contains(c)).collect();
+            if !only_ours.is_empty() {
+                tests::strace::assert_exact(&ours, &straced.calls(), &only_ours);
+            }
+        }
+    }
 }

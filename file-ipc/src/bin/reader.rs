@@ -27,10 +27,13 @@ struct Cli {
     /// Remove an unread message and files left by a killed writer or reader, and exit
     #[arg(long, conflicts_with = "count")]
     clean: bool,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let path = cli.path.clone().map_or_else(default_path, Ok)?;
         if cli.clean {

@@ -22,10 +22,13 @@ struct Cli {
     mode: ModeArgs,
     #[command(flatten)]
     send: SendArgs,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         common::stop::install()?;
         let path = cli.path.clone().map_or_else(default_path, Ok)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::cleanup::{AtEnd, Cleanup};
-use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
+use common::cli::{KeyArgs, ModeArgs, ReceiveArgs, TraceArgs};
 use common::out::Out;
 use common::{PeerState, Result, Seen};
 use msgq_ipc::{Flavor, Handle, Queue, c_text, finish, serve};
@@ -45,11 +45,14 @@ struct Cli {
     /// Use a POSIX message queue instead of System V (help: msgq_ipc::contract_help)
     #[arg(long, conflicts_with_all = ["serve", "mtype"])]
     posix: bool,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
     let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let key = cli.key.key;
         if cli.clean {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cli::{KeyArgs, ModeArgs, SendArgs};
+use common::cli::{KeyArgs, ModeArgs, SendArgs, TraceArgs};
 use common::stop::on_stop;
 use msgq_ipc::{DEFAULT_MESSAGE, Flavor, Origin, Queue, WhenFull, check_fits, serve, waiting_for_room};
 
@@ -32,11 +32,14 @@ struct Cli {
     posix: bool,
     #[command(flatten)]
     send: SendArgs,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
     let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);
         // Refused before any system call, so a bad message creates nothing. A request carries

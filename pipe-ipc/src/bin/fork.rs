@@ -10,10 +10,14 @@ const ME: common::Program = common::program!();
 /// NUL (20 bytes), the child prints `20 Hello Child Process`, and the parent waits for it.
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
-struct Cli {}
+struct Cli {
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
+}
 
 fn main() -> ExitCode {
-    Cli::parse();
+    let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     // No stop::install here: it starts a thread, and fork() must happen while there is none.
     common::error::main_with_status(ME.bin, pipe_ipc::forked::run)
 }

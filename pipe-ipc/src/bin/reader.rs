@@ -33,6 +33,8 @@ struct Cli {
     /// Taken only to say where a path goes (`--fifo /tmp/x` instead of `--fifo --path /tmp/x`)
     #[arg(hide = true)]
     stray: Option<PathBuf>,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
             a.help("Stop after N lines; with --fifo, what the writer sends beyond them waits for the next reader [default: all, to end of file]")
         })
     });
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         if let Some(p) = &cli.stray {
             return Err(common::Error::Usage(format!(
@@ -59,7 +62,9 @@ fn main() -> ExitCode {
                      cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
                 );
             }
-            return copy_lines(&mut stdin.lock(), &mut out, cli.recv.count, "stdin").map(drop);
+            // Read as std's stdin would (8 KiB at a time), through a traced read.
+            let mut stdin = std::io::BufReader::with_capacity(8192, pipe_ipc::sys::Stdin);
+            return copy_lines(&mut stdin, &mut out, cli.recv.count, "stdin").map(drop);
         }
         let path = cli.path.clone().map_or_else(fifo::default_path, Ok)?;
         if cli.clean {

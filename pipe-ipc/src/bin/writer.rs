@@ -27,17 +27,22 @@ struct Cli {
     mode: ModeArgs,
     #[command(flatten)]
     send: SendArgs,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {
     let cli: Cli = common::cli::parse_adjusted(|c| c.mut_arg("mode", |a| a.requires("fifo")));
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         if !cli.fifo {
             let closed = |e: std::io::Error| match e.kind() {
                 std::io::ErrorKind::BrokenPipe => Error::StdoutClosed,
                 _ => Error::io("write", "stdout", e),
             };
-            return write_lines(&mut std::io::stdout().lock(), cli.send.each(DEFAULT_MESSAGE), closed);
+            // Lines go out as std's stdout would send them (one write each), through a traced write.
+            let mut stdout = std::io::LineWriter::new(pipe_ipc::sys::Stdout);
+            return write_lines(&mut stdout, cli.send.each(DEFAULT_MESSAGE), closed);
         }
         if cli.path.is_none()
             && let Some(first) = cli.send.messages.first()

@@ -10,10 +10,13 @@ const ME: common::Program = common::program!();
 /// segment, heap and stack sit in a 64-bit address space.
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
-struct Cli {}
+struct Cli {
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
+}
 
 fn main() -> ExitCode {
-    Cli::parse();
+    Cli::parse().trace.start(ME.bin);
     // No stop::install: it starts a thread, and fork() must happen while there is none.
     common::error::main_with_status(ME.bin, shm_ipc::layout::run)
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use common::Seen;
 use common::cleanup::AtEnd;
-use common::cli::{KeyArgs, ModeArgs, ReceiveArgs};
+use common::cli::{KeyArgs, ModeArgs, ReceiveArgs, TraceArgs};
 use shm_ipc::{
     Channel, Create, End, Side, Variant, clean, legacy_message, posix_help, remove_segment, report_end, stop_guard,
 };
@@ -36,10 +36,13 @@ struct Cli {
     clean: bool,
     #[arg(long, help = posix_help())]
     posix: bool,
+    #[command(flatten)]
+    trace: TraceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let key = cli.key.key;
         let variant = Variant::from_posix_flag(cli.posix);

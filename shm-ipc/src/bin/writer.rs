@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cleanup::AtEnd;
-use common::cli::{KeyArgs, ModeArgs, SendArgs};
+use common::cli::{KeyArgs, ModeArgs, SendArgs, TraceArgs};
 use common::{Error, Seen};
 use shm_ipc::{Channel, DEFAULT_MESSAGE, End, SIZE, Side, Variant, check_fits, posix_help, report_end, stop_guard};
 
@@ -21,6 +21,8 @@ struct Cli {
     #[arg(long, help = posix_help())]
     posix: bool,
     #[command(flatten)]
+    trace: TraceArgs,
+    #[command(flatten)]
     send: SendArgs,
 }
 
@@ -33,6 +35,7 @@ fn about() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
         common::stop::install()?;

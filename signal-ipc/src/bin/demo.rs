@@ -10,10 +10,14 @@ const ME: common::Program = common::program!();
 /// action, SIGKILL/SIGSTOP, SIGTSTP, SIGCONT, SIGSEGV, SIGUSR1, SIGALRM, the list, and queueing.
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
-struct Cli {}
+struct Cli {
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
+}
 
 fn main() -> ExitCode {
-    Cli::parse();
+    let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     // No threads may exist before fork(): nothing here starts one.
     common::error::main(ME.bin, signal_ipc::demo::run)
 }

@@ -25,10 +25,13 @@ struct Cli {
     /// real-time one, RTMIN+1, to count several)
     #[arg(long, value_name = "N", default_value_t = 1, requires = "signal", value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || -> Result<()> {
         let mut out = common::out::stdout();
         match (cli.ignore, cli.signal) {

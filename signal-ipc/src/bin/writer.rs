@@ -26,6 +26,8 @@ struct Cli {
     /// Send N signals; queued ones carry --value, --value+1, ...
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
+    #[command(flatten)]
+    trace: common::cli::TraceArgs,
 }
 
 fn parse_pid(s: &str) -> std::result::Result<i32, String> {
@@ -44,6 +46,7 @@ fn parse_pid(s: &str) -> std::result::Result<i32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.trace.start(ME.bin);
     common::error::main(ME.bin, || -> Result<()> {
         if cli.count > 1 && cli.signal.standard().is_some() {
             common::diag!(

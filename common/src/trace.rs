@@ -1,0 +1,391 @@
+//! `--trace`: each IPC call a program makes, printed on stderr as it returns, in strace's syntax,
+//! so a reader can set a pair's calls beside the note's C without digging through strace's
+//! output. The wrappers that make the calls print them; with tracing off a call costs one relaxed
+//! load and a branch (the bench's rows do not move).
+//!
+//! A line is `[<bin> <pid>] <call>(<args>) = <result>`, padded like strace's (the result at column
+//! 40 of the call). Library calls that are not system calls (sem_open, sem_wait, shm_open) end in
+//! `/* library call */`, and what the kernel sees of them is left to strace.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static WHO: OnceLock<&'static str> = OnceLock::new();
+
+/// Turns tracing on for this process (and the children it forks), its lines prefixed with `bin`.
+pub fn start(bin: &'static str) {
+    let _ = WHO.set(bin);
+    ON.store(true, Ordering::Relaxed);
+}
+
+/// Whether `--trace` is on: the only cost of a traced call when it is not.
+#[inline]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Prints `call` and its result, if tracing is on; `call` is formatted only then.
+#[inline]
+pub fn call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        let (call, ret) = show(Ret(result));
+        line(&call, &ret);
+    }
+}
+
+/// Prints a library call (not a system call) and its result, if tracing is on.
+#[inline]
+pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        let (call, ret) = show(Ret(result));
+        line(&call, &format!("{ret}{LIBRARY}"));
+    }
+}
+
+/// Which try of a call that a wait loop repeats until its peer comes: the first is traced, and a
+/// repeat that comes out as before is not, so one line says the program waits where strace shows
+/// one per tick.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Try {
+    First,
+    /// A repeat expected to fail with this errno (EAGAIN, ENXIO): traced only if it does not.
+    Again(Errno),
+    /// A look between waits (IPC_STAT, fstat): traced when its line differs from the previous
+    /// look's on this thread, so the first one and the one that finds a change show.
+    Looked,
+}
+
+thread_local! {
+    static LAST_LOOK: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// [`call`] for a try of a wait loop: printed unless `t` says it repeats what was shown.
+#[inline]
+pub fn call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        try_line(t, result, show, "");
+    }
+}
+
+/// [`library_call`] for a try of a wait loop (see [`call_try`]).
+#[inline]
+pub fn library_call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
+    if on() {
+        try_line(t, result, show, LIBRARY);
+    }
+}
+
+const LIBRARY: &str = " /* library call */";
+
+fn try_line<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String), tail: &str) {
+    if let Try::Again(waiting) = t
+        && matches!(result, Err(e) if *e == waiting)
+    {
+        return;
+    }
+    let (call, ret) = show(Ret(result));
+    let ret = format!("{ret}{tail}");
+    if t == Try::Looked && !look_changed(format!("{call} = {ret}")) {
+        return;
+    }
+    line(&call, &ret);
+}
+
+/// Whether this look's line differs from the previous look's on this thread (and remembers it).
+fn look_changed(text: String) -> bool {
+    LAST_LOOK.with(|last| {
+        let mut last = last.borrow_mut();
+        let changed = *last != text;
+        *last = text;
+        changed
+    })
+}
+
+/// The result of a call, to format: success as the caller says, failure as strace does.
+pub struct Ret<'a, T>(&'a nix::Result<T>);
+
+impl<T> Ret<'_, T> {
+    /// `ok(v)` on success, `-1 EEXIST (File exists)` on failure.
+    pub fn or_errno(&self, ok: impl FnOnce(&T) -> String) -> String {
+        match self.0 {
+            Ok(v) => ok(v),
+            Err(e) => errno(*e),
+        }
+    }
+
+    pub fn value(&self) -> Option<&T> {
+        self.0.as_ref().ok()
+    }
+}
+
+impl<T: std::fmt::Display> Ret<'_, T> {
+    /// The value in decimal, or the errno.
+    pub fn decimal(&self) -> String {
+        self.or_errno(|v| v.to_string())
+    }
+}
+
+impl Ret<'_, ()> {
+    /// `0`, or the errno.
+    pub fn zero(&self) -> String {
+        self.or_errno(|()| "0".into())
+    }
+}
+
+/// `-1 EEXIST (File exists)`: strace's way with a failed call.
+pub fn errno(e: Errno) -> String {
+    // The C library's text (strerror), as strace prints it; nix's own table words a few apart.
+    let text = std::io::Error::from_raw_os_error(e as i32).to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+    format!("-1 {e:?} ({text})")
+}
+
+fn line(call: &str, ret: &str) {
+    let who = WHO.get().copied().unwrap_or("?");
+    let mut text = format!("[{who} {}] {call}", std::process::id());
+    // strace puts " = " at column 40 of the call when the call is shorter.
+    let width = text.len() - call.len() + 39;
+    while text.len() < width {
+        text.push(' ');
+    }
+    let _ = writeln!(text, " = {ret}");
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
+/// strace's `-s 32`: at most 32 bytes shown, then `...` after the quote.
+pub const STRING_LIMIT: usize = 32;
+
+/// `bytes` as strace quotes a buffer: printable ASCII as is, `\"`, `\\`, `\n` and friends, any
+/// other byte in octal (three digits when an octal digit follows), cut at [`STRING_LIMIT`].
+pub fn quote(bytes: &[u8]) -> String {
+    quote_up_to(bytes, STRING_LIMIT)
+}
+
+fn quote_up_to(bytes: &[u8], limit: usize) -> String {
+    let shown = &bytes[..bytes.len().min(limit)];
+    let mut s = String::with_capacity(shown.len() + 8);
+    s.push('"');
+    for (i, &c) in shown.iter().enumerate() {
+        match c {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\x0c' => s.push_str("\\f"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            b'\x0b' => s.push_str("\\v"),
+            0x20..=0x7e => s.push(c as char),
+            _ if shown.get(i + 1).is_some_and(|n| (b'0'..=b'7').contains(n)) => {
+                let _ = write!(s, "\\{c:03o}");
+            }
+            _ => {
+                let _ = write!(s, "\\{c:o}");
+            }
+        }
+    }
+    s.push('"');
+    if bytes.len() > limit {
+        s.push_str("...");
+    }
+    s
+}
+
+/// A path as strace prints it: quoted like [`quote`], but whole.
+pub fn path(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    quote_whole(p.as_os_str().as_bytes())
+}
+
+/// A name as strace prints it (a path, a queue's name): quoted like [`quote`], but whole.
+pub fn quote_whole(bytes: &[u8]) -> String {
+    quote_up_to(bytes, usize::MAX)
+}
+
+/// open(2) flags as strace prints them: `O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC`.
+pub fn open_flags(f: i32) -> String {
+    let access = match f & libc::O_ACCMODE {
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    };
+    let named = [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOCTTY, "O_NOCTTY"),
+        (libc::O_TRUNC, "O_TRUNC"),
+        (libc::O_APPEND, "O_APPEND"),
+        (libc::O_NONBLOCK, "O_NONBLOCK"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+        // After O_CLOEXEC, as strace 6.1 prints it (its table's order, not the bits' order).
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+    ]
+    .map(|(bit, name)| (i64::from(bit), name));
+    let rest = f & !libc::O_ACCMODE;
+    if rest == 0 { access.into() } else { format!("{access}|{}", flags(rest.into(), &named)) }
+}
+
+/// Names the bits of `flags` found in `names`, strace style (`IPC_CREAT|IPC_EXCL`), then what is
+/// left in hex; `0` if none.
+pub fn flags(flags: i64, names: &[(i64, &str)]) -> String {
+    let mut parts = Vec::new();
+    let mut left = flags;
+    for &(bit, name) in names {
+        if bit != 0 && left & bit == bit {
+            parts.push(name.to_string());
+            left &= !bit;
+        }
+    }
+    if flags == 0 {
+        return "0".into();
+    }
+    if left != 0 {
+        parts.push(format!("{left:#x}"));
+    }
+    parts.join("|")
+}
+
+/// The flags of msgget/shmget/semget: `IPC_CREAT|IPC_EXCL|0600`, and `000` for none, as strace
+/// prints them.
+pub fn ipc_get_flags(f: i32) -> String {
+    let named = f & !0o777;
+    let mode = mode((f & 0o777) as u32);
+    if named == 0 {
+        mode
+    } else {
+        format!(
+            "{}|{mode}",
+            flags(named.into(), &[(libc::IPC_CREAT.into(), "IPC_CREAT"), (libc::IPC_EXCL.into(), "IPC_EXCL")])
+        )
+    }
+}
+
+/// A SysV key as strace prints it: `0x4d2`, or `IPC_PRIVATE`.
+pub fn key(k: libc::key_t) -> String {
+    if k == libc::IPC_PRIVATE { "IPC_PRIVATE".into() } else { format!("{k:#x}") }
+}
+
+/// A mode as strace prints it: `0600`, `000`.
+pub fn mode(m: u32) -> String {
+    if m == 0 { "000".into() } else { format!("0{:o}", m) }
+}
+
+/// A pointer as strace prints it: `NULL` or `0x7f...`.
+pub fn ptr<T>(p: *const T) -> String {
+    if p.is_null() { "NULL".into() } else { format!("{p:p}") }
+}
+
+/// `{uid=0, gid=0, mode=0600, key=1234, cuid=0, cgid=0}`, or without the key and creator (what
+/// IPC_SET writes).
+fn perm(p: &libc::ipc_perm, full: bool) -> String {
+    // All of the mode, as strace: SHM_DEST (01000) says a segment is marked for removal.
+    let head = format!("uid={}, gid={}, mode={}", p.uid, p.gid, mode(u32::from(p.mode)));
+    if full { format!("{{{head}, key={}, cuid={}, cgid={}}}", p.__key, p.cuid, p.cgid) } else { format!("{{{head}}}") }
+}
+
+/// A message queue's IPC_STAT buffer (`full`) or what IPC_SET takes from it.
+pub fn msqid_ds(d: &libc::msqid_ds, full: bool) -> String {
+    if !full {
+        return format!("{{msg_perm={}, msg_qbytes={}}}", perm(&d.msg_perm, false), d.msg_qbytes);
+    }
+    format!(
+        "{{msg_perm={}, msg_stime={}, msg_rtime={}, msg_ctime={}, msg_qnum={}, msg_qbytes={}, msg_lspid={}, msg_lrpid={}}}",
+        perm(&d.msg_perm, true),
+        d.msg_stime,
+        d.msg_rtime,
+        d.msg_ctime,
+        d.msg_qnum,
+        d.msg_qbytes,
+        d.msg_lspid,
+        d.msg_lrpid
+    )
+}
+
+/// A segment's IPC_STAT buffer.
+pub fn shmid_ds(d: &libc::shmid_ds) -> String {
+    format!(
+        "{{shm_perm={}, shm_segsz={}, shm_cpid={}, shm_lpid={}, shm_nattch={}, shm_atime={}, shm_dtime={}, shm_ctime={}}}",
+        perm(&d.shm_perm, true),
+        d.shm_segsz,
+        d.shm_cpid,
+        d.shm_lpid,
+        d.shm_nattch,
+        d.shm_atime,
+        d.shm_dtime,
+        d.shm_ctime
+    )
+}
+
+/// A semaphore set's IPC_STAT buffer.
+pub fn semid_ds(d: &libc::semid_ds) -> String {
+    format!(
+        "{{sem_perm={}, sem_otime={}, sem_ctime={}, sem_nsems={}}}",
+        perm(&d.sem_perm, true),
+        d.sem_otime,
+        d.sem_ctime,
+        d.sem_nsems
+    )
+}
+
+/// `[{sem_num=0, sem_op=-1, sem_flg=SEM_UNDO}]`.
+pub fn sembufs(ops: &[libc::sembuf]) -> String {
+    let names = [(i64::from(libc::SEM_UNDO), "SEM_UNDO"), (i64::from(libc::IPC_NOWAIT), "IPC_NOWAIT")];
+    let each: Vec<String> = ops
+        .iter()
+        .map(|o| format!("{{sem_num={}, sem_op={}, sem_flg={}}}", o.sem_num, o.sem_op, flags(o.sem_flg.into(), &names)))
+        .collect();
+    format!("[{}]", each.join(", "))
+}
+
+/// `{tv_sec=1, tv_nsec=0}`.
+pub fn timespec(t: &libc::timespec) -> String {
+    format!("{{tv_sec={}, tv_nsec={}}}", t.tv_sec, t.tv_nsec)
+}
+
+/// Turns tracing off: for a child forked while other threads existed, where formatting a line
+/// (malloc, stderr's lock) could wait for a lock that a thread of the parent held at the fork and
+/// that nobody in the child will ever release. A store to an atomic is safe there.
+pub fn off() {
+    ON.store(false, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_look_shows_when_it_finds_a_change() {
+        assert!(look_changed("shmctl(1, IPC_STAT, {mode=0600}) = 0".into()));
+        assert!(!look_changed("shmctl(1, IPC_STAT, {mode=0600}) = 0".into()));
+        assert!(look_changed("shmctl(1, IPC_STAT, {mode=01600}) = 0".into()));
+    }
+
+    #[test]
+    fn quotes_as_strace_does() {
+        assert_eq!(quote(b"Hello Message Queue\0"), r#""Hello Message Queue\0""#);
+        assert_eq!(quote(b"a\"b\\c\n\t\x01\x7f\xc3\xa9"), r#""a\"b\\c\n\t\1\177\303\251""#);
+        assert_eq!(quote(b"\x001"), r#""\0001""#);
+        assert_eq!(quote(&[b'x'; 33]), format!("\"{}\"...", "x".repeat(32)));
+    }
+
+    #[test]
+    fn formats_flags_as_strace_does() {
+        assert_eq!(ipc_get_flags(libc::IPC_CREAT | libc::IPC_EXCL | 0o600), "IPC_CREAT|IPC_EXCL|0600");
+        assert_eq!(ipc_get_flags(0), "000");
+        assert_eq!(ipc_get_flags(libc::IPC_CREAT | 0o666), "IPC_CREAT|0666");
+        assert_eq!(key(0x4d2), "0x4d2");
+        assert_eq!(errno(Errno::EEXIST), "-1 EEXIST (File exists)");
+        let f = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        assert_eq!(open_flags(f), "O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC");
+        assert_eq!(open_flags(libc::O_RDONLY), "O_RDONLY");
+        let dir = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        assert_eq!(open_flags(dir), "O_RDONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC|O_DIRECTORY");
+        let long = std::path::Path::new("/run/user/1000/file-ipc/a-rather-long-name.msg");
+        assert_eq!(path(long), "\"/run/user/1000/file-ipc/a-rather-long-name.msg\"");
+    }
+}

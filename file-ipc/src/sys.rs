@@ -1,0 +1,251 @@
+//! The calls that carry file-ipc's messages (open, write, rename, read and unlink of the message
+//! files, the directory lock and the inotify descriptor), one thin wrapper each, printed for
+//! `--trace` as strace 6.1 shows it. Not traced: the checks around them (lstat, fstat, fstatfs)
+//! and the scan for files a killed peer left (`read_dir`: an openat of the directory, getdents64). The flags
+//! printed are the ones passed: std's `File::create`/`fs::rename`/`fs::remove_file` would hide
+//! them (and pick the call), so the object is touched only through nix (libc where nix has no
+//! wrapper that gives the number strace prints).
+
+use std::ffi::{CString, OsString};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use common::trace;
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+
+/// An open descriptor whose close is traced too: `close(4) = 0`, where the note's C calls fclose.
+pub struct Fd(ManuallyDrop<OwnedFd>);
+
+impl Fd {
+    fn new(fd: OwnedFd) -> Self {
+        Fd(ManuallyDrop::new(fd))
+    }
+}
+
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, and `self.0` is never used after (the Fd is being dropped).
+        let fd = unsafe { ManuallyDrop::take(&mut self.0) };
+        let raw = fd.as_raw_fd();
+        let r = nix::unistd::close(fd);
+        trace::call(&r, |r| (format!("close({raw})"), r.zero()));
+    }
+}
+
+/// `openat(AT_FDCWD, "path", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = 4`: glibc's open() is
+/// the openat system call; the mode is shown (and used) only with O_CREAT.
+pub fn open(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<Fd> {
+    let r = nix::fcntl::open(path, flags, mode).map(Fd::new);
+    trace::call(&r, |r| {
+        let m = if flags.contains(OFlag::O_CREAT) { format!(", {}", trace::mode(mode.bits())) } else { String::new() };
+        let call = format!("openat(AT_FDCWD, {}, {}{m})", trace::path(path), trace::open_flags(flags.bits()));
+        (call, r.or_errno(|fd| fd.as_raw_fd().to_string()))
+    });
+    r
+}
+
+/// `write(4, "Hello File IPC", 14) = 14`.
+pub fn write(fd: &Fd, buf: &[u8]) -> nix::Result<usize> {
+    let r = nix::unistd::write(fd, buf);
+    trace::call(&r, |r| (format!("write({}, {}, {})", fd.as_raw_fd(), trace::quote(buf), buf.len()), r.decimal()));
+    r
+}
+
+/// `read(4, "Hello File IPC", 4096) = 14`: what was read, as strace shows it (the inotify
+/// descriptor's events too: strace prints their bytes, it does not decode them).
+pub fn read(fd: &Fd, buf: &mut [u8]) -> nix::Result<usize> {
+    let r = nix::unistd::read(fd, buf);
+    trace::call(&r, |r| {
+        let shown = match r.value() {
+            Some(&n) => trace::quote(&buf[..n]),
+            None => trace::ptr(buf.as_ptr()),
+        };
+        (format!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len()), r.decimal())
+    });
+    r
+}
+
+/// `fchmod(4, 0600) = 0`.
+pub fn fchmod(fd: &Fd, mode: Mode) -> nix::Result<()> {
+    let r = nix::sys::stat::fchmod(fd, mode);
+    trace::call(&r, |r| (format!("fchmod({}, {})", fd.as_raw_fd(), trace::mode(mode.bits())), r.zero()));
+    r
+}
+
+/// `flock(4, LOCK_EX) = 0`: the whole wait for the lock (EINTR is the caller's to retry).
+pub fn flock_ex(fd: &Fd) -> nix::Result<()> {
+    // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
+    // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
+    let r = Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }).map(drop);
+    trace::call(&r, |r| (format!("flock({}, LOCK_EX)", fd.as_raw_fd()), r.zero()));
+    r
+}
+
+/// `renameat2(AT_FDCWD, "from", AT_FDCWD, "to", RENAME_NOREPLACE) = 0`: fails with EEXIST
+/// instead of replacing what is at `to`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
+    let r = nix::fcntl::renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE);
+    trace::call(&r, |r| {
+        let call =
+            format!("renameat2(AT_FDCWD, {}, AT_FDCWD, {}, RENAME_NOREPLACE)", trace::path(from), trace::path(to));
+        (call, r.zero())
+    });
+    r
+}
+
+/// glibc's renameat() is the renameat system call where the architecture has one (x86_64), and
+/// renameat2 with no flags where it has not.
+const RENAMEAT: (&str, &str) =
+    if cfg!(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")) {
+        ("renameat2", ", 0")
+    } else {
+        ("renameat", "")
+    };
+
+/// `renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0`: replaces whatever is at `to`.
+pub fn rename(from: &Path, to: &Path) -> nix::Result<()> {
+    let r = nix::fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to);
+    trace::call(&r, |r| {
+        let (name, tail) = RENAMEAT;
+        (format!("{name}(AT_FDCWD, {}, AT_FDCWD, {}{tail})", trace::path(from), trace::path(to)), r.zero())
+    });
+    r
+}
+
+/// `unlinkat(AT_FDCWD, "path", 0) = 0` (unlinkat on every architecture, where unlink() is not).
+pub fn unlink(path: &Path) -> nix::Result<()> {
+    let r = nix::unistd::unlinkat(AT_FDCWD, path, UnlinkatFlags::NoRemoveDir);
+    trace::call(&r, |r| (format!("unlinkat(AT_FDCWD, {}, 0)", trace::path(path)), r.zero()));
+    r
+}
+
+/// `inotify_init1(IN_CLOEXEC) = 3`.
+pub fn inotify_init1(flags: InitFlags) -> nix::Result<Fd> {
+    let r = Inotify::init(flags).map(|i| Fd::new(OwnedFd::from(i)));
+    trace::call(&r, |r| {
+        let names = [(libc::IN_NONBLOCK.into(), "IN_NONBLOCK"), (libc::IN_CLOEXEC.into(), "IN_CLOEXEC")];
+        (
+            format!("inotify_init1({})", trace::flags(flags.bits().into(), &names)),
+            r.or_errno(|fd| fd.as_raw_fd().to_string()),
+        )
+    });
+    r
+}
+
+/// inotify event bits as strace names them, in its order (the bits' order).
+const INOTIFY_MASK: [(i64, &str); 22] = [
+    (0x1, "IN_ACCESS"),
+    (0x2, "IN_MODIFY"),
+    (0x4, "IN_ATTRIB"),
+    (0x8, "IN_CLOSE_WRITE"),
+    (0x10, "IN_CLOSE_NOWRITE"),
+    (0x20, "IN_OPEN"),
+    (0x40, "IN_MOVED_FROM"),
+    (0x80, "IN_MOVED_TO"),
+    (0x100, "IN_CREATE"),
+    (0x200, "IN_DELETE"),
+    (0x400, "IN_DELETE_SELF"),
+    (0x800, "IN_MOVE_SELF"),
+    (0x2000, "IN_UNMOUNT"),
+    (0x4000, "IN_Q_OVERFLOW"),
+    (0x8000, "IN_IGNORED"),
+    (0x0100_0000, "IN_ONLYDIR"),
+    (0x0200_0000, "IN_DONT_FOLLOW"),
+    (0x0400_0000, "IN_EXCL_UNLINK"),
+    (0x1000_0000, "IN_MASK_CREATE"),
+    (0x2000_0000, "IN_MASK_ADD"),
+    (0x4000_0000, "IN_ISDIR"),
+    (0x8000_0000, "IN_ONESHOT"),
+];
+
+/// `IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE_SELF|IN_MOVE_SELF`.
+pub fn inotify_mask(mask: AddWatchFlags) -> String {
+    trace::flags(mask.bits().into(), &INOTIFY_MASK)
+}
+
+/// `inotify_add_watch(3, "dir", IN_MOVED_TO|...) = 1`. libc: nix's WatchDescriptor hides the
+/// number that strace prints.
+pub fn inotify_add_watch(fd: &Fd, dir: &Path, mask: AddWatchFlags) -> nix::Result<i32> {
+    let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `fd` keeps the descriptor open and `c` is a NUL-terminated path that outlives the call.
+    let r = Errno::result(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask.bits()) });
+    trace::call(&r, |r| {
+        (format!("inotify_add_watch({}, {}, {})", fd.as_raw_fd(), trace::path(dir), inotify_mask(mask)), r.decimal())
+    });
+    r
+}
+
+/// One event of an inotify read: what happened and, for an event in the watched directory, to
+/// which name.
+pub struct Event {
+    pub mask: AddWatchFlags,
+    pub name: Option<OsString>,
+}
+
+/// The events in `buf`, as read from an inotify descriptor: `struct inotify_event { int wd;
+/// uint32_t mask, cookie, len; char name[len]; }` one after the other, the name NUL-padded.
+pub fn inotify_events(buf: &[u8]) -> Vec<Event> {
+    const HEAD: usize = 16;
+    let word = |b: &[u8], at: usize| b.get(at..at + 4).and_then(|w| w.try_into().ok()).map(u32::from_ne_bytes);
+    let mut events = Vec::new();
+    let mut at = 0;
+    while let (Some(mask), Some(len)) = (word(buf, at + 4), word(buf, at + 12)) {
+        let end = at + HEAD + len as usize;
+        let Some(raw) = buf.get(at + HEAD..end) else { break };
+        let name = raw.split(|&b| b == 0).next().filter(|n| !n.is_empty()).map(|n| OsString::from_vec(n.to_vec()));
+        events.push(Event { mask: AddWatchFlags::from_bits_truncate(mask), name });
+        at = end;
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_as_strace_prints_them() {
+        let m = AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_DELETE_SELF;
+        assert_eq!(
+            inotify_mask(m | AddWatchFlags::IN_MOVE_SELF),
+            "IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE_SELF|IN_MOVE_SELF"
+        );
+        let m = AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM;
+        assert_eq!(inotify_mask(m), "IN_MOVED_FROM|IN_DELETE");
+    }
+
+    #[test]
+    fn parses_inotify_events() {
+        let mut buf = Vec::new();
+        for (mask, name) in [(0x80u32, &b"msg\0\0\0\0\0\0\0\0\0\0\0\0\0"[..]), (0x8000, &b""[..])] {
+            buf.extend_from_slice(&1i32.to_ne_bytes());
+            buf.extend_from_slice(&mask.to_ne_bytes());
+            buf.extend_from_slice(&0u32.to_ne_bytes());
+            buf.extend_from_slice(&(name.len() as u32).to_ne_bytes());
+            buf.extend_from_slice(name);
+        }
+        let e = inotify_events(&buf);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].name.as_deref(), Some(std::ffi::OsStr::new("msg")));
+        assert!(e[0].mask.contains(AddWatchFlags::IN_MOVED_TO));
+        assert!(e[1].name.is_none() && e[1].mask.contains(AddWatchFlags::IN_IGNORED));
+    }
+}

@@ -1,0 +1,204 @@
+//! The calls this crate makes on its pipes and FIFOs, each printed under `--trace` exactly as
+//! strace 6.1 shows it: `pipe2`, `mknodat` (mkfifo), `openat`, `read`, `write`, `tee`,
+//! `fchmodat`, `unlink` and `close`. Each wrapper makes the system call that strace shows (nix's
+//! `mknodat` and `openat`, not `mkfifo` and `open`, which glibc turns into them), so what is
+//! printed is what was passed. The OFD locks, flock, poll and FIONREAD of `fifo`, and the inotify
+//! watch that wakes its waits (its own read and close), stay untraced: they are how a wait ends
+//! and the last one out is found, not the note's calls.
+
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use common::trace::{self, Try};
+use nix::fcntl::{AT_FDCWD, OFlag, SpliceFFlags};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
+
+/// A descriptor that is closed by a traced `close()` when dropped, so `--trace` shows every
+/// close strace shows for it.
+#[derive(Debug)]
+pub struct Fd(ManuallyDrop<OwnedFd>);
+
+impl Fd {
+    fn new(fd: OwnedFd) -> Fd {
+        Fd(ManuallyDrop::new(fd))
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is taken once, here, and self is never used again.
+        let fd = unsafe { ManuallyDrop::take(&mut self.0) }.into_raw_fd();
+        let r = nix::unistd::close(fd);
+        trace::call(&r, |r| (format!("close({fd})"), r.zero()));
+    }
+}
+
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl std::io::Read for &Fd {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(read(self.as_fd(), buf)?)
+    }
+}
+
+impl std::io::Write for &Fd {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(write(self.as_fd(), buf)?)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Standard input read by traced `read(0, ...)` calls, for `writer | reader` (buffer it, as
+/// std's stdin is).
+pub struct Stdin;
+
+impl std::io::Read for Stdin {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        Ok(read(std::io::stdin().as_fd(), buf)?)
+    }
+}
+
+/// Standard output written by traced `write(1, ...)` calls, for `writer | reader` (wrap it in a
+/// LineWriter, as std's stdout is, so each line goes out in one write).
+pub struct Stdout;
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(write(std::io::stdout().as_fd(), buf)?)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// pipe2's flags as strace names them (`O_NONBLOCK|O_CLOEXEC`, `0`).
+fn pipe_flags(flags: OFlag) -> String {
+    let names = [(libc::O_NONBLOCK, "O_NONBLOCK"), (libc::O_CLOEXEC, "O_CLOEXEC"), (libc::O_DIRECT, "O_DIRECT")]
+        .map(|(bit, name)| (i64::from(bit), name));
+    trace::flags(flags.bits().into(), &names)
+}
+
+/// openat's flags as strace prints them: [`trace::open_flags`], and `O_PATH` last.
+fn open_flags(flags: OFlag) -> String {
+    let bits = flags.bits();
+    let text = trace::open_flags(bits & !libc::O_PATH);
+    if bits & libc::O_PATH != 0 { format!("{text}|O_PATH") } else { text }
+}
+
+pub fn pipe2(flags: OFlag) -> nix::Result<(Fd, Fd)> {
+    let r = nix::unistd::pipe2(flags);
+    trace::call(&r, |r| {
+        let fds = match r.value() {
+            Some((rd, wr)) => format!("[{}, {}]", rd.as_raw_fd(), wr.as_raw_fd()),
+            None => "0x0".into(), // never shown in practice: pipe2 fails only on EMFILE and such
+        };
+        (format!("pipe2({fds}, {})", pipe_flags(flags)), r.or_errno(|_| "0".into()))
+    });
+    r.map(|(rd, wr)| (Fd::new(rd), Fd::new(wr)))
+}
+
+/// mkfifo(path, mode), made as the system call glibc turns it into. strace leaves out the device
+/// number of a FIFO.
+pub fn mkfifo(path: &Path, mode: Mode) -> nix::Result<()> {
+    let r = nix::sys::stat::mknodat(AT_FDCWD, path, SFlag::S_IFIFO, mode, 0);
+    trace::call(&r, |r| {
+        (format!("mknodat(AT_FDCWD, {}, S_IFIFO|{})", trace::path(path), trace::mode(mode.bits())), r.zero())
+    });
+    r
+}
+
+/// openat(AT_FDCWD, path, flags), never with O_CREAT (the FIFO is made by [`mkfifo`]).
+pub fn open(path: &Path, flags: OFlag) -> nix::Result<Fd> {
+    open_try(path, flags, Try::First)
+}
+
+/// [`open`] as a wait loop repeats it: a repeated failure of the kind the loop waits on is not
+/// traced again.
+pub fn open_try(path: &Path, flags: OFlag, t: Try) -> nix::Result<Fd> {
+    let r = nix::fcntl::openat(AT_FDCWD, path, flags, Mode::empty());
+    trace::call_try(t, &r, |r| {
+        (
+            format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
+            r.or_errno(|fd| fd.as_raw_fd().to_string()),
+        )
+    });
+    r.map(Fd::new)
+}
+
+pub fn read(fd: BorrowedFd, buf: &mut [u8]) -> nix::Result<usize> {
+    let r = nix::unistd::read(fd, buf);
+    trace::call(&r, |r| {
+        // As strace: what was read, or the buffer's address when nothing was.
+        let shown = match r.value() {
+            Some(&n) => trace::quote(&buf[..n]),
+            None => trace::ptr(buf.as_ptr()),
+        };
+        (format!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len()), r.decimal())
+    });
+    r
+}
+
+pub fn write(fd: BorrowedFd, buf: &[u8]) -> nix::Result<usize> {
+    let r = nix::unistd::write(fd, buf);
+    trace::call(&r, |r| (format!("write({}, {}, {})", fd.as_raw_fd(), trace::quote(buf), buf.len()), r.decimal()));
+    r
+}
+
+/// tee(2) without blocking: copies up to `len` bytes at the head of `from` into `to`, leaving
+/// them in `from`.
+pub fn tee(from: BorrowedFd, to: BorrowedFd, len: usize) -> nix::Result<usize> {
+    let r = nix::fcntl::tee(from, to, len, SpliceFFlags::SPLICE_F_NONBLOCK);
+    trace::call(&r, |r| {
+        (format!("tee({}, {}, {len}, SPLICE_F_NONBLOCK)", from.as_raw_fd(), to.as_raw_fd()), r.decimal())
+    });
+    r
+}
+
+/// chmod through a path (the FIFO's /proc/self/fd link), as glibc's fchmodat makes it.
+pub fn chmod(path: &str, mode: Mode) -> nix::Result<()> {
+    let r = nix::sys::stat::fchmodat(AT_FDCWD, path, mode, FchmodatFlags::FollowSymlink);
+    trace::call(&r, |r| {
+        (format!("fchmodat(AT_FDCWD, {}, {})", trace::path(Path::new(path)), trace::mode(mode.bits())), r.zero())
+    });
+    r
+}
+
+pub fn unlink(path: &Path) -> nix::Result<()> {
+    let r = nix::unistd::unlink(path);
+    trace::call(&r, |r| (format!("unlink({})", trace::path(path)), r.zero()));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_as_strace_prints_them() {
+        assert_eq!(pipe_flags(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK), "O_NONBLOCK|O_CLOEXEC");
+        assert_eq!(pipe_flags(OFlag::empty()), "0");
+        assert_eq!(
+            open_flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC),
+            "O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_PATH"
+        );
+        assert_eq!(
+            open_flags(OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC),
+            "O_WRONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC"
+        );
+    }
+}
