@@ -5,6 +5,7 @@
 pub mod cleanup;
 pub mod cli;
 pub mod error;
+pub mod fd;
 pub mod gate;
 pub mod key;
 mod memory;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
-use nix::sys::stat::{Mode, fchmod};
+use nix::sys::stat::Mode;
 use nix::unistd::ftruncate;
 
 use crate::trace::{self, Try};
@@ -92,9 +92,7 @@ impl Mapped {
             let r = ftruncate(&fd, len as i64);
             trace::call(&r, |r| (format!("ftruncate({}, {len})", fd.as_raw_fd()), r.zero()));
             r?;
-            let r = fchmod(&fd, m); // shm_open applied the umask
-            trace::call(&r, |r| (format!("fchmod({}, {})", fd.as_raw_fd(), trace::mode(m.bits())), r.zero()));
-            r?;
+            crate::fd::fchmod(&fd, m)?; // shm_open applied the umask
         } else {
             let deadline = Instant::now() + SIZE_WAIT;
             let mut waited = false;

@@ -222,8 +222,9 @@ pub fn open_flags(f: i32) -> String {
         (libc::O_NONBLOCK, "O_NONBLOCK"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
-        // After O_CLOEXEC, as strace 6.1 prints it (its table's order, not the bits' order).
+        // After O_CLOEXEC, as strace 6.1 prints them (its table's order, not the bits' order).
         (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_PATH, "O_PATH"),
     ]
     .map(|(bit, name)| (i64::from(bit), name));
     let rest = f & !libc::O_ACCMODE;
@@ -383,6 +384,10 @@ mod tests {
         let f = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         assert_eq!(open_flags(f), "O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC");
         assert_eq!(open_flags(libc::O_RDONLY), "O_RDONLY");
+        assert_eq!(
+            open_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC),
+            "O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_PATH"
+        );
         let dir = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         assert_eq!(open_flags(dir), "O_RDONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC|O_DIRECTORY");
         let long = std::path::Path::new("/run/user/1000/file-ipc/a-rather-long-name.msg");

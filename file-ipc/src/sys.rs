@@ -1,94 +1,23 @@
 //! The calls that carry file-ipc's messages (open, write, rename, read and unlink of the message
 //! files, the directory lock and the inotify descriptor), one thin wrapper each, printed for
-//! `--trace` as strace 6.1 shows it. Not traced: the checks around them (lstat, fstat, fstatfs)
-//! and the scan for files a killed peer left (`read_dir`: an openat of the directory, getdents64). The flags
-//! printed are the ones passed: std's `File::create`/`fs::rename`/`fs::remove_file` would hide
-//! them (and pick the call), so the object is touched only through nix (libc where nix has no
-//! wrapper that gives the number strace prints).
+//! `--trace` as strace 6.1 shows it (open, read, write, fchmod and close are `common::fd`'s). Not
+//! traced: the checks around them (lstat, fstat, fstatfs) and the scan for files a killed peer
+//! left (`read_dir`: an openat of the directory, getdents64). The flags printed are the ones
+//! passed: std's `File::create`/`fs::rename`/`fs::remove_file` would hide them (and pick the
+//! call), so the object is touched only through nix (libc where nix has no wrapper that gives the
+//! number strace prints).
 
 use std::ffi::{CString, OsString};
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
+pub use common::fd::{Fd, fchmod, open, read, write};
 use common::trace;
 use nix::errno::Errno;
-use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags};
+use nix::fcntl::{AT_FDCWD, RenameFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use nix::sys::stat::Mode;
 use nix::unistd::UnlinkatFlags;
-
-/// An open descriptor whose close is traced too: `close(4) = 0`, where the note's C calls fclose.
-pub struct Fd(ManuallyDrop<OwnedFd>);
-
-impl Fd {
-    fn new(fd: OwnedFd) -> Self {
-        Fd(ManuallyDrop::new(fd))
-    }
-}
-
-impl AsFd for Fd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: taken once, here, and `self.0` is never used after (the Fd is being dropped).
-        let fd = unsafe { ManuallyDrop::take(&mut self.0) };
-        let raw = fd.as_raw_fd();
-        let r = nix::unistd::close(fd);
-        trace::call(&r, |r| (format!("close({raw})"), r.zero()));
-    }
-}
-
-/// `openat(AT_FDCWD, "path", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = 4`: glibc's open() is
-/// the openat system call; the mode is shown (and used) only with O_CREAT.
-pub fn open(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<Fd> {
-    let r = nix::fcntl::open(path, flags, mode).map(Fd::new);
-    trace::call(&r, |r| {
-        let m = if flags.contains(OFlag::O_CREAT) { format!(", {}", trace::mode(mode.bits())) } else { String::new() };
-        let call = format!("openat(AT_FDCWD, {}, {}{m})", trace::path(path), trace::open_flags(flags.bits()));
-        (call, r.or_errno(|fd| fd.as_raw_fd().to_string()))
-    });
-    r
-}
-
-/// `write(4, "Hello File IPC", 14) = 14`.
-pub fn write(fd: &Fd, buf: &[u8]) -> nix::Result<usize> {
-    let r = nix::unistd::write(fd, buf);
-    trace::call(&r, |r| (format!("write({}, {}, {})", fd.as_raw_fd(), trace::quote(buf), buf.len()), r.decimal()));
-    r
-}
-
-/// `read(4, "Hello File IPC", 4096) = 14`: what was read, as strace shows it (the inotify
-/// descriptor's events too: strace prints their bytes, it does not decode them).
-pub fn read(fd: &Fd, buf: &mut [u8]) -> nix::Result<usize> {
-    let r = nix::unistd::read(fd, buf);
-    trace::call(&r, |r| {
-        let shown = match r.value() {
-            Some(&n) => trace::quote(&buf[..n]),
-            None => trace::ptr(buf.as_ptr()),
-        };
-        (format!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len()), r.decimal())
-    });
-    r
-}
-
-/// `fchmod(4, 0600) = 0`.
-pub fn fchmod(fd: &Fd, mode: Mode) -> nix::Result<()> {
-    let r = nix::sys::stat::fchmod(fd, mode);
-    trace::call(&r, |r| (format!("fchmod({}, {})", fd.as_raw_fd(), trace::mode(mode.bits())), r.zero()));
-    r
-}
 
 /// `flock(4, LOCK_EX) = 0`: the whole wait for the lock (EINTR is the caller's to retry).
 pub fn flock_ex(fd: &Fd) -> nix::Result<()> {
@@ -139,7 +68,7 @@ pub fn unlink(path: &Path) -> nix::Result<()> {
 
 /// `inotify_init1(IN_CLOEXEC) = 3`.
 pub fn inotify_init1(flags: InitFlags) -> nix::Result<Fd> {
-    let r = Inotify::init(flags).map(|i| Fd::new(OwnedFd::from(i)));
+    let r = Inotify::init(flags).map(|i| Fd::from(OwnedFd::from(i)));
     trace::call(&r, |r| {
         let names = [(libc::IN_NONBLOCK.into(), "IN_NONBLOCK"), (libc::IN_CLOEXEC.into(), "IN_CLOEXEC")];
         (

@@ -73,10 +73,3 @@ pub(crate) fn receive(mqd: &MqdT, buf: &mut [u8], prio: &mut u32, t: Try) -> nix
     });
     r
 }
-
-/// fchmod of the queue's descriptor: mq_open applied the umask, this sets the mode asked for.
-pub(crate) fn fchmod(mqd: &MqdT, mode: Mode) -> nix::Result<()> {
-    let r = nix::sys::stat::fchmod(mqd.as_fd(), mode);
-    trace::call(&r, |r| (format!("fchmod({}, {})", fd(mqd), trace::mode(mode.bits())), r.zero()));
-    r
-}

@@ -96,7 +96,7 @@ impl PosixQueue {
         if created {
             // mq_open applies the umask (022 turns 666 into 644, 077 turns 640 into 600); mqd_t is
             // a descriptor on Linux, so set the mode asked for on it.
-            mq_sys::fchmod(&mqd, perm).map_err(|e| Error::sys("fchmod", &name, e))?;
+            common::fd::fchmod(&mqd, perm).map_err(|e| Error::sys("fchmod", &name, e))?;
         }
         let msgsize = mq_sys::getattr(&mqd).map_err(|e| Error::sys("mq_getattr", &name, e))?.msgsize() as usize;
         let q = PosixQueue { mqd: Arc::new(mqd), name, key, mode, msgsize, waited: false, recreate: false };

@@ -1,66 +1,18 @@
 //! The calls this crate makes on its pipes and FIFOs, each printed under `--trace` exactly as
 //! strace 6.1 shows it: `pipe2`, `mknodat` (mkfifo), `openat`, `read`, `write`, `tee`,
-//! `fchmodat`, `unlink` and `close`. Each wrapper makes the system call that strace shows (nix's
+//! `fchmodat`, `unlink` and `close` (openat, read, write and close are `common::fd`'s). Each wrapper makes the system call that strace shows (nix's
 //! `mknodat` and `openat`, not `mkfifo` and `open`, which glibc turns into them), so what is
 //! printed is what was passed. The OFD locks, flock, poll and FIONREAD of `fifo`, and the inotify
 //! watch that wakes its waits (its own read and close), stay untraced: they are how a wait ends
 //! and the last one out is found, not the note's calls.
 
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 
+pub use common::fd::{Fd, read, write};
 use common::trace::{self, Try};
 use nix::fcntl::{AT_FDCWD, OFlag, SpliceFFlags};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
-
-/// A descriptor that is closed by a traced `close()` when dropped, so `--trace` shows every
-/// close strace shows for it.
-#[derive(Debug)]
-pub struct Fd(ManuallyDrop<OwnedFd>);
-
-impl Fd {
-    fn new(fd: OwnedFd) -> Fd {
-        Fd(ManuallyDrop::new(fd))
-    }
-}
-
-impl Drop for Fd {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor is taken once, here, and self is never used again.
-        let fd = unsafe { ManuallyDrop::take(&mut self.0) }.into_raw_fd();
-        let r = nix::unistd::close(fd);
-        trace::call(&r, |r| (format!("close({fd})"), r.zero()));
-    }
-}
-
-impl AsFd for Fd {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-}
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl std::io::Read for &Fd {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        Ok(read(self.as_fd(), buf)?)
-    }
-}
-
-impl std::io::Write for &Fd {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        Ok(write(self.as_fd(), buf)?)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Standard input read by traced `read(0, ...)` calls, for `writer | reader` (buffer it, as
 /// std's stdin is).
@@ -93,13 +45,6 @@ fn pipe_flags(flags: OFlag) -> String {
     trace::flags(flags.bits().into(), &names)
 }
 
-/// openat's flags as strace prints them: [`trace::open_flags`], and `O_PATH` last.
-fn open_flags(flags: OFlag) -> String {
-    let bits = flags.bits();
-    let text = trace::open_flags(bits & !libc::O_PATH);
-    if bits & libc::O_PATH != 0 { format!("{text}|O_PATH") } else { text }
-}
-
 pub fn pipe2(flags: OFlag) -> nix::Result<(Fd, Fd)> {
     let r = nix::unistd::pipe2(flags);
     trace::call(&r, |r| {
@@ -109,7 +54,7 @@ pub fn pipe2(flags: OFlag) -> nix::Result<(Fd, Fd)> {
         };
         (format!("pipe2({fds}, {})", pipe_flags(flags)), r.or_errno(|_| "0".into()))
     });
-    r.map(|(rd, wr)| (Fd::new(rd), Fd::new(wr)))
+    r.map(|(rd, wr)| (Fd::from(rd), Fd::from(wr)))
 }
 
 /// mkfifo(path, mode), made as the system call glibc turns it into. strace leaves out the device
@@ -124,39 +69,12 @@ pub fn mkfifo(path: &Path, mode: Mode) -> nix::Result<()> {
 
 /// openat(AT_FDCWD, path, flags), never with O_CREAT (the FIFO is made by [`mkfifo`]).
 pub fn open(path: &Path, flags: OFlag) -> nix::Result<Fd> {
-    open_try(path, flags, Try::First)
+    common::fd::open(path, flags, Mode::empty())
 }
 
-/// [`open`] as a wait loop repeats it: a repeated failure of the kind the loop waits on is not
-/// traced again.
+/// [`open`] as a wait loop repeats it (see [`Try`]).
 pub fn open_try(path: &Path, flags: OFlag, t: Try) -> nix::Result<Fd> {
-    let r = nix::fcntl::openat(AT_FDCWD, path, flags, Mode::empty());
-    trace::call_try(t, &r, |r| {
-        (
-            format!("openat(AT_FDCWD, {}, {})", trace::path(path), open_flags(flags)),
-            r.or_errno(|fd| fd.as_raw_fd().to_string()),
-        )
-    });
-    r.map(Fd::new)
-}
-
-pub fn read(fd: BorrowedFd, buf: &mut [u8]) -> nix::Result<usize> {
-    let r = nix::unistd::read(fd, buf);
-    trace::call(&r, |r| {
-        // As strace: what was read, or the buffer's address when nothing was.
-        let shown = match r.value() {
-            Some(&n) => trace::quote(&buf[..n]),
-            None => trace::ptr(buf.as_ptr()),
-        };
-        (format!("read({}, {shown}, {})", fd.as_raw_fd(), buf.len()), r.decimal())
-    });
-    r
-}
-
-pub fn write(fd: BorrowedFd, buf: &[u8]) -> nix::Result<usize> {
-    let r = nix::unistd::write(fd, buf);
-    trace::call(&r, |r| (format!("write({}, {}, {})", fd.as_raw_fd(), trace::quote(buf), buf.len()), r.decimal()));
-    r
+    common::fd::open_try(path, flags, Mode::empty(), t)
 }
 
 /// tee(2) without blocking: copies up to `len` bytes at the head of `from` into `to`, leaving
@@ -192,13 +110,5 @@ mod tests {
     fn flags_as_strace_prints_them() {
         assert_eq!(pipe_flags(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK), "O_NONBLOCK|O_CLOEXEC");
         assert_eq!(pipe_flags(OFlag::empty()), "0");
-        assert_eq!(
-            open_flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC),
-            "O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_PATH"
-        );
-        assert_eq!(
-            open_flags(OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC),
-            "O_WRONLY|O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC"
-        );
     }
 }

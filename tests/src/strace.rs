@@ -173,12 +173,11 @@ pub fn parse(line: &str) -> Option<Call> {
     Some(Call { name: name.into(), args: split_args(&line[open + 1..close]), result: result.into(), library })
 }
 
-/// Offset of the `)` that closes the `(` at the start of `s`, past quotes and brackets.
-fn matching_paren(s: &str) -> Option<usize> {
-    let mut depth = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
+/// The characters of `s` outside quoted strings, each with the bracket depth after it: `(`, `{`
+/// and `[` open, their mates close.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
+    let (mut depth, mut quoted, mut escaped) = (0, false, false);
+    s.char_indices().filter_map(move |(i, c)| {
         if quoted {
             match c {
                 _ if escaped => escaped = false,
@@ -186,47 +185,30 @@ fn matching_paren(s: &str) -> Option<usize> {
                 '"' => quoted = false,
                 _ => {}
             }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            '(' | '{' | '[' => depth += 1,
-            ')' | '}' | ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-/// Splits at the commas that are not inside quotes or brackets.
-pub fn split_args(s: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0, false, false, 0);
-    for (i, c) in s.char_indices() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
+            return None;
         }
         match c {
             '"' => quoted = true,
             '(' | '{' | '[' => depth += 1,
             ')' | '}' | ']' => depth -= 1,
-            ',' if depth == 0 => {
-                args.push(s[start..i].trim().to_string());
-                start = i + 1;
-            }
             _ => {}
         }
+        Some((i, c, depth))
+    })
+}
+
+/// Offset of the `)` that closes the `(` at the start of `s`, past quotes and brackets.
+fn matching_paren(s: &str) -> Option<usize> {
+    unquoted(s).find(|&(_, c, depth)| c == ')' && depth == 0).map(|(i, _, _)| i)
+}
+
+/// Splits at the commas that are not inside quotes or brackets.
+pub fn split_args(s: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut start = 0;
+    for (i, _, _) in unquoted(s).filter(|&(_, c, depth)| c == ',' && depth == 0) {
+        args.push(s[start..i].trim().to_string());
+        start = i + 1;
     }
     if !s.trim().is_empty() {
         args.push(s[start..].trim().to_string());
