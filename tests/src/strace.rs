@@ -216,11 +216,6 @@ pub fn split_args(s: &str) -> Vec<String> {
     args
 }
 
-/// The calls named `names`, as `name(args) = result` lines.
-pub fn texts(calls: &[Call], names: &[&str]) -> Vec<String> {
-    calls.iter().filter(|c| names.contains(&c.name.as_str())).map(Call::text).collect()
-}
-
 /// Our lines of the calls `names` are strace's, exactly and in the same order (SysV calls: the
 /// program prints what it passed and what came back, all of it). One leeway, for a wait loop
 /// (`common::trace::Try`): strace may repeat the last line shown of a call when that line is a
