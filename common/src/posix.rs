@@ -1,19 +1,20 @@
-//! Thin safe wrappers for POSIX shared memory (shm_open + mmap) and named semaphores
-//! (sem_open, which nix does not wrap): the `--posix` variant of the shared-memory pair.
+//! Thin safe wrappers for POSIX shared memory (shm_open + mmap), the futex(2) calls and the
+//! open-file-description record locks that the `--posix` shared-memory pair builds on, and
+//! sem_unlink (named semaphores of older versions, for clean-up).
 //!
 //! Each wrapper prints its call for `--trace`: the system calls (ftruncate, fchmod, mmap, munmap,
-//! fstat as glibc makes it, umask) as strace shows them, and the C library's shm_* and sem_*
-//! functions as library calls, with the arguments the program passed. What glibc turns them into
-//! (shm_open: openat of /dev/shm/NAME with O_NOFOLLOW|O_CLOEXEC added; sem_open: a file
-//! /dev/shm/sem.NAME mapped with mmap; sem_wait: a futex, or nothing) is strace's to show.
-//! [`ofd_lock`] is not traced.
+//! fstat as glibc makes it, futex, fcntl) as strace shows them, and the C library's shm_* and
+//! sem_unlink functions as library calls, with the arguments the program passed. What glibc turns
+//! those into (shm_open: openat of /dev/shm/NAME with O_NOFOLLOW|O_CLOEXEC added; shm_unlink and
+//! sem_unlink: unlink) is strace's to show. [`ofd_lock`] is not traced, [`ofd_lock_traced`] is.
 
 use std::ffi::CString;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -23,10 +24,6 @@ use nix::unistd::ftruncate;
 
 use crate::trace::{self, Try};
 use crate::{Memory, MemoryMut};
-
-/// How long an opener waits for the creator of a new object to give it its size (the creator
-/// does it right after shm_open, so this only covers a creator that is descheduled in between).
-const SIZE_WAIT: Duration = Duration::from_secs(2);
 
 /// A POSIX shared-memory object mapped MAP_SHARED, unmapped on drop. Its descriptor stays open:
 /// it carries the users' record locks and tells, by its link count, whether the name was unlinked.
@@ -42,41 +39,25 @@ unsafe impl Send for Mapped {}
 
 impl Mapped {
     /// shm_open(name) of an existing object of `len` bytes, then mmap. An object of another size
-    /// is EINVAL.
+    /// is EINVAL; one of size 0 is sized (see [`Mapped::get_or_create`]).
     pub fn existing(name: &str, len: usize) -> nix::Result<Mapped> {
-        Self::existing_with(name, len, &mut || {})
-    }
-
-    /// [`Mapped::existing`]; an object found with size 0 was just made by another process that
-    /// has not yet called ftruncate: `on_size_wait` is called once and the size is awaited, bounded.
-    pub fn existing_with(name: &str, len: usize, on_size_wait: &mut dyn FnMut()) -> nix::Result<Mapped> {
-        Self::open(name, len, None, on_size_wait).map(|(m, _)| m)
+        Self::open(name, len, None).map(|(m, _)| m)
     }
 
     /// shm_open(name), created if missing, sized to `len` and given exactly `mode` (whatever the
     /// umask) if this call created it, then mmap. Returns the mapping and whether it was created.
     /// An existing object of another size is EINVAL.
+    ///
+    /// An existing object of size 0 is one whose creator has not called ftruncate yet, or never
+    /// will (killed in between): it is sized here. Both ftruncate it to `len`, and the second
+    /// call changes nothing, not even bytes written in between, so nobody waits on a creator
+    /// that may be dead.
     pub fn get_or_create(name: &str, len: usize, mode: u32) -> nix::Result<(Mapped, bool)> {
-        Self::get_or_create_with(name, len, mode, &mut || {})
-    }
-
-    /// [`Mapped::get_or_create`], awaiting the size of an object found as [`Mapped::existing_with`].
-    pub fn get_or_create_with(
-        name: &str,
-        len: usize,
-        mode: u32,
-        on_size_wait: &mut dyn FnMut(),
-    ) -> nix::Result<(Mapped, bool)> {
-        Self::open(name, len, Some(mode), on_size_wait)
+        Self::open(name, len, Some(mode))
     }
 
     /// `create`: the mode to make a missing object with; None to fail (ENOENT) instead.
-    fn open(
-        name: &str,
-        len: usize,
-        create: Option<u32>,
-        on_size_wait: &mut dyn FnMut(),
-    ) -> nix::Result<(Mapped, bool)> {
+    fn open(name: &str, len: usize, create: Option<u32>) -> nix::Result<(Mapped, bool)> {
         // Without O_CREAT shm_open ignores the mode.
         let m = Mode::from_bits_truncate(create.unwrap_or(0));
         let (fd, created) = if create.is_some() {
@@ -89,26 +70,13 @@ impl Mapped {
             (shm_open(name, OFlag::O_RDWR, m)?, false)
         };
         if created {
-            let r = ftruncate(&fd, len as i64);
-            trace::call(&r, |r| (format!("ftruncate({}, {len})", fd.as_raw_fd()), r.zero()));
-            r?;
+            truncate(&fd, len)?;
             crate::fd::fchmod(&fd, m)?; // shm_open applied the umask
         } else {
-            let deadline = Instant::now() + SIZE_WAIT;
-            let mut waited = false;
-            loop {
-                let st = fstat(fd.as_fd())?;
-                match st.st_size as usize {
-                    n if n == len => break,
-                    0 if st.st_nlink > 0 && Instant::now() < deadline => {
-                        if !waited {
-                            on_size_wait();
-                            waited = true;
-                        }
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    _ => return Err(Errno::EINVAL),
-                }
+            match fstat(fd.as_fd())?.st_size as usize {
+                n if n == len => {}
+                0 => truncate(&fd, len)?,
+                _ => return Err(Errno::EINVAL),
             }
         }
         let mem = Self::map(&fd, len)?;
@@ -135,6 +103,13 @@ impl Mapped {
     pub fn links(&self, t: Try) -> nix::Result<u64> {
         fstat_try(self.fd.as_fd(), t).map(|st| st.st_nlink as u64)
     }
+}
+
+/// ftruncate(2) of a new object to its size.
+fn truncate(fd: &OwnedFd, len: usize) -> nix::Result<()> {
+    let r = ftruncate(fd, len as i64);
+    trace::call(&r, |r| (format!("ftruncate({}, {len})", fd.as_raw_fd()), r.zero()));
+    r
 }
 
 /// The POSIX shared memory `name` (`/x`), opened as shm_open(3) does: openat of /dev/shm/x with
@@ -221,12 +196,23 @@ impl Span {
 /// none (unlock). Such locks belong to the open file, not to a thread or a process's other
 /// descriptors, and go away when the process dies, even by SIGKILL.
 /// Returns false if `wait` is [`LockWait::Try`] and another open file holds a conflicting lock.
+/// Not traced (see [`ofd_lock_traced`]).
 pub fn ofd_lock(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait) -> nix::Result<bool> {
+    lock(fd, span, kind, wait, false)
+}
+
+/// [`ofd_lock`], each try printed under `--trace` as strace shows it:
+/// `fcntl(3, F_OFD_SETLKW, {l_type=F_WRLCK, l_whence=SEEK_SET, l_start=2, l_len=1}) = 0`.
+pub fn ofd_lock_traced(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait) -> nix::Result<bool> {
+    lock(fd, span, kind, wait, true)
+}
+
+fn lock(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait, traced: bool) -> nix::Result<bool> {
     let wait = wait == LockWait::Block;
-    let l_type = match kind {
-        LockKind::Shared => libc::F_RDLCK,
-        LockKind::Exclusive => libc::F_WRLCK,
-        LockKind::Unlock => libc::F_UNLCK,
+    let (l_type, type_name) = match kind {
+        LockKind::Shared => (libc::F_RDLCK, "F_RDLCK"),
+        LockKind::Exclusive => (libc::F_WRLCK, "F_WRLCK"),
+        LockKind::Unlock => (libc::F_UNLCK, "F_UNLCK"),
     };
     // SAFETY: flock is plain data; zero is a valid start for every field.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -236,7 +222,16 @@ pub fn ofd_lock(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait) 
     fl.l_len = span.len as libc::off_t;
     loop {
         let arg = if wait { FcntlArg::F_OFD_SETLKW(&fl) } else { FcntlArg::F_OFD_SETLK(&fl) };
-        match fcntl(fd, arg) {
+        let r = fcntl(fd, arg);
+        if traced {
+            trace::call(&r, |r| {
+                let cmd = if wait { "F_OFD_SETLKW" } else { "F_OFD_SETLK" };
+                let what =
+                    format!("{{l_type={type_name}, l_whence=SEEK_SET, l_start={}, l_len={}}}", span.start, span.len);
+                (format!("fcntl({}, {cmd}, {what})", fd.as_raw_fd()), r.decimal())
+            });
+        }
+        match r {
             Ok(_) => return Ok(true),
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN | Errno::EACCES) if !wait => return Ok(false),
@@ -289,164 +284,44 @@ pub fn shm_unlink(name: &str) -> nix::Result<()> {
     r
 }
 
-/// umask(2), which cannot fail; returns the old mask.
-fn umask(mask: Mode) -> Mode {
-    let old = nix::sys::stat::umask(mask);
-    trace::call(&Ok(old), |_| (format!("umask({})", trace::mode(mask.bits())), trace::mode(old.bits())));
-    old
-}
-
-/// The result of a sem_* call that returns 0 or -1 with errno.
-fn sem_result(ret: libc::c_int) -> nix::Result<()> {
-    Errno::result(ret).map(drop)
-}
-
-/// sem_open's flags: O_CREAT and O_EXCL are all it looks at.
-fn sem_flags(f: libc::c_int) -> String {
-    trace::flags(f.into(), &[(libc::O_CREAT.into(), "O_CREAT"), (libc::O_EXCL.into(), "O_EXCL")])
-}
-
-/// sem_open(3) as it was called (the mode and value only with O_CREAT): a pointer, or SEM_FAILED
-/// and errno.
-fn sem_open(name: &CString, flags: libc::c_int, create: Option<(u32, u32)>) -> nix::Result<NonNull<libc::sem_t>> {
-    let p = match create {
-        // SAFETY: name is a valid C string; with O_CREAT sem_open reads the mode and value varargs.
-        Some((mode, value)) => unsafe { libc::sem_open(name.as_ptr(), flags, mode as libc::c_uint, value) },
-        // SAFETY: name is a valid C string; without O_CREAT sem_open takes no varargs.
-        None => unsafe { libc::sem_open(name.as_ptr(), flags) },
-    };
-    let r = if p == libc::SEM_FAILED { Err(Errno::last()) } else { NonNull::new(p).ok_or(Errno::EINVAL) };
-    trace::library_call(&r, |r| {
-        let n = trace::path(Path::new(&*name.to_string_lossy()));
-        let call = match create {
-            Some((mode, value)) => format!("sem_open({n}, {}, {}, {value})", sem_flags(flags), trace::mode(mode)),
-            None => format!("sem_open({n}, {})", sem_flags(flags)),
-        };
-        (call, r.or_errno(|p| trace::ptr(p.as_ptr())))
+/// futex(2) FUTEX_WAIT on a word of a shared mapping (not FUTEX_PRIVATE: the waker is another
+/// process): sleeps while `word` holds `expected`, at most `timeout`. Ok(true) when woken, and
+/// Ok(false) when the word did not hold `expected` (EAGAIN), the time ran out (ETIMEDOUT) or a
+/// signal came (EINTR): the caller looks at the word again either way. `t`: which try of a wait
+/// loop this is (a timed-out repeat is not traced, see [`Try`]).
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration, t: Try) -> nix::Result<bool> {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos().into() };
+    // SAFETY: word is a valid, aligned u32 for the whole call (borrowed); ts is a valid timespec;
+    // FUTEX_WAIT reads the word and the timeout only.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts) };
+    let r = Errno::result(ret).map(drop);
+    trace::call_try(t, &r, |r| {
+        let call = format!("futex({}, FUTEX_WAIT, {expected}, {})", trace::ptr(word.as_ptr()), trace::timespec(&ts));
+        (call, r.zero())
     });
+    match r {
+        Ok(()) => Ok(true),
+        Err(Errno::EAGAIN | Errno::ETIMEDOUT | Errno::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// futex(2) FUTEX_WAKE of every process waiting on `word`; returns how many were woken.
+pub fn futex_wake(word: &AtomicU32) -> nix::Result<i64> {
+    let all = libc::c_int::MAX;
+    // SAFETY: word is a valid, aligned u32 (borrowed); FUTEX_WAKE only uses its address.
+    let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, all) };
+    let r = Errno::result(ret);
+    trace::call(&r, |r| (format!("futex({}, FUTEX_WAKE, {all})", trace::ptr(word.as_ptr())), r.decimal()));
     r
 }
 
-/// A named POSIX semaphore (sem_open), closed on drop.
-pub struct NamedSem(NonNull<libc::sem_t>);
-
-// SAFETY: sem_t operations are thread-safe.
-unsafe impl Send for NamedSem {}
-unsafe impl Sync for NamedSem {}
-
-impl NamedSem {
-    /// sem_open(name, O_CREAT, mode, value): opened, or created with its value in one step (glibc
-    /// builds it in a temp file and links it into place), so no one sees it uninitialised. A
-    /// semaphore it creates gets exactly `mode`, whatever the umask. Says whether it created it
-    /// (O_EXCL first, so that is never a guess).
-    pub fn get_or_create(name: &str, mode: u32, value: u32) -> nix::Result<(NamedSem, bool)> {
-        let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
-        loop {
-            // sem_open applies the umask and has no descriptor to fchmod: clear the umask around
-            // the create. The umask is per process; no other thread of ours creates files.
-            let old = umask(Mode::empty());
-            let made = sem_open(&c, libc::O_CREAT | libc::O_EXCL, Some((mode, value)));
-            umask(old);
-            match made {
-                Ok(p) => return Ok((NamedSem(p), true)),
-                Err(Errno::EEXIST) => {}
-                Err(e) => return Err(e),
-            }
-            match sem_open(&c, 0, None) {
-                Ok(p) => return Ok((NamedSem(p), false)),
-                Err(Errno::ENOENT) => continue, // unlinked in between: create it again
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Waits at most `timeout` until the value is positive and decrements it: true if it did,
-    /// false on timeout. EINTR (Ctrl-Z, fg) is retried.
-    /// Waits up to `timeout` for the semaphore; false if it did not come. `t`: which try of a
-    /// wait loop this is (see [`Try`]).
-    pub fn timed_wait(&self, timeout: Duration, t: Try) -> nix::Result<bool> {
-        // sem_timedwait takes an absolute CLOCK_REALTIME time.
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + timeout;
-        let ts = libc::timespec { tv_sec: at.as_secs() as libc::time_t, tv_nsec: at.subsec_nanos() as libc::c_long };
-        loop {
-            // SAFETY: self.0 is an open semaphore; ts is a valid timespec.
-            let r = sem_result(unsafe { libc::sem_timedwait(self.0.as_ptr(), &ts) });
-            trace::library_call_try(t, &r, |r| {
-                (format!("sem_timedwait({}, {})", self.ptr(), trace::timespec(&ts)), r.zero())
-            });
-            match r {
-                Ok(()) => return Ok(true),
-                Err(Errno::EINTR) => continue,
-                Err(Errno::ETIMEDOUT) => return Ok(false),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The current value (sem_getvalue).
-    pub fn value(&self) -> nix::Result<i32> {
-        let mut v: libc::c_int = 0;
-        // SAFETY: self.0 is an open semaphore; v is a valid int to write.
-        let r = sem_result(unsafe { libc::sem_getvalue(self.0.as_ptr(), &mut v) });
-        trace::library_call(&r, |r| {
-            let shown = if r.value().is_some() { format!("[{v}]") } else { trace::ptr(&v) };
-            (format!("sem_getvalue({}, {shown})", self.ptr()), r.zero())
-        });
-        r?;
-        Ok(v)
-    }
-
-    /// Waits until the value is positive and decrements it; retries EINTR (Ctrl-Z, fg).
-    pub fn wait(&self) -> nix::Result<()> {
-        loop {
-            // SAFETY: self.0 is an open semaphore.
-            let r = sem_result(unsafe { libc::sem_wait(self.0.as_ptr()) });
-            trace::library_call(&r, |r| (format!("sem_wait({})", self.ptr()), r.zero()));
-            match r {
-                Err(Errno::EINTR) => continue,
-                other => return other,
-            }
-        }
-    }
-
-    /// Decrements if positive; false (EAGAIN) otherwise.
-    pub fn try_wait(&self) -> nix::Result<bool> {
-        // SAFETY: self.0 is an open semaphore.
-        let r = sem_result(unsafe { libc::sem_trywait(self.0.as_ptr()) });
-        trace::library_call(&r, |r| (format!("sem_trywait({})", self.ptr()), r.zero()));
-        match r {
-            Ok(()) => Ok(true),
-            Err(Errno::EAGAIN) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn post(&self) -> nix::Result<()> {
-        // SAFETY: self.0 is an open semaphore.
-        let r = sem_result(unsafe { libc::sem_post(self.0.as_ptr()) });
-        trace::library_call(&r, |r| (format!("sem_post({})", self.ptr()), r.zero()));
-        r
-    }
-
-    /// The semaphore as a trace shows it: sem_open's pointer.
-    fn ptr(&self) -> String {
-        trace::ptr(self.0.as_ptr())
-    }
-}
-
-impl Drop for NamedSem {
-    fn drop(&mut self) {
-        // SAFETY: opened by sem_open, closed once.
-        let r = sem_result(unsafe { libc::sem_close(self.0.as_ptr()) });
-        trace::library_call(&r, |r| (format!("sem_close({})", self.ptr()), r.zero()));
-    }
-}
-
-/// sem_unlink(3): glibc's unlink of /dev/shm/sem.NAME.
+/// sem_unlink(3): glibc's unlink of /dev/shm/sem.NAME (the named semaphores that shm-ipc kept
+/// beside its shared memory before issue 20; `--clean` still removes them).
 pub fn sem_unlink(name: &str) -> nix::Result<()> {
     let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
     // SAFETY: c is a valid C string.
-    let r = sem_result(unsafe { libc::sem_unlink(c.as_ptr()) });
+    let r = Errno::result(unsafe { libc::sem_unlink(c.as_ptr()) }).map(drop);
     trace::library_call(&r, |r| (format!("sem_unlink({})", trace::path(Path::new(name))), r.zero()));
     r
 }

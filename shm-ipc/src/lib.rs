@@ -37,7 +37,12 @@ pub fn shm_name(key: impl Display) -> String {
     format!("/shm-ipc-{key}")
 }
 
-/// The named semaphores beside [`shm_name`]: `[full, free]`.
+/// The size of the POSIX shared memory: the message's SIZE bytes, then its state word (4 bytes,
+/// 0 empty and 1 full, padded to 8).
+pub const POSIX_SIZE: usize = SIZE + 8;
+
+/// The named semaphores that versions before issue 20 kept beside [`shm_name`], `[full, free]`:
+/// none is made any more, and `reader --posix --clean` still removes them.
 pub fn sem_names(key: impl Display) -> [String; 2] {
     let shm = shm_name(key);
     [format!("{shm}-full"), format!("{shm}-free")]
@@ -45,7 +50,10 @@ pub fn sem_names(key: impl Display) -> [String; 2] {
 
 /// The `--posix` flag's help, the same in the writer and the reader.
 pub fn posix_help() -> String {
-    format!("Use POSIX shared memory (shm_open {}) and named semaphores instead of System V", shm_name("<key>"))
+    format!(
+        "Use POSIX shared memory (shm_open {}), with a futex word and record locks in it, instead of System V",
+        shm_name("<key>")
+    )
 }
 
 /// Refuses, before any system call, a text that does not fit with its NUL.
@@ -96,34 +104,21 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// A writer's end: opens the segment and semaphores of `key`, making what is missing with
-    /// `mode`. `on_size_wait` is called if a POSIX object found is still being made by its creator.
-    pub fn writer(key: Key, mode: u32, variant: Variant, on_size_wait: &mut dyn FnMut()) -> Result<Channel> {
-        Self::open(key, mode, variant, Side::Writer, Create::IfMissing, on_size_wait)
+    /// A writer's end: opens the segment and semaphores of `key` (or the POSIX shared memory),
+    /// making what is missing with `mode`.
+    pub fn writer(key: Key, mode: u32, variant: Variant) -> Result<Channel> {
+        Self::open(key, mode, variant, Side::Writer, Create::IfMissing)
     }
 
     /// A reader's end, as [`Channel::writer`] but attached read-only, and making what is missing
     /// only with [`Create::IfMissing`].
-    pub fn reader(
-        key: Key,
-        mode: u32,
-        variant: Variant,
-        create: Create,
-        on_size_wait: &mut dyn FnMut(),
-    ) -> Result<Channel> {
-        Self::open(key, mode, variant, Side::Reader, create, on_size_wait)
+    pub fn reader(key: Key, mode: u32, variant: Variant, create: Create) -> Result<Channel> {
+        Self::open(key, mode, variant, Side::Reader, create)
     }
 
-    fn open(
-        key: Key,
-        mode: u32,
-        variant: Variant,
-        side: Side,
-        create: Create,
-        on_size_wait: &mut dyn FnMut(),
-    ) -> Result<Channel> {
+    fn open(key: Key, mode: u32, variant: Variant, side: Side, create: Create) -> Result<Channel> {
         let opened = match variant {
-            Variant::Posix => posix_chan::PosixChannel::open(key, mode, create, on_size_wait).map(Channel::Posix),
+            Variant::Posix => posix_chan::PosixChannel::open(key, mode, create).map(Channel::Posix),
             Variant::SysV => sysv_chan::SysvChannel::open(key, mode, side, create, SIZE).map(Channel::SysV),
         };
         if opened.is_err() {
@@ -214,7 +209,7 @@ pub enum End {
 /// opened, so a stop that comes while it opens waits (bounded) until the open is done and the
 /// main thread parks, and what the open made is never left behind.
 pub fn stop_guard(bin: &'static str, side: Side, at_end: AtEnd) -> Cleanup<(Objects, Ender)> {
-    // The longest an open can take: the wait for a new POSIX object's size.
+    // The longest an open or a message in hand may take, with a margin: opens and copies are short.
     Cleanup::register(at_end, Duration::from_secs(3), move |(objects, ender): (Objects, Ender)| {
         let _ = report_end(bin, &objects, side, End::Stopped, ender.finish());
     })
@@ -276,11 +271,11 @@ impl Objects {
         }
     }
 
-    /// The semaphore that a reader waits on (posted when a message is ready), in words.
+    /// What a reader waits on (set when a message is ready), in words.
     pub fn ready_semaphore(&self) -> String {
         match self {
             Objects::SysV { key, .. } => format!("semaphore FULL (0) of set {key}"),
-            Objects::Posix { key } => format!("semaphore {}", sem_names(*key)[0]),
+            Objects::Posix { .. } => format!("state word FULL (1) at byte {SIZE}"),
         }
     }
 

@@ -1,141 +1,174 @@
-//! The same exchange over POSIX shared memory (shm_open + mmap) and two named semaphores (beyond
-//! the note). sem_open creates a semaphore with its value in one step, so "free" starts at 1 and
-//! "full" at 0 with no start-up race.
+//! The same exchange over POSIX shared memory (beyond the note): one object, /shm-ipc-KEY, made
+//! with shm_open. Its first SIZE bytes hold the message as the note lays it out (a C string at
+//! offset 0); a state word follows, EMPTY (0) or FULL (1). A new object is all zeros, so it
+//! starts empty, with no start-up race and nothing else to make.
 //!
-//! Named semaphores have no waiter counts and no SEM_UNDO, so who uses the objects is told by
-//! open-file-description record locks on the shared memory's descriptor, which the kernel drops
-//! when a process dies, even by SIGKILL:
-//! - byte 0, shared: held by every process that has the objects open (taken right after
-//!   shm_open, before the semaphores are opened);
-//! - byte 1, exclusive: held while a process decides the end of its run, so two ending together
-//!   decide one after the other.
+//! A process may be killed anywhere, so nothing of a hand-over is kept in a process:
+//! - The store of the state word is the one commit. A writer copies the message in, then stores
+//!   FULL; a reader copies it out, then stores EMPTY (and only then prints it). A process killed
+//!   before its store leaves the slot as it found it: a torn copy under EMPTY is never read, a
+//!   message under FULL goes to the next reader. One killed after the store has done its part.
+//! - Who may copy is one exclusive open-file-description record lock (byte SLOT of the object's
+//!   descriptor), held across the second look at the word, the copy and the store: two writers
+//!   never copy at once, nor do two readers take one message. The kernel drops it when its
+//!   holder dies, even by SIGKILL, so a half-done hand-over is found by the next process to lock,
+//!   which sees the word as it was and does the hand-over itself.
+//! - Waits sleep in futex(2) on the state word, in slices: a wake that a killed process never
+//!   sent costs the waiter at most a slice. Between slices a waiter parks for a stop and checks
+//!   whether the object was unlinked under it (link count 0): nobody could post any more.
 //!
-//! The end of a run ("the last one out removes"): holding byte 1, a process that can also lock
-//! byte 0 exclusively is the only user; it unlinks the semaphores, then the shared memory, if no
-//! message waits in "full", and checks "full" again afterwards. Otherwise it drops its byte-0 lock
-//! before byte 1, so the next one to decide sees it gone. A process that waits checks between
-//! timed waits whether the shared memory was unlinked (link count 0), and stops with one line.
+//! Who uses the object (for the end of a run) is told by two more OFD locks:
+//! - byte USERS, shared: held by every process that has the object open, from open to its end;
+//! - byte DECIDING, exclusive: held while a process decides the end of its run, so two ending
+//!   together decide one after the other.
+//!
+//! The end of a run ("the last one out removes"): holding DECIDING, a process that can also lock
+//! USERS exclusively is the only user; it unlinks the object if no message waits in it, and
+//! looks at the word again afterwards. Otherwise it drops its USERS lock before DECIDING, so the
+//! next one to decide sees it gone.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use common::posix::{LockKind, LockWait, Mapped, NamedSem, Span, fstat, ofd_lock, sem_unlink, shm_unlink};
+use common::posix::{
+    LockKind, LockWait, Mapped, Span, fstat, futex_wait, futex_wake, ofd_lock_traced, sem_unlink, shm_unlink,
+};
 use common::{Error, Key, Memory, MemoryMut, Result};
 use nix::errno::Errno;
 
 use common::gate;
 use common::trace::Try;
 
-use crate::{Create, Objects, Outcome, SIZE, WAIT_SLICE, sem_names, shm_name};
+use crate::{Create, Objects, Outcome, POSIX_SIZE, SIZE, WAIT_SLICE, sem_names, shm_name};
 
+/// The bytes of the object's descriptor that the record locks cover.
 const USERS: i64 = 0;
 const DECIDING: i64 = 1;
+const SLOT: i64 = 2;
 
-/// Which of the two semaphores a wait takes.
-#[derive(Clone, Copy)]
-enum Sem {
-    /// Posted when a message is ready: a reader takes it.
-    Full,
-    /// Posted when the memory is free: a writer takes it.
-    Free,
+/// The state word's values: a new object is zeros, so EMPTY.
+const EMPTY: u32 = 0;
+const FULL: u32 = 1;
+/// Where the state word lies: right after the message's SIZE bytes.
+const STATE_AT: usize = SIZE;
+
+/// The mapping, shared with the stop thread, which reads the state word at the end of a run.
+type Shared = Arc<Mutex<Mapped>>;
+
+fn lock(mem: &Shared) -> MutexGuard<'_, Mapped> {
+    mem.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn state(mem: &Mapped) -> &AtomicU32 {
+    mem.atomic_u32(STATE_AT)
 }
 
 pub struct PosixChannel {
     key: Key,
-    mem: Mapped,
-    full: Arc<NamedSem>,
-    free: Arc<NamedSem>,
-    /// The same open file as `mem`'s descriptor (so the same locks), for the stop thread.
+    mem: Shared,
+    /// The same open file as the mapping's descriptor (so the same locks), usable without `mem`.
     file: Arc<OwnedFd>,
 }
 
 impl PosixChannel {
-    pub fn open(key: Key, mode: u32, create: Create, on_size_wait: &mut dyn FnMut()) -> Result<Self> {
+    pub fn open(key: Key, mode: u32, create: Create) -> Result<Self> {
         let name = shm_name(key);
         loop {
             let opened = match create {
-                Create::IfMissing => Mapped::get_or_create_with(&name, SIZE, mode, on_size_wait),
-                Create::Never => Mapped::existing_with(&name, SIZE, on_size_wait).map(|m| (m, false)),
+                Create::IfMissing => Mapped::get_or_create(&name, POSIX_SIZE, mode),
+                Create::Never => Mapped::existing(&name, POSIX_SIZE).map(|m| (m, false)),
             };
-            let (mem, shm_made) = opened.map_err(|e| {
+            let (mem, made) = opened.map_err(|e| {
                 let err = Error::sys("shm_open", &name, e);
                 match e {
                     Errno::ENOENT => err.hint("start the writer first"),
-                    Errno::EINVAL => {
-                        err.hint(format!("it exists with a size other than {SIZE} bytes; remove it: rm /dev/shm{name}"))
-                    }
+                    Errno::EINVAL => err.hint(format!(
+                        "it exists with a size other than {POSIX_SIZE} bytes; remove it: rm /dev/shm{name}"
+                    )),
                     Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
                     _ => err,
                 }
             })?;
-            let unmake = |made: bool| {
+            // Waits while another process decides its end of run.
+            if let Err(e) = ofd_lock_traced(mem.fd(), Span::byte(USERS), LockKind::Shared, LockWait::Block) {
                 if made {
                     let _ = shm_unlink(&name);
                 }
-            };
-            // Waits while another process decides its end of run.
-            if let Err(e) = ofd_lock(mem.fd(), Span::byte(USERS), LockKind::Shared, LockWait::Block) {
-                unmake(shm_made);
                 return Err(Error::sys("fcntl(F_OFD_SETLKW)", &name, e));
             }
             if mem.links(Try::First).map_err(|e| Error::sys("fstat", &name, e))? == 0 {
                 continue; // unlinked by the last one out just now: start over with a new one
             }
-            let [full_name, free_name] = sem_names(key);
-            let (full, full_made) = NamedSem::get_or_create(&full_name, mode, 0).map_err(|e| {
-                unmake(shm_made);
-                Error::sys("sem_open", &full_name, e)
-            })?;
-            let (free, _) = NamedSem::get_or_create(&free_name, mode, 1).map_err(|e| {
-                unmake(shm_made);
-                if full_made {
-                    let _ = sem_unlink(&full_name);
-                }
-                Error::sys("sem_open", &free_name, e)
-            })?;
             let file = mem.fd().try_clone_to_owned().map_err(|e| Error::io("dup", &name, e))?;
-            return Ok(PosixChannel { key, mem, full: Arc::new(full), free: Arc::new(free), file: Arc::new(file) });
+            return Ok(PosixChannel { key, mem: Arc::new(Mutex::new(mem)), file: Arc::new(file) });
         }
     }
 
     pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        self.take(Sem::Free, on_wait)?;
-        self.mem.write_c_string(text);
-        self.full.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[0], e))
+        self.hand_over(EMPTY, FULL, on_wait, |m| m.write_c_string(text))
     }
 
     pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        self.take(Sem::Full, on_wait)?;
-        let text = self.mem.read_c_string();
-        self.free.post().map_err(|e| Error::sys("sem_post", &sem_names(self.key)[1], e))?;
-        Ok(text)
+        self.hand_over(FULL, EMPTY, on_wait, |m| read_message(m))
     }
 
-    /// sem_trywait, then (after `on_wait`) timed waits; between them, a stop parks here and an
-    /// unlinked shared memory ends the wait: nobody could ever post again.
-    fn take(&self, which: Sem, on_wait: &mut dyn FnMut()) -> Result<()> {
-        let [full_name, free_name] = sem_names(self.key);
-        let (sem, name) = match which {
-            Sem::Full => (&self.full, &full_name),
-            Sem::Free => (&self.free, &free_name),
+    /// Waits until the state word is `from`, then, holding the slot lock, looks again, runs `copy`
+    /// and stores `to` (the commit), lets the lock go and wakes the waiters. Before the first wait
+    /// `on_wait` is called; between waits a stop parks here, and an unlinked object ends the wait.
+    fn hand_over<T>(
+        &mut self,
+        from: u32,
+        to: u32,
+        on_wait: &mut dyn FnMut(),
+        copy: impl FnOnce(&mut Mapped) -> T,
+    ) -> Result<T> {
+        let name = shm_name(self.key);
+        let slot = |kind| {
+            let wait = if kind == LockKind::Unlock { LockWait::Try } else { LockWait::Block };
+            ofd_lock_traced(self.file.as_fd(), Span::byte(SLOT), kind, wait)
+                .map_err(|e| Error::sys("fcntl(F_OFD_SETLKW)", &name, e))
         };
-        gate::safe_point();
-        if sem.try_wait().map_err(|e| Error::sys("sem_trywait", name, e))? {
-            return Ok(());
-        }
-        on_wait();
-        // --trace shows the first slice of the wait, not each one, and a look when it changes.
-        let mut wait = Try::First;
+        // A word that is neither (written by another program) counts as empty: a writer then
+        // makes it whole again, where waiting for EMPTY would wait forever.
+        let ready = |word: u32| if from == FULL { word == FULL } else { word != FULL };
+        let mut waited = false;
+        // --trace shows the first slice of a wait, not each one, and a look when it changes.
+        let mut tried = Try::First;
         loop {
             gate::safe_point();
-            if sem.timed_wait(WAIT_SLICE, wait).map_err(|e| Error::sys("sem_timedwait", name, e))? {
-                return Ok(());
+            let seen = state(&lock(&self.mem)).load(Ordering::Acquire);
+            if ready(seen) {
+                slot(LockKind::Exclusive)?;
+                let mut mem = lock(&self.mem);
+                // Another process of the same side may have taken this turn first.
+                if ready(state(&mem).load(Ordering::Acquire)) {
+                    let out = copy(&mut mem);
+                    state(&mem).store(to, Ordering::Release);
+                    // Committed: a failure from here on must not undo the hand-over. The kernel
+                    // drops the lock at exit anyway, and a waiter not woken looks after a slice.
+                    let _ = slot(LockKind::Unlock);
+                    let _ = futex_wake(state(&mem));
+                    return Ok(out);
+                }
+                drop(mem);
+                slot(LockKind::Unlock)?;
+                continue;
             }
-            let shm = shm_name(self.key);
-            wait = Try::Again(Errno::ETIMEDOUT);
-            if self.mem.links(Try::Looked).map_err(|e| Error::sys("fstat", &shm, e))? == 0 {
+            if !waited {
+                on_wait();
+                waited = true;
+                continue;
+            }
+            futex_wait(state(&lock(&self.mem)), seen, WAIT_SLICE, tried)
+                .map_err(|e| Error::sys("futex(FUTEX_WAIT)", &name, e))?;
+            tried = Try::Again(Errno::ETIMEDOUT);
+            let st =
+                common::posix::fstat_try(self.file.as_fd(), Try::Looked).map_err(|e| Error::sys("fstat", &name, e))?;
+            if st.st_nlink == 0 {
+                let what = if from == FULL { "a message" } else { "the slot to be free" };
                 return Err(Error::Failed(format!(
-                    "POSIX shared memory {shm} was unlinked (reader --clean --posix, or rm) while this process waited on {name}: nobody can post it any more"
+                    "POSIX shared memory {name} was unlinked (reader --clean --posix, or rm) while this process waited for {what} in it: nobody can hand one over any more"
                 )));
             }
         }
@@ -146,8 +179,27 @@ impl PosixChannel {
     }
 
     pub fn ender(&self) -> PosixEnd {
-        PosixEnd { key: self.key, file: self.file.clone(), full: self.full.clone(), free: self.free.clone() }
+        PosixEnd { key: self.key, file: self.file.clone(), mem: self.mem.clone() }
     }
+}
+
+/// The message: the bytes before the first NUL of the SIZE bytes (all of them if there is none;
+/// the state word after them is never read as text).
+fn read_message(m: &Mapped) -> Vec<u8> {
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 256];
+    for at in (0..SIZE).step_by(chunk.len()) {
+        let n = chunk.len().min(SIZE - at);
+        m.read(at, &mut chunk[..n]);
+        match chunk[..n].iter().position(|&b| b == 0) {
+            Some(end) => {
+                text.extend_from_slice(&chunk[..end]);
+                break;
+            }
+            None => text.extend_from_slice(&chunk[..n]),
+        }
+    }
+    text
 }
 
 /// The end of a run of one process, shareable with the stop thread.
@@ -155,9 +207,7 @@ impl PosixChannel {
 pub struct PosixEnd {
     key: Key,
     file: Arc<OwnedFd>,
-    full: Arc<NamedSem>,
-    #[allow(dead_code)] // kept open so that its name is not reused under us
-    free: Arc<NamedSem>,
+    mem: Shared,
 }
 
 impl PosixEnd {
@@ -165,7 +215,7 @@ impl PosixEnd {
         let name = shm_name(self.key);
         let fd = self.file.as_fd();
         let lock = |at, kind, wait| {
-            ofd_lock(fd, Span::byte(at), kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e))
+            ofd_lock_traced(fd, Span::byte(at), kind, wait).map_err(|e| Error::sys("fcntl(F_OFD_SETLK)", &name, e))
         };
         if fstat(fd).map_err(|e| Error::sys("fstat", &name, e))?.st_nlink == 0 {
             return Ok(Outcome::Gone);
@@ -177,39 +227,30 @@ impl PosixEnd {
     }
 
     fn decide(&self, lock: &dyn Fn(i64, LockKind, LockWait) -> Result<bool>) -> Result<Outcome> {
-        let full_name = &sem_names(self.key)[0];
-        let pending = || -> Result<u64> {
-            Ok(self.full.value().map_err(|e| Error::sys("sem_getvalue", full_name, e))?.max(0) as u64)
-        };
+        // Our own main thread is parked or done: it holds no slot and copies nothing.
+        let pending = || u64::from(state(&self::lock(&self.mem)).load(Ordering::Acquire) == FULL);
         let alone = lock(USERS, LockKind::Exclusive, LockWait::Try)?;
-        let waiting = pending()?;
+        let waiting = pending();
         if !alone || waiting > 0 {
             lock(USERS, LockKind::Unlock, LockWait::Try)?; // before DECIDING is let go: see the module doc
             return Ok(Outcome::Left { pending: waiting, others: u64::from(!alone) });
         }
-        // Nobody else has the objects open, so nobody is mid-copy or waits. The semaphores first:
-        // a newcomer locks byte 0 before it opens them, so it finds the shared memory unlinked
-        // and starts over with new objects.
-        for n in sem_names(self.key) {
-            match sem_unlink(&n) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(Errno::EACCES | Errno::EPERM) => {
-                    // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
-                    lock(USERS, LockKind::Unlock, LockWait::Try)?;
-                    let owner = fstat(self.file.as_fd()).map_or(0, |st| st.st_uid);
-                    return Ok(Outcome::NotOurs { owner });
-                }
-                Err(e) => return Err(Error::sys("sem_unlink", n, e)),
-            }
-        }
+        // Nobody else has the object open, so nobody is mid-copy or waits. A newcomer locks USERS
+        // before it uses the object, so after the unlink it finds it unlinked and starts over.
         let shm = shm_name(self.key);
         match shm_unlink(&shm) {
             Ok(()) | Err(Errno::ENOENT) => {}
+            Err(Errno::EACCES | Errno::EPERM) => {
+                // Another user's, in sticky /dev/shm (shared with --mode): leave it to its owner.
+                lock(USERS, LockKind::Unlock, LockWait::Try)?;
+                let owner = fstat(self.file.as_fd()).map_or(0, |st| st.st_uid);
+                return Ok(Outcome::NotOurs { owner });
+            }
             Err(e) => return Err(Error::sys("shm_unlink", shm, e)),
         }
-        // Openers that wait for byte 0 now find the name unlinked and start over.
+        // Openers that wait for USERS now find the name unlinked and start over.
         lock(USERS, LockKind::Unlock, LockWait::Try)?;
-        match pending()? {
+        match pending() {
             0 => Ok(Outcome::Removed),
             n => Err(Error::Failed(format!(
                 "{n} message(s) arrived in {shm} while it was being removed; they are lost (a program that does not lock it, or a bug)"
@@ -218,7 +259,8 @@ impl PosixEnd {
     }
 }
 
-/// Unlinks the shared memory and both semaphores; returns how many existed.
+/// Unlinks the shared memory, and the named semaphores that versions before issue 20 kept beside
+/// it; returns how many existed.
 fn unlink_all(key: Key) -> Result<usize> {
     let mut removed = 0;
     let name = shm_name(key);

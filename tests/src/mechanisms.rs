@@ -24,7 +24,7 @@ pub enum Mechanism {
     PosixQueue,
     /// shm-ipc: a System V segment and semaphore set under a key.
     SysvShm,
-    /// shm-ipc --posix: POSIX shared memory and named semaphores named after a key.
+    /// shm-ipc --posix: POSIX shared memory named after a key.
     PosixShm,
     /// signal-ipc: a signal from the writer to the reader's PID (no bytes, no object).
     Signal,

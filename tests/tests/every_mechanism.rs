@@ -185,7 +185,7 @@ fn clean_recovers_what_a_sigkill_left() {
             Mechanism::SysvQueue => format!("reader: removed queue {key}\n"),
             Mechanism::PosixQueue => format!("reader: removed POSIX queue {}\n", posix_queue_name(&key)),
             Mechanism::SysvShm => format!("reader: removed segment and semaphores of key {key}\n"),
-            Mechanism::PosixShm => format!("reader: removed 3 POSIX object(s) of {}\n", shm_name(&key)),
+            Mechanism::PosixShm => format!("reader: removed 1 POSIX object(s) of {}\n", shm_name(&key)),
             // Neither makes anything that could outlive it, so neither has a --clean.
             Mechanism::Pipe | Mechanism::Signal => continue,
         };

@@ -69,9 +69,7 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too.
         let cleanup = stop_guard(ME.bin, Side::Reader, AtEnd::keep_if(cli.keep));
         let create = if cli.no_create { Create::Never } else { Create::IfMissing };
-        let mut chan = Channel::reader(key, cli.mode.mode, variant, create, &mut || {
-            common::diag!("{ME}: waiting for the writer to give the new shared memory its size")
-        })?;
+        let mut chan = Channel::reader(key, cli.mode.mode, variant, create)?;
         cleanup.made((chan.objects(), chan.ender()));
         let objects = chan.objects();
         let what = format!("on {} for the writer's {}", objects.name(), objects.ready_semaphore());

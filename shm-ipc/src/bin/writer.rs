@@ -42,9 +42,7 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too. Stopped, the writer
         // removes the objects if nothing of its waits in them and nobody else uses them.
         let cleanup = stop_guard(ME.bin, Side::Writer, AtEnd::Remove);
-        let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix), &mut || {
-            common::diag!("{ME}: waiting for another writer to give the new shared memory its size")
-        })?;
+        let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix))?;
         cleanup.made((chan.objects(), chan.ender()));
         let objects = chan.objects();
         let what = format!("for the reader to take the last message from {}", objects.name());
