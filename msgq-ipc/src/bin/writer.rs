@@ -1,7 +1,6 @@
 //! Sends messages to a message queue, the note's process A (msgget + msgsnd with IPC_NOWAIT).
 
 use std::process::ExitCode;
-
 use std::time::Duration;
 
 use clap::Parser;
