@@ -63,12 +63,17 @@ impl MsgBuf {
 /// Receives (and removes: msgrcv takes the message off the queue) one message of type `mtype`
 /// (0: the oldest; > 0: the oldest of that type; < 0: the lowest type <= |mtype|). Returns its
 /// type and its text.
-#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
 pub fn msgrcv(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32) -> nix::Result<(i64, &[u8])> {
+    msgrcv_try(id, buf, mtype, flags, Try::First)
+}
+
+/// [`msgrcv`] as a wait loop repeats it (see [`Try`]).
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+pub fn msgrcv_try(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32, t: Try) -> nix::Result<(i64, &[u8])> {
     let mtype = libc::c_long::try_from(mtype).map_err(|_| Errno::EINVAL)?;
     // SAFETY: buf.0 is a msgbuf with room for buf.1 bytes of mtext.
     let n = Errno::result(unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), buf.1, mtype, flags) });
-    trace::call(&n, |r| {
+    trace::call_try(t, &n, |r| {
         // As strace: the buffer's first bytes (up to its size), not only the message's.
         let shown = match r.value() {
             // SAFETY: buf.0 holds mtype and buf.1 bytes of mtext, all initialised.

@@ -90,27 +90,27 @@ impl Origin {
 /// queue's name, the request type) take it from the library.
 pub fn contract_help(cmd: clap::Command) -> clap::Command {
     use common::cli::with_help;
-    let t = serve::REQUEST_TYPE;
+    let base = serve::PID_LIMIT;
     let posix = format!("Use a POSIX message queue (mq_open, {}) instead of System V", posix_queue_name("<key>"));
     let serve = format!(
-        "Answer requests of `writer --request` until stopped (with --count: that many): type {t} in, type <pid> back"
+        "Answer requests of `writer --request` until stopped (with --count: that many): type <pid> in (1 to {base}, the lowest first), type <pid>+{base} back"
     );
     let request = format!(
-        "Send each MESSAGE as a request to a `reader --serve` and print its reply (two-way traffic over one queue: requests go with type {t}, the reply comes back with this process's PID)"
+        "Send each MESSAGE as a request to a `reader --serve` and print its reply (two-way traffic over one queue: the request goes with this process's PID as its type, the reply comes back with type PID+{base})"
     );
     with_help(with_help(with_help(cmd, "posix", posix), "serve", serve), "request", request)
 }
 
 /// Refuses, before any system call (so that a bad message creates nothing), a message that one
-/// message of `flavor` cannot hold with its NUL, and with `prefix` bytes before it (a request's
-/// "<pid> ").
+/// message of `flavor` cannot hold with its NUL, and with `prefix` bytes before it (the "re: " of
+/// a request's reply).
 pub fn check_fits<T: AsRef<[u8]>>(flavor: Flavor, prefix: usize, texts: &[T]) -> Result<()> {
     let (limit, limit_name) = flavor.msg_size();
     match texts.iter().map(|t| t.as_ref()).find(|t| prefix + t.len() + 1 > limit) {
         Some(big) => Err(Error::Usage(format!(
             "a message of {} bytes plus {}its NUL is more than one message may hold ({limit} bytes, {limit_name})",
             big.len(),
-            if prefix > 0 { format!("the request's \"<pid> \" ({prefix} bytes) and ") } else { String::new() },
+            if prefix > 0 { format!("the reply's \"re: \" ({prefix} bytes) and ") } else { String::new() },
         ))),
         None => Ok(()),
     }
@@ -209,9 +209,9 @@ impl Queue {
     }
 
     /// For writers: if the queue is removed by another process (a reader that found it empty),
-    /// send the rest to a new queue under the same key or name instead of failing. Nothing is
-    /// lost: a SysV reader never removes a queue holding a message, and messages found in an
-    /// unlinked POSIX queue are moved to the new one.
+    /// send the rest to a new queue under the same key or name instead of failing: a SysV reader
+    /// never removes a queue holding a message, and messages found in an unlinked POSIX queue are
+    /// moved to the new one.
     pub fn recreate_if_removed(&mut self) {
         match self {
             Queue::SysV { recreate, .. } => *recreate = true,
@@ -316,6 +316,9 @@ fn send_sysv(
     let mut closed_since: Option<Instant> = None;
     let mut recreated = 0;
     loop {
+        // A stop parks here, before a send, never in the middle of one: the stop thread wakes a
+        // msgsnd blocked for room with SIGURG (EINTR below), see common::gate.
+        common::gate::safe_point();
         let e = match sysv::msgsnd(*id, mtype, msg, flags) {
             Ok(()) => return Ok(()),
             Err(Errno::EINTR) => continue,
@@ -496,6 +499,8 @@ fn finish_sysv(id: i32, key: Key, bin: &str) -> Result<()> {
             "{bin}: left queue {key} in place: it still holds {left} message(s) for the next reader (remove it with: ipcrm -Q {key})"
         )
     };
+    // A server first takes back its replies to clients that have gone: nobody would take them.
+    serve::sweep(id);
     let mut ds = match sysv::msg_stat(id) {
         Ok(ds) => ds,
         Err(Errno::EINVAL | Errno::EIDRM) => return Ok(()), // already removed by another process

@@ -120,6 +120,7 @@ impl PosixQueue {
         }
         let mut tried = Try::First;
         loop {
+            common::gate::safe_point(); // a stop parks here, before a send (see crate::send_sysv)
             match mq_sys::send(&self.mqd, msg, 0, tried) {
                 Ok(()) => {
                     // Unlinked just before our send: move what is in it (ours) to a queue of the

@@ -1,124 +1,32 @@
-//! Two-way traffic over one queue (M6): requests go in with type 1 and the text `<pid> <message>`;
-//! the server replies with type `<pid>`, so each client takes only its own reply.
-//! [`server`] is `reader --serve`, [`client`] is `writer --request`.
+//! Two-way traffic over one queue (M6), where every process takes only what is addressed to it:
+//! a client sends its request with its own PID as the type, and the server replies with type
+//! PID + [`PID_LIMIT`]. The server takes requests with type -[`PID_LIMIT`] (the lowest type up to
+//! it: every PID, no reply); a client takes its reply, or when stopped its own request back, by
+//! its own types. [`server`] is `reader --serve`, [`client`] is `writer --request`.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use common::cli::KeyArgs;
 use common::out::Out;
-use common::stop::on_stop;
 use common::sysv::{self, MsgBuf};
-use common::{Error, Program, Result};
+use common::{Error, Key, Program, Result};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::{Handle, Origin, Queue, WhenFull, c_text, finish, msgmax, waiting_for_room};
+use crate::{Handle, Queue, c_text, msgmax, with_nul};
 
-/// `reader --serve`: answers requests on `queue` until stopped, or `count` of them. Each request is
-/// printed as `request from pid <pid>: <message>`, and answered with `re: <message>` unless the
-/// reply cannot go (said on stderr): no client can stop or block the server. `key` is for the
-/// waiting line's hint; `me` is the reader that serves.
-pub fn server(me: Program, queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Out) -> Result<()> {
-    let name = queue.handle().name();
-    let key = key.peer_args(None);
-    let args = if key.is_empty() { "--request hello".to_string() } else { format!("{key} --request hello") };
-    let mut ready = me.waiting(format!("for requests (type {REQUEST_TYPE}) on {name}")).peer_args(args);
-    let mut served = 0;
-    while count.is_none_or(|c| served < c) {
-        let (_, text) = queue.recv(REQUEST_TYPE, &mut || ready.show())?;
-        match parse_request(c_text(&text)) {
-            Ok((pid, msg)) => {
-                out.raw(format!("request from pid {pid}: ").as_bytes())?;
-                out.line(msg)?;
-                // IPC_NOWAIT, and checked first: no client can stop or block the server.
-                let reply = reply(msg);
-                let dropped = match undeliverable(pid, &reply, queue.max_text()) {
-                    Some(why) => Some(why),
-                    None => match queue.send(pid, &reply, WhenFull::Fail, &mut || {}) {
-                        Ok(()) => None,
-                        Err(e) if e.errno() == Some(Errno::EIDRM) => return Err(e),
-                        Err(e) => Some(e.to_string()),
-                    },
-                };
-                if let Some(why) = dropped {
-                    common::diag!("{me}: dropped the reply to pid {pid}: {why}");
-                }
-            }
-            Err(Error::Failed(why)) => common::diag!("{me}: skipped {why}"),
-            Err(e) => return Err(e),
-        }
-        served += 1;
-    }
-    if let Handle::SysV { id, .. } = queue.handle() {
-        wait_for_replies_taken(id, std::time::Duration::from_secs(1));
-    }
-    Ok(())
-}
+mod client;
+pub use client::{client, server_gone};
 
-/// `writer --request`: sends one request (type 1, `<pid> <message>`) and prints the reply sent
-/// back with type <pid>. Stopped before the reply: the request is taken back (no server answers a
-/// dead pid), and a queue this process made (`origin`) goes too if no server took the request and
-/// nothing else is in it. `peer` is what a server needs to meet us (`KeyArgs::peer_args`); `me`
-/// is the writer that asks.
-pub fn client(me: Program, queue: &mut Queue, origin: Origin, msg: &[u8], peer: &str) -> Result<()> {
-    let pid = std::process::id();
-    let name = queue.handle().name();
-    let text = request(pid, msg);
-    let mut room = waiting_for_room(me, queue, peer);
-    // One stop action, registered before the send (which may wait for room and be stopped there),
-    // acting on the queue the request is in: the send may move it to a new queue of the key.
-    // (Two actions, one per queue, deadlocked: the first keeps stop_with's lock to the end.)
-    let current = Arc::new(Mutex::new(queue.handle()));
-    let guard = {
-        let (current, text) = (Arc::clone(&current), text.clone());
-        on_stop(move || {
-            let h = current.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            crate::stop_with(|finish| {
-                let Handle::SysV { id, .. } = h else { return };
-                let nobody_took_it = withdraw(id, pid, &text);
-                if origin == Origin::Made
-                    && nobody_took_it
-                    && let Err(e) = finish(&h, me.bin)
-                {
-                    common::diag!("{me}: {e}");
-                }
-            })
-        })
-    };
-    queue.send(REQUEST_TYPE, &text, WhenFull::Wait, &mut || room.show())?;
-    *current.lock().unwrap_or_else(PoisonError::into_inner) = queue.handle();
-    let args = if peer.is_empty() { "--serve".to_string() } else { format!("{peer} --serve") };
-    let mut reply = me.waiting(format!("for a reply (type {pid}) on {name}")).peer_args(args);
-    let (_, reply) = queue.recv(i64::from(pid), &mut || reply.show()).inspect_err(|_| crate::settle())?;
-    drop(guard);
-    common::out::stdout().line(c_text(&reply))?;
-    // A `reader --serve --count N` that ended before we took its reply left the queue for us.
-    match queue.handle() {
-        h @ Handle::SysV { id, .. } if server_gone(id) => finish(&h, me.bin),
-        _ => Ok(()),
-    }
-}
+/// Linux's ceiling for pid_max (PID_MAX_LIMIT, 2^22): every PID is below it, so types 1 to it are
+/// requests, and a reply's type, PID + PID_LIMIT, is above every request's.
+pub const PID_LIMIT: i64 = 1 << 22;
 
-/// The type every request is sent with.
-pub const REQUEST_TYPE: i64 = 1;
-
-/// The text of a request from process `pid`.
-pub fn request(pid: u32, message: &[u8]) -> Vec<u8> {
-    let mut text = format!("{pid} ").into_bytes();
-    text.extend_from_slice(message);
-    text
-}
-
-/// Splits a request into the client's PID (its reply type) and its message.
-pub fn parse_request(text: &[u8]) -> Result<(i64, &[u8])> {
-    let bad = || Error::Failed(format!("not a request (want '<pid> <message>'): {:?}", String::from_utf8_lossy(text)));
-    let space = text.iter().position(|&b| b == b' ').ok_or_else(bad)?;
-    let pid: i64 = std::str::from_utf8(&text[..space]).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    if pid <= REQUEST_TYPE {
-        return Err(bad()); // a reply type must differ from the request type
-    }
-    Ok((pid, &text[space + 1..]))
+/// The type of the reply to the client with `pid`.
+pub fn reply_type(pid: i64) -> i64 {
+    PID_LIMIT + pid
 }
 
 /// The reply text to `message`.
@@ -128,72 +36,160 @@ pub fn reply(message: &[u8]) -> Vec<u8> {
     text
 }
 
-/// Why a reply to `pid` cannot go, checked before sending: the server never blocks on a client.
-pub fn undeliverable(pid: i64, reply: &[u8], max_text: usize) -> Option<String> {
+/// `reader --serve`: answers requests on `queue` until stopped, or `count` of them. Each request is
+/// answered with `re: <message>` and printed as `request from pid <pid>: <message>`. No client can
+/// stop or block the server: a reply goes with IPC_NOWAIT, and when the queue has no room for it,
+/// an empty message of the reply's type (which always fits) tells the client instead. `key` is
+/// for the waiting line's hint; `me` is the reader that serves.
+pub fn server(me: Program, queue: &mut Queue, key: &KeyArgs, count: Option<u64>, out: &mut Out) -> Result<()> {
+    let handle = queue.handle();
+    let Handle::SysV { id, key: k } = handle else {
+        return Err(Error::Usage("--serve works on a System V queue only".into()));
+    };
+    let name = handle.name();
+    let peer = key.peer_args(None);
+    let args = if peer.is_empty() { "--request hello".to_string() } else { format!("{peer} --request hello") };
+    let mut ready = me.waiting(format!("for requests (types 1 to {PID_LIMIT}) on {name}")).peer_args(args);
+    let max_text = queue.max_text();
+    let mut served = 0;
+    while count.is_none_or(|c| served < c) {
+        let (pid, text) = queue.recv(-PID_LIMIT, &mut || ready.show())?;
+        let msg = c_text(&text);
+        if pid == 1 {
+            // Type 1 is the note's usual type, but no client has PID 1 (init).
+            common::diag!(
+                "{me}: skipped a message of type 1 ({:?}): a request's type is its sender's PID",
+                String::from_utf8_lossy(msg)
+            );
+        } else {
+            // The reply first: a client waits for it, and our stdout may block.
+            if let Some(why) = answer(id, k, pid, &reply(msg), max_text)? {
+                common::diag!("{me}: dropped the reply to pid {pid}: {why}");
+            }
+            out.raw(format!("request from pid {pid}: ").as_bytes())?;
+            out.line(msg)?;
+        }
+        sweep(id);
+        served += 1;
+    }
+    // Ending with --count: the last clients may not have taken their replies yet. Waiting (a
+    // bounded time) until they have left lets the server be the last one out and remove the queue.
+    await_clients(Duration::from_secs(1));
+    Ok(())
+}
+
+/// What [`answer`] sent.
+enum Sent {
+    Reply,
+    /// The empty message that tells the client its reply did not fit.
+    Notice,
+}
+
+/// Sends `reply` to the client `pid` unless it is gone; None once something went, else why not.
+/// A client that is gone after the send (stopped in between) will never take it: it is taken back
+/// at once. A client that is still there is watched: if it goes without taking it, the next
+/// [`sweep`] takes it back (the server sweeps after each request and at its end).
+fn answer(id: i32, key: Key, pid: i64, reply: &[u8], max_text: usize) -> Result<Option<String>> {
     if reply.len() > max_text {
-        return Some(format!(
+        return Ok(Some(format!(
             "it is {} bytes plus its NUL, more than one message may hold ({} bytes, kernel.msgmax)",
             reply.len(),
             max_text + 1
-        ));
+        )));
     }
-    // Signal 0 checks that the process exists; EPERM: it does, as another user's.
-    match i32::try_from(pid).map(|p| kill(Pid::from_raw(p), None)) {
-        Ok(Ok(()) | Err(Errno::EPERM)) => None,
-        _ => Some(format!("no process has pid {pid}: the client is gone")),
+    if !alive(pid) {
+        return Ok(Some(format!("no process has pid {pid}: the client is gone")));
     }
+    let sent = match send_reply(id, key, reply_type(pid), &with_nul(reply))? {
+        Ok(sent) => sent,
+        Err(why) => return Ok(Some(why)),
+    };
+    if alive(pid) {
+        let mut w = watched();
+        if !w.contains(&pid) {
+            w.push(pid);
+        }
+    } else {
+        take_back(id, pid);
+    }
+    Ok(match sent {
+        Sent::Reply => None,
+        Sent::Notice => Some(format!(
+            "the queue is full (kernel.msgmnb = {} bytes): told the client with an empty message",
+            crate::msgmnb()
+        )),
+    })
 }
 
-/// After a client took its reply: whether the server that sent it has ended (`--count`), so that
-/// the client is the last one out. msg_lspid is the server unless another client has sent a
-/// request since, which then still waits: the queue is not ours to remove.
-pub fn server_gone(id: i32) -> bool {
-    sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum == 0 && kill(Pid::from_raw(ds.msg_lspid), None) == Err(Errno::ESRCH))
-}
-
-/// A server that ends (`--count`) with its last replies still in the queue waits, a bounded time,
-/// for their clients to take them, so that it can be the last one out and remove the queue. Without
-/// this the client, waking on its reply while the server is still ending, could not tell that the
-/// server will not serve again, and nobody would remove the queue. There is no event to wait on
-/// (SysV tells nobody that a message was taken), so IPC_STAT is polled every few milliseconds.
-pub fn wait_for_replies_taken(id: i32, limit: std::time::Duration) {
-    let deadline = std::time::Instant::now() + limit;
-    while sysv::msg_stat(id).is_ok_and(|ds| ds.msg_qnum > 0) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// A stopped client (`writer --request`) takes back its request, so that no server answers a dead
-/// pid, and any reply already sent to it. Requests of other clients taken on the way are put back
-/// (behind newer ones: SysV can remove only the first message of a type). Returns whether our
-/// request was still waiting, i.e. no server has taken it.
-pub fn withdraw(id: i32, pid: u32, request: &[u8]) -> bool {
-    let mut buf = MsgBuf::new(msgmax());
-    let mut others = Vec::new();
-    let mut found = false;
-    let pending = sysv::msg_stat(id).map_or(0, |ds| ds.msg_qnum);
-    for _ in 0..pending {
-        match sysv::msgrcv(id, &mut buf, REQUEST_TYPE, libc::IPC_NOWAIT) {
-            Ok((_, text)) if text.strip_suffix(&[0]) == Some(request) => {
-                found = true;
-                break;
+/// msgsnd with IPC_NOWAIT of the reply, or, when the queue is full, of an empty message (0 bytes
+/// always fit: a queue counts bytes, and messages only up to msg_qbytes of them). A queue closed
+/// for a moment by a process that ends on it (msg_qbytes 0, see [`crate::finish`]) is waited for.
+fn send_reply(id: i32, key: Key, mtype: i64, reply: &[u8]) -> Result<std::result::Result<Sent, String>> {
+    let removed = || Error::sys("msgsnd", format!("queue {key}"), Errno::EIDRM).hint(crate::REMOVED);
+    let mut text = reply;
+    let mut closed_since: Option<Instant> = None;
+    loop {
+        let e = match sysv::msgsnd(id, mtype, text, libc::IPC_NOWAIT) {
+            Ok(()) => return Ok(Ok(if text.is_empty() { Sent::Notice } else { Sent::Reply })),
+            Err(Errno::EINTR) => continue,
+            Err(e) if crate::is_removed(id, e) => return Err(removed()),
+            Err(Errno::EAGAIN) => Errno::EAGAIN,
+            Err(e) => return Ok(Err(format!("msgsnd: {}", e.desc()))),
+        };
+        match sysv::msg_stat(id) {
+            Ok(ds) if ds.msg_qbytes == 0 => {
+                if closed_since.get_or_insert_with(Instant::now).elapsed() > crate::CLOSED_PATIENCE {
+                    return Ok(Err("the queue stays closed (msg_qbytes 0)".into()));
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
-            Ok((_, text)) => others.push(text.to_vec()),
-            Err(_) => break,
+            Ok(_) if !text.is_empty() => text = &[],
+            Ok(ds) => return Ok(Err(format!("msgsnd: {}: the queue holds {} messages", e.desc(), ds.msg_qnum))),
+            Err(Errno::EINVAL | Errno::EIDRM) => return Err(removed()),
+            Err(s) => return Err(Error::sys("msgctl(IPC_STAT)", format!("queue {key}"), s)),
         }
     }
-    for text in others {
-        if let Err(e) = sysv::msgsnd(id, REQUEST_TYPE, &text, libc::IPC_NOWAIT) {
-            common::diag!(
-                "{}: could not put back another client's request {:?}: msgsnd: {}",
-                crate::WRITER,
-                String::from_utf8_lossy(crate::c_text(&text)),
-                e.desc()
-            );
+}
+
+/// Whether process `pid` exists (signal 0; EPERM: it does, as another user's).
+fn alive(pid: i64) -> bool {
+    matches!(i32::try_from(pid).map(|p| kill(Pid::from_raw(p), None)), Ok(Ok(()) | Err(Errno::EPERM)))
+}
+
+/// The clients a reply was sent to that were there after the send: until they are gone, their
+/// reply may still wait in the queue. Static, so that a stop's [`crate::finish`] sweeps it too.
+static WATCHED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
+
+fn watched() -> MutexGuard<'static, Vec<i64>> {
+    WATCHED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes back what waits in queue `id` for a watched client that has gone since: nobody else
+/// takes a reply's type. A no-op in any process but a server.
+pub(crate) fn sweep(id: i32) {
+    let mut w = watched();
+    w.retain(|&pid| {
+        if alive(pid) {
+            return true;
         }
+        take_back(id, pid);
+        false
+    });
+}
+
+/// Removes every message of the reply type of `pid` from queue `id` (IPC_NOWAIT).
+fn take_back(id: i32, pid: i64) {
+    let mut buf = MsgBuf::new(msgmax());
+    while sysv::msgrcv(id, &mut buf, reply_type(pid), libc::IPC_NOWAIT).is_ok() {}
+}
+
+/// Waits, at most `limit`, until every watched client has gone (they leave once they took their
+/// reply). No event tells a server that a client ended, so kill(pid, 0) is polled every few ms.
+fn await_clients(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while watched().iter().any(|&pid| alive(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
-    while sysv::msgrcv(id, &mut buf, i64::from(pid), libc::IPC_NOWAIT).is_ok() {}
-    found
 }
 
 #[cfg(test)]
@@ -201,12 +197,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_round_trips() {
-        let req = request(4242, b"hi there");
-        let (pid, msg) = parse_request(&req).unwrap();
-        assert_eq!((pid, msg), (4242, &b"hi there"[..]));
-        assert!(parse_request(b"nopid").is_err());
-        assert!(parse_request(b"1 pid one would be a request").is_err());
+    fn requests_and_replies_have_types_apart() {
+        // pid_max is at most 2^22: every PID is a request type, every reply type is above them.
+        let max_pid = PID_LIMIT - 1;
+        assert!(reply_type(2) > PID_LIMIT && reply_type(max_pid) < 2 * PID_LIMIT);
         assert_eq!(reply(b"x"), b"re: x");
     }
 }

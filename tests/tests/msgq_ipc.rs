@@ -197,7 +197,7 @@ fn clean_removes_a_queue_left_by_a_killed_reader() {
     k.assert_clean();
 }
 
-// ---- the end of a run (issue 11): the last one out removes, nothing is lost, nobody waits on an orphan
+// ---- the end of a run (issue 11): the last one out removes, nothing unread is lost, nobody waits on an orphan
 
 /// Both variants' extra arguments: System V, then POSIX.
 const VARIANTS: [&[&str]; 2] = [&[], &["--posix"]];
@@ -273,7 +273,7 @@ fn of_two_readers_at_once_one_gets_the_message_and_the_other_says_the_queue_went
 }
 
 #[test]
-fn a_peer_killed_with_sigkill_loses_nothing() {
+fn a_peer_killed_while_it_waits_loses_nothing() {
     for variant in VARIANTS {
         // A reader killed while it waits leaves its (empty) queue; the next pair uses it and removes it.
         let k = TestKey::new();
@@ -365,10 +365,13 @@ fn nohup_keeps_a_reader_waiting_through_sighup() {
     }
 }
 
+/// A type above every request's (a PID) and every reply's (PID + 2^22).
+const NOT_SERVED: &str = "9999999";
+
 #[test]
 fn a_stopped_client_takes_its_request_back_from_a_queue_it_did_not_make() {
     let k = TestKey::new();
-    run(writer(&k).args(["--type", "5", "someone else's"])).success();
+    run(writer(&k).args(["--type", NOT_SERVED, "someone else's"])).success();
     let mut client = Running::spawn(writer(&k).args(["--request", "anyone?"]));
     client.wait_for_stderr("writer: waiting for a reply");
     client.signal(Signal::SIGTERM);
@@ -382,7 +385,7 @@ fn a_stopped_client_takes_its_request_back_from_a_queue_it_did_not_make() {
     let done = server.finish();
     assert_eq!(done.stdout_str(), "", "{done:?}");
     assert!(done.stderr.contains("still holds 1 message(s)"), "{done:?}");
-    run(reader(&k).args(["--type", "5"])).success().stdout("someone else's\n");
+    run(reader(&k).args(["--type", NOT_SERVED])).success().stdout("someone else's\n");
     k.assert_clean();
 }
 
@@ -393,13 +396,16 @@ fn no_request_stops_or_blocks_the_server() {
         let out = Command::new(c_msg("msg_send")).args([&k.arg(), text]).output().unwrap();
         assert!(out.status.success(), "{out:?}");
     };
-    send_c("nopid"); // no "<pid> " at all
-    // A reply 2 bytes longer than the request: "re: " replaces "2 ", and the request filled a message.
-    send_c(&format!("2 {}", "x".repeat(msgmax() - 3)));
+    send_c("nopid"); // the note's C sends type 1: no client has PID 1
+    let id = sysv::msgget(k.key, 0).unwrap();
+    // A reply 4 bytes longer than the request ("re: "), which filled a message; sent under our own
+    // PID, a live process that is no client.
+    let me = i64::from(std::process::id());
+    sysv::msgsnd(id, me, format!("{}\0", "x".repeat(msgmax() - 1)).as_bytes(), 0).unwrap();
     let mut gone = Command::new("true").spawn().unwrap();
     let dead = gone.id();
     gone.wait().unwrap();
-    send_c(&format!("{dead} are you there?"));
+    sysv::msgsnd(id, i64::from(dead), b"are you there?\0", 0).unwrap();
     let server = Running::spawn(reader(&k).arg("--serve"));
     let client = writer(&k).args(["--request", "hello"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&client.stdout), "re: hello\n", "{client:?}");
@@ -408,20 +414,22 @@ fn no_request_stops_or_blocks_the_server() {
     assert_eq!(done.shell_status(), 130, "{}", done.stderr);
     // Printed: the three requests with a pid; the server kept serving after each bad one.
     assert_eq!(done.stdout_str().lines().count(), 3, "{}", done.stderr);
+    // Taken lowest type first, so in the order of the PIDs: each complaint is looked for.
     let said = complaints(&done.stderr);
     assert_eq!(said.len(), 3, "{said:?}");
-    assert!(said[0].contains("skipped not a request"), "{said:?}");
-    assert!(said[1].contains("dropped the reply to pid 2: it is") && said[1].contains("kernel.msgmax"), "{said:?}");
-    assert!(said[2].contains(&format!("dropped the reply to pid {dead}: no process has pid {dead}")), "{said:?}");
+    let one = |what: &dyn Fn(&str) -> bool| assert_eq!(said.iter().filter(|l| what(l)).count(), 1, "{said:?}");
+    one(&|l| l.contains("skipped a message of type 1 (\"nopid\")"));
+    one(&|l| l.contains(&format!("dropped the reply to pid {me}: it is")) && l.contains("kernel.msgmax"));
+    one(&|l| l.contains(&format!("dropped the reply to pid {dead}: no process has pid {dead}")));
     k.assert_clean();
 }
 
 #[test]
-fn a_request_counts_its_pid_prefix_against_the_size_limit() {
+fn a_request_counts_its_replys_prefix_against_the_size_limit() {
     let k = TestKey::new();
-    // Fits a plain message (with its NUL), not "<pid> " and it.
+    // Fits a plain message (with its NUL), not its reply, "re: " and it.
     let text = "r".repeat(msgmax() - 1);
-    run(writer(&k).args(["--request", &text])).code(2).stderr(predicate::str::contains("\"<pid> \""));
+    run(writer(&k).args(["--request", &text])).code(2).stderr(predicate::str::contains("\"re: \""));
     k.assert_clean();
 }
 
@@ -578,6 +586,181 @@ fn trace_prints_the_calls_strace_sees() {
             assert!(!ours.is_empty(), "{side} traced nothing: {flags:?}");
             strace::assert_exact(&ours, &theirs, calls);
         }
+        k.assert_clean();
+    }
+}
+
+// ---- crash-safe delivery (issue 20): no stop drops another's request, leaves a reply nobody takes,
+// or leaves what it made
+
+/// Polls `probe` every millisecond until it gives something, failing after the harness's timeout:
+/// for events that nothing announces (a queue made, a process started).
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no {what} within {:?}", tests::running::TIMEOUT);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The process that strace (`strace_pid`) started as `program`, once it runs (strace forks
+/// short-lived children of its own first, to probe ptrace).
+fn tracee(strace_pid: nix::unistd::Pid, program: &std::ffi::OsStr) -> nix::unistd::Pid {
+    let children = format!("/proc/{strace_pid}/task/{strace_pid}/children");
+    let runs = |pid: &i32| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.split(|&b| b == 0).next() == Some(std::os::unix::ffi::OsStrExt::as_bytes(program))
+    };
+    let pid = wait_until("process under strace", || {
+        std::fs::read_to_string(&children).ok()?.split_whitespace().filter_map(|p| p.parse().ok()).find(runs)
+    });
+    nix::unistd::Pid::from_raw(pid)
+}
+
+/// `cmd` run under strace with `options` (its output to stderr), e.g. `-e inject=...`.
+fn under_strace(cmd: &Command, options: &[&str]) -> Command {
+    let mut c = Command::new("strace");
+    c.arg("-qq").args(options).arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    c
+}
+
+/// A stopped client takes back only its own request (its type is its PID), so clients waiting for
+/// room that take the room it frees lose nothing: every other client is served, or told that the
+/// server could not reply, and the server prints every other request once.
+#[test]
+fn a_stopped_client_never_drops_another_clients_request() {
+    let k = TestKey::new();
+    // Four requests of 4000 bytes fill the queue (kernel.msgmnb, 16384 bytes); two more clients
+    // wait for room. The fourth is stopped: under strace, each of its msgsnd first waits 200 ms,
+    // so a stop that took the others' requests out and put them back (as it once did) leaves the
+    // waiting clients time to take the room.
+    let text = |i: usize| format!("{i}{}", "q".repeat(3999));
+    let traced = tests::strace::available();
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut cmd = writer(&k);
+        cmd.args(["--request", &text(i)]);
+        let mut cmd = match i {
+            3 if traced => under_strace(
+                &cmd,
+                &["-f", "-o", "/dev/null", "-e", "trace=msgsnd", "-e", "inject=msgsnd:delay_enter=200000"],
+            ),
+            _ => cmd,
+        };
+        let mut c = Running::spawn(&mut cmd);
+        c.wait_for_stderr(if i < 4 { "writer: waiting for a reply" } else { "writer: waiting for room" });
+        clients.push((i, c));
+    }
+    let (_, stopped) = clients.remove(3);
+    let stopped_pid = if traced { tracee(stopped.pid, writer(&k).get_program()) } else { stopped.pid };
+    nix::sys::signal::kill(stopped_pid, Signal::SIGTERM).unwrap();
+    let done = stopped.finish();
+    assert_eq!(done.shell_status(), 143, "{done:?}");
+    assert!(complaints(&done.stderr).is_empty(), "{done:?}");
+    let server = Running::spawn(reader(&k).args(["--serve", "--count", "5"]));
+    for (i, c) in clients {
+        let done = c.finish();
+        if done.status.success() {
+            assert_eq!(done.stdout_str(), format!("re: {}\n", text(i)), "client {i}");
+        } else {
+            assert_eq!(done.shell_status(), 1, "client {i}: {done:?}");
+            assert!(done.stderr.contains("could not reply: the queue was full"), "client {i}: {done:?}");
+        }
+    }
+    let done = server.finish();
+    assert!(done.status.success(), "{done:?}");
+    let mut printed: Vec<String> =
+        done.stdout_str().lines().filter_map(|l| l.split_once(": ").map(|(_, m)| m.to_string())).collect();
+    printed.sort();
+    assert_eq!(printed, [0, 1, 2, 4, 5].map(text), "every request but the stopped client's, once");
+    k.assert_clean();
+}
+
+/// A client stopped after the server found it there and before the reply went: the server takes
+/// the reply back once it finds the client gone, and leaves nothing in the queue. strace stops the
+/// server (SIGSTOP) just after that first look (kill(pid, 0)) and the test stops the client then.
+#[test]
+fn a_client_stopped_while_the_server_replies_leaves_no_reply_behind() {
+    if !tests::strace::available() {
+        return;
+    }
+    let k = TestKey::new();
+    let mut cmd = reader(&k);
+    cmd.args(["--serve", "--count", "1"]);
+    let mut server =
+        Running::spawn(&mut under_strace(&cmd, &["-e", "trace=kill", "-e", "inject=kill:signal=STOP:when=1"]));
+    server.wait_for_stderr("reader: waiting for requests");
+    let server_pid = tracee(server.pid, cmd.get_program());
+    let mut client = Running::spawn(writer(&k).args(["--request", "late"]));
+    client.wait_for_stderr("writer: waiting for a reply");
+    server.wait_for_stderr("--- stopped by SIGSTOP ---");
+    client.signal(Signal::SIGTERM);
+    let done = client.finish();
+    assert_eq!(done.shell_status(), 143, "{done:?}");
+    nix::sys::signal::kill(server_pid, Signal::SIGCONT).unwrap();
+    let done = server.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), format!("request from pid {}: late\n", client_pid(&done.stderr)), "{done:?}");
+    assert!(!done.stderr.contains("still holds"), "{done:?}");
+    k.assert_clean();
+}
+
+/// The client's PID, from the server's traced kill(pid, 0).
+fn client_pid(stderr: &str) -> String {
+    let line = stderr.lines().find(|l| l.starts_with("kill(")).expect("a traced kill");
+    line["kill(".len()..].split(',').next().unwrap_or_default().to_string()
+}
+
+/// No queue is made outside the stop guard: a stop that lands just after the call that makes it
+/// (strace holds the process 600 ms there) removes it. Each side, System V and POSIX.
+#[test]
+fn a_stop_right_after_the_queue_is_made_leaves_nothing() {
+    if !tests::strace::available() {
+        return;
+    }
+    let cases: [(&str, &[&str]); 5] = [
+        ("reader", &[]),
+        ("writer", &[]),
+        ("writer", &["--request", "hi"]),
+        ("reader", &["--posix"]),
+        ("writer", &["--posix"]),
+    ];
+    for (bin, args) in cases {
+        let k = TestKey::new();
+        let posix = args.contains(&"--posix");
+        let call = if posix { "mq_open" } else { "msgget" };
+        let mut cmd = keyed("msgq-ipc", bin, &k);
+        cmd.args(args);
+        let (trace, inject) = (format!("trace={call}"), format!("inject={call}:delay_exit=600000:when=1"));
+        let run = Running::spawn(&mut under_strace(&cmd, &["-o", "/dev/null", "-e", &trace, "-e", &inject]));
+        let pid = tracee(run.pid, cmd.get_program());
+        let name = msgq_ipc::posix_queue_name(k.key);
+        wait_until("queue", || {
+            let made = if posix {
+                nix::mqueue::mq_open(
+                    name.as_str(),
+                    nix::mqueue::MQ_OFlag::O_RDONLY,
+                    nix::sys::stat::Mode::empty(),
+                    None,
+                )
+                .map(|q| {
+                    let _ = nix::mqueue::mq_close(q);
+                })
+                .is_ok()
+            } else {
+                sysv::msgget(k.key, 0).is_ok()
+            };
+            made.then_some(())
+        });
+        let killed = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        let done = run.finish();
+        assert!(killed.is_ok(), "{bin} {args:?}: {killed:?} {done:?}");
+        assert_eq!(done.shell_status(), 143, "{bin} {args:?}: {done:?}");
+        let said: Vec<&str> = complaints(&done.stderr).into_iter().filter(|l| !l.starts_with("strace: ")).collect();
+        assert!(said.is_empty(), "{bin} {args:?}: {done:?}");
         k.assert_clean();
     }
 }

@@ -62,13 +62,9 @@ fn main() -> ExitCode {
         common::stop::install()?;
         common::gate::arm()?;
         let flavor = Flavor::posix_if(cli.posix);
-        let mut queue = if cli.no_create {
-            Queue::existing_of(flavor, key, cli.mode.mode)?
-        } else {
-            Queue::get_or_create_of(flavor, key, cli.mode.mode)?.0
-        };
         // Stopped while waiting: the same clean-up as a normal end. The main thread may hold a
         // message it has not printed yet: the guard lets it print it first (2 s at most).
+        // Registered before the queue is made: a stop in between would leave it.
         let cleanup = Cleanup::register(AtEnd::keep_if(cli.keep), Duration::from_secs(2), |h: Handle| {
             msgq_ipc::stop_with(|finish| {
                 if let Err(e) = finish(&h, ME.bin) {
@@ -76,6 +72,11 @@ fn main() -> ExitCode {
                 }
             })
         });
+        let mut queue = if cli.no_create {
+            Queue::existing_of(flavor, key, cli.mode.mode)?
+        } else {
+            Queue::get_or_create_of(flavor, key, cli.mode.mode)?.0
+        };
         cleanup.made(queue.handle());
         let mut out = common::out::stdout();
         let received = if cli.serve {

@@ -1,11 +1,12 @@
 //! Sends messages to a message queue, the note's process A (msgget + msgsnd with IPC_NOWAIT).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
+use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, SendArgs, TraceArgs};
-use common::stop::on_stop;
-use msgq_ipc::{DEFAULT_MESSAGE, Flavor, Origin, Queue, WhenFull, check_fits, serve, waiting_for_room};
+use msgq_ipc::{DEFAULT_MESSAGE, Flavor, Handle, Origin, Queue, WhenFull, check_fits, serve, waiting_for_room};
 
 const ME: common::Program = common::program!();
 
@@ -42,30 +43,34 @@ fn main() -> ExitCode {
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);
-        // Refused before any system call, so a bad message creates nothing. A request carries
-        // "<pid> " before the message.
-        let prefix = if cli.request { serve::request(std::process::id(), b"").len() } else { 0 };
+        // Refused before any system call, so a bad message creates nothing. A request's reply
+        // carries "re: " before the message.
+        let prefix = if cli.request { serve::reply(b"").len() } else { 0 };
         let texts: Vec<std::borrow::Cow<[u8]>> = cli.send.each(DEFAULT_MESSAGE).collect();
         check_fits(flavor, prefix, &texts)?;
         common::stop::install()?;
-        let (mut queue, origin) = Queue::get_or_create_of(flavor, cli.key.key, cli.mode.mode)?;
-        queue.recreate_if_removed();
+        common::gate::arm()?;
         let peer = cli.key.peer_args(cli.posix.then_some("--posix"));
         if cli.request {
-            return texts.iter().try_for_each(|t| serve::client(ME, &mut queue, origin, t, &peer));
+            return serve::client(ME, cli.key.key, cli.mode.mode, &texts, &peer);
         }
-        // Stopped while it waits for room: a queue it made goes unless messages wait in it.
-        let _cleanup = (origin == Origin::Made).then(|| {
-            let h = queue.handle();
-            on_stop(move || {
-                msgq_ipc::stop_with(|finish| {
-                    if let Err(e) = finish(&h, ME.bin) {
-                        common::diag!("{ME}: {e}");
-                    }
-                })
+        // Registered before the queue is made (a stop in between would leave it): a stop parks the
+        // main thread before its next send, then removes a queue it made unless messages wait in it.
+        let cleanup = Cleanup::register(AtEnd::Remove, Duration::from_secs(2), |h: Handle| {
+            msgq_ipc::stop_with(|finish| {
+                if let Err(e) = finish(&h, ME.bin) {
+                    common::diag!("{ME}: {e}");
+                }
             })
         });
+        let (mut queue, origin) = Queue::get_or_create_of(flavor, cli.key.key, cli.mode.mode)?;
+        if origin == Origin::Made {
+            cleanup.made(queue.handle());
+        }
+        queue.recreate_if_removed();
         let mut room = waiting_for_room(ME, &queue, &peer);
-        texts.iter().try_for_each(|t| queue.send(cli.mtype, t, WhenFull::wait_if(cli.wait), &mut || room.show()))
+        texts.iter().try_for_each(|t| queue.send(cli.mtype, t, WhenFull::wait_if(cli.wait), &mut || room.show()))?;
+        // The queue is the reader's now: nothing to remove at a normal end.
+        cleanup.finish(|_| Ok(()))
     })
 }
