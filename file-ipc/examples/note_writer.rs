@@ -1,4 +1,5 @@
-//! The note's file IPC (section 1) at its simplest, writing side: open, write, close a text file.
+//! The note's file IPC (section 1) at its simplest, writing side. The note gives no C: these are
+//! the calls of the C its prose describes (the README's): fopen "w", fprintf, fclose.
 //! Usage: note_writer [PATH [TEXT]]   (default ipc.txt in the current directory, "Hello File IPC";
 //! the full pair is `--bin writer`)
 
@@ -12,13 +13,14 @@ fn main() {
     let text = args.next().unwrap_or_else(|| "Hello File IPC".into());
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC; // what fopen(path, "w") does
     let fd = match open(path.as_str(), flags, Mode::from_bits_truncate(0o666)) {
-        Ok(fd) => fd,
+        Ok(fd) => fd, // FILE *f = fopen(path, "w");
         Err(e) => fail(&path, e),
     };
+    // fprintf(f, "%s", text); the file is already there, empty: a reader now sees part or none
     if let Err(e) = write(&fd, text.as_bytes()) {
-        fail(&path, e); // one write: a reader opening the file now sees part or none of it
+        fail(&path, e);
     }
-    // close: when `fd` drops here
+    // fclose(f); when `fd` drops here
 }
 
 fn fail(path: &str, e: nix::Error) -> ! {

@@ -1,10 +1,10 @@
-//! The note's process B (section 3), call for call: msgget, msgrcv of type 1, printf.
+//! The note's process B (section 3), call for call: msgget, msgrcv of type 1; then it prints the text.
 //! Usage: note_reader [KEY]   (default 1234; the full pair is `--bin reader`)
 
 #[repr(C)]
 struct MsgBuf {
     mtype: libc::c_long,
-    mtext: [u8; 8192],
+    mtext: [u8; 8192], // MSGSZ, left undefined in the note: kernel.msgmax, as the full pair's
 }
 
 fn main() {
@@ -25,7 +25,7 @@ fn main() {
         fail("msgrcv", std::io::Error::last_os_error());
     }
     let text = rbuf.mtext.split(|&b| b == 0).next().unwrap_or_default(); // what %s prints: up to the NUL
-    println!("{}", String::from_utf8_lossy(text)); // printf("%s\n", rbuf.mtext);
+    println!("{}", String::from_utf8_lossy(text)); // not in the note, which never shows what B got
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {

@@ -5,7 +5,7 @@
 #[repr(C)]
 struct MsgBuf {
     mtype: libc::c_long,
-    mtext: [u8; 8192],
+    mtext: [u8; 8192], // kernel.msgmax: the largest message
 }
 
 fn main() {
@@ -19,7 +19,7 @@ fn main() {
     if msqid < 0 {
         fail("msgget", std::io::Error::last_os_error());
     }
-    let text = b"Hello Message Queue\0"; // the C string, its NUL included
+    let text = b"Hello Message Queue\0"; // buf_length counts the NUL, as the full pair's (strlen+1)
     let mut buf = MsgBuf { mtype: 1, mtext: [0; 8192] };
     buf.mtext[..text.len()].copy_from_slice(text);
     // SAFETY: buf is a live MsgBuf whose mtext holds text.len() bytes.

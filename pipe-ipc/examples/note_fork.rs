@@ -1,5 +1,6 @@
 //! The note's pipe program (section 2), call for call: pipe, fork, write in the parent, read and
-//! printf in the child. Prints `20 Hello Child Process`. The full program is `--bin fork`.
+//! printf in the child. Prints `20 Hello Child Process`.
+//! Usage: note_fork   (no arguments; the full program is `--bin fork`)
 
 use nix::unistd::{ForkResult, fork, pipe, read, write};
 

@@ -1,8 +1,6 @@
 //! The note's shared memory (section 4), reading side, call for call: shmget, shmat, printf.
 //! Usage: note_reader [KEY]   (default 1234; the full pair is `--bin reader`)
 
-use std::ffi::CStr;
-
 const SIZE: usize = 4096; // the note leaves SIZE undefined; shm-ipc's, so both meet
 
 fn main() {
@@ -21,9 +19,14 @@ fn main() {
     if shmaddr as isize == -1 {
         fail("shmat", std::io::Error::last_os_error());
     }
-    // SAFETY: a new segment is zeroed; a writer's string ends in a NUL within SIZE (like %s, it trusts that).
-    let text = unsafe { CStr::from_ptr(shmaddr.cast()) };
-    println!("{}", text.to_string_lossy()); // printf("%s\n", (char*)shmaddr);
+    // A volatile copy: a writer may change the segment meanwhile, so no Rust slice of it.
+    let mut buf = [0u8; SIZE];
+    for (i, b) in buf.iter_mut().enumerate() {
+        // SAFETY: the segment is at least SIZE bytes (shmget checks it) and mapped readable.
+        *b = unsafe { shmaddr.cast::<u8>().add(i).read_volatile() };
+    }
+    let text = buf.split(|&b| b == 0).next().unwrap_or_default(); // what %s prints: up to the NUL
+    println!("{}", String::from_utf8_lossy(text)); // printf("%s\n", (char*)shmaddr);
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ! {

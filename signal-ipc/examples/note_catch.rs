@@ -1,5 +1,6 @@
 //! The note's signal handler program (section 5): signal(SIGINT, handler), then pause() forever.
-//! Ctrl-C prints `Catch SIGINT!` and exits 0. The full program is `--bin reader`.
+//! Ctrl-C prints `Catch SIGINT!` and exits 0.
+//! Usage: note_catch   (no arguments; the full program is `--bin reader`)
 
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::pause;

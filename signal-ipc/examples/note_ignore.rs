@@ -1,5 +1,6 @@
 //! The note's second signal program (section 5): signal(SIGINT, SIG_IGN), then pause() forever.
-//! Ctrl-C does nothing; `kill PID` (SIGTERM) ends it. The full program is `--bin reader -- --ignore`.
+//! Ctrl-C does nothing; `kill PID` (SIGTERM) ends it.
+//! Usage: note_ignore   (no arguments; the full program is `--bin reader -- --ignore`)
 
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::pause;
