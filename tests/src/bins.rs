@@ -7,6 +7,12 @@
 //! file lock is held: cargo reports the shared `target/bins/build/debug/writer`, which the next
 //! package's build overwrites, and tests in other processes (nextest) build in parallel. Each
 //! binary's `--version` is then checked to name the package, so a mix-up fails loudly.
+//!
+//! The examples (the note's C programs in Rust, `examples/note_*.rs`) collide the same way: msgq-ipc
+//! and shm-ipc both have `note_writer` and `note_reader` in target/debug/examples. [`example`]
+//! builds one package's with `cargo build -p NAME --examples` and copies them to
+//! `target/bins/NAME/examples/`. They take no `--version` (they are the note's programs, nothing
+//! more), so the package is checked in cargo's own report of what it built instead.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -21,12 +27,26 @@ pub fn bin(package: &str, name: &str) -> PathBuf {
     static READY: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut ready = READY.lock().unwrap_or_else(PoisonError::into_inner);
     let ready = ready.get_or_insert_with(HashMap::new);
-    let dir = ready.entry(package.to_string()).or_insert_with(|| build(package)).clone();
+    let dir = ready.entry(package.to_string()).or_insert_with(|| build(package, Kind::Bins)).clone();
     let path = dir.join(name);
     ready.entry(format!("{package}/{name}")).or_insert_with(|| {
         check_version(&path, package, name);
         path.clone()
     });
+    path
+}
+
+/// The path of package `package`'s example `name` (`examples/NAME.rs`), built once per test
+/// process like [`bin`], in a directory of the package's own.
+pub fn example(package: &str, name: &str) -> PathBuf {
+    static READY: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut ready = READY.lock().unwrap_or_else(PoisonError::into_inner);
+    let dir = ready
+        .get_or_insert_with(HashMap::new)
+        .entry(package.to_string())
+        .or_insert_with(|| build(package, Kind::Examples));
+    let path = dir.join(name);
+    assert!(path.exists(), "{package} has no example {name} (built: {:?})", crate::entries(dir));
     path
 }
 
@@ -41,7 +61,24 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).expect("test binary inside a target directory").to_path_buf()
 }
 
-fn build(package: &str) -> PathBuf {
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Bins,
+    Examples,
+}
+
+impl Kind {
+    /// cargo's flag, and cargo's name in a target's `kind`.
+    fn flag(self) -> &'static str {
+        if self == Kind::Bins { "--bins" } else { "--examples" }
+    }
+
+    fn target_kind(self) -> &'static str {
+        if self == Kind::Bins { "bin" } else { "example" }
+    }
+}
+
+fn build(package: &str, kind: Kind) -> PathBuf {
     let bins = target_dir().join("bins");
     fs::create_dir_all(&bins).expect("create target/bins");
     let lock = File::create(bins.join(".lock")).expect("create target/bins/.lock");
@@ -51,15 +88,15 @@ fn build(package: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace)
-        .args(["build", "--quiet", "--message-format=json-render-diagnostics", "--bins", "-p", package])
+        .args(["build", "--quiet", "--message-format=json-render-diagnostics", kind.flag(), "-p", package])
         .arg("--target-dir")
         .arg(bins.join("build"))
         .stderr(Stdio::inherit())
         .output()
         .expect("run cargo build");
-    assert!(out.status.success(), "cargo build -p {package} --bins failed");
+    assert!(out.status.success(), "cargo build -p {package} {} failed", kind.flag());
 
-    let dir = bins.join(package);
+    let dir = if kind == Kind::Bins { bins.join(package) } else { bins.join(package).join("examples") };
     fs::create_dir_all(&dir).expect("create target/bins/<package>");
     let mut copied = 0;
     for line in out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -67,7 +104,8 @@ fn build(package: &str) -> PathBuf {
         let ours = msg["package_id"]
             .as_str()
             .is_some_and(|id| id.contains(&format!("/{package}#")) || id.contains(&format!("#{package}@")));
-        if let (true, Some(exe)) = (ours, msg["executable"].as_str()) {
+        let of_kind = msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == kind.target_kind()));
+        if let (true, true, Some(exe)) = (ours, of_kind, msg["executable"].as_str()) {
             let exe = Path::new(exe);
             let dest = dir.join(exe.file_name().expect("executable name"));
             let tmp = dest.with_extension("copying");
@@ -77,7 +115,7 @@ fn build(package: &str) -> PathBuf {
             copied += 1;
         }
     }
-    assert!(copied > 0, "cargo build -p {package} --bins reported no executable");
+    assert!(copied > 0, "cargo build -p {package} {} reported no executable", kind.flag());
     dir
 }
 
@@ -129,15 +167,21 @@ pub fn version_line(package: &str, name: &str) -> String {
 /// a 0755 directory (the build tree need not be readable by nobody). None, after saying so on
 /// stderr, when the tests do not run as root.
 pub fn as_nobody(package: &str, name: &str) -> Option<(tempfile::TempDir, Command)> {
+    program_as_nobody(&bin(package, name))
+}
+
+/// [`as_nobody`] for any program, e.g. an [`example`].
+pub fn program_as_nobody(program: &Path) -> Option<(tempfile::TempDir, Command)> {
+    let name = program.file_name().expect("program name");
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run {package} {name} as user nobody");
+        eprintln!("skipped: needs root to run {} as user nobody", program.display());
         return None;
     }
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod 0755");
     let exe = dir.path().join(name);
-    fs::copy(bin(package, name), &exe).expect("copy binary");
+    fs::copy(program, &exe).expect("copy binary");
     let mut cmd = Command::new("setpriv");
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&exe);
     Some((dir, cmd))

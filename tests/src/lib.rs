@@ -9,21 +9,25 @@
 //!   it cannot apply to;
 //! - CLI conventions of every binary: `cli.rs`; the study note's claims: `claims.rs`; the
 //!   benchmark: `bench.rs`; the READMEs' commands: `readme.rs`; terminal (pty) behaviour:
-//!   `terminal.rs`.
+//!   `terminal.rs`; the note's C programs in Rust (`examples/note_*.rs`) beside the full pairs:
+//!   `note_examples.rs`.
 //!
-//! Run binaries only through this harness ([`bin`], [`cmd`], [`keyed`], [`Running`],
+//! Run binaries only through this harness ([`bin`], [`example`], [`cmd`], [`keyed`], [`Running`],
 //! [`mechanisms::Place`]), never `cargo run` or target/debug (same-named bins of different
 //! packages overwrite each other there). Each test takes its own key ([`TestKey`], which fails the
 //! test if anything is left under it) and its own paths (a `tempfile` directory), and waits for
-//! events with bounded waits ([`Running::wait_for_stderr`], [`Running::finish`]), never sleeps.
+//! events with bounded waits ([`Running::wait_for_stderr`], [`Running::finish`]; for a program
+//! that prints no ready line, such as the note's examples, [`procfs::wait_until`] on what /proc
+//! shows), never sleeps.
 
 pub mod bins;
 pub mod keys;
 pub mod mechanisms;
+pub mod procfs;
 pub mod running;
 pub mod strace;
 
-pub use bins::{as_nobody, bin, c_program, cmd};
+pub use bins::{as_nobody, bin, c_program, cmd, example, program_as_nobody};
 pub use keys::{TestKey, unique_key};
 pub use mechanisms::{EVERY, Mechanism, Place};
 pub use running::{Finished, Running};

@@ -2,22 +2,46 @@
 //!
 //! The commands come from the README text itself, so a README change that breaks an example fails
 //! here. Each ```sh block is run line by line, with `cargo run ... -p PKG --bin NAME` replaced by
-//! the harness's binary of that package (the same program, without the same-named-binary trap).
-//! Under `# Terminal 1` a command is started in the background and may wait for its peer: the
-//! test goes on once it printed its `waiting` line (or ended). Commands under `# Terminal 2`, and
-//! in blocks without terminals, run to their end one after the other. At the end of a block every
-//! Terminal 1 process must have ended too. A command ends with status 0 unless its comment says
-//! `(status N)`, and a comment `prints "a", then "b"` names what it must print. `PID` (or the README's sample `4242`) stands for the PID that Terminal 1 printed.
+//! the harness's binary of that package (the same program, without the same-named-binary trap),
+//! and `cargo run ... -p PKG --example NAME` by the harness's build of that example. Under
+//! `# Terminal 1` a command is started in the background and may wait for its peer: the test goes
+//! on once it printed its `waiting` line (or ended). Commands under `# Terminal 2`, and in blocks
+//! without terminals, run to their end one after the other. At the end of a block every Terminal
+//! 1 process must have ended too. A command ends with status 0 unless its comment says
+//! `(status N)`, and a comment `prints "a", then "b"` names what it must print. `PID` (or the
+//! README's sample `4242`) stands for the PID that Terminal 1 printed.
 //!
 //! Each README gets a key of its own (passed as `--key` to the binaries that take one) and its own
-//! `$XDG_RUNTIME_DIR`, so nothing can meet a user's objects, and nothing may be left at the end.
+//! `$XDG_RUNTIME_DIR`, so nothing can meet a user's objects, and nothing may be left at the end of
+//! each block (a later block's reader must not clean up after an earlier one).
+//!
+//! The note's examples (`examples/note_*.rs`) are the note's programs and nothing more, so:
+//! - Keys. An example takes a key as its first argument when its source's `Usage:` line says
+//!   `[KEY`. Given none in the README line (the note's default 1234 is meant), the README's key is
+//!   added, in decimal. The note's key as a word of a command, `1234` (e.g. `ipcrm -Q 1234`, or
+//!   `-- 1234` for an example), also stands for the README's key in decimal: the README shows what a
+//!   user types for key 1234, and the test runs the same on its own key.
+//! - Paths. An example's default path is relative (`ipc.txt`) and each README runs in its own
+//!   directory, so a path needs no translation.
+//! - Ready. An example prints no ready line and no PID: under Terminal 1 the test goes on once the
+//!   example sleeps in a system call (its exec done and `S` in /proc/PID/stat: before that it
+//!   runs, it does not sleep), and `PID`/`4242` stand for the example's own PID (the line is
+//!   exec'ed, so the process started is the example).
+//! - Orphans. The note's fork program does not wait for its child, which is left to PID 1 (some
+//!   containers' PID 1 never reaps it). This test adopts orphans (`PR_SET_CHILD_SUBREAPER`) and, at
+//!   the end of each block, waits for every adopted example process: it must end, like any
+//!   command.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
-use tests::{Running, TestKey, bin, entries};
+use nix::unistd::Pid;
+use tests::{Running, TestKey, bin, entries, example, procfs};
+
+/// The note's key, which stands for the README's own in a command.
+const NOTE_KEY: &str = "1234";
 
 /// Commands a test does not run as written, and why.
 const NOT_RUN: &[(&str, &str)] = &[
@@ -110,24 +134,43 @@ fn takes_key(path: &Path) -> bool {
     })
 }
 
-/// The shell line with every `cargo run [-q] [--release] -p PKG [--bin NAME] [--]` replaced by the
-/// binary (with the README's own `--key`), and `PID` / `4242` by the PID Terminal 1 printed.
-fn translate(line: &str, key: &TestKey, pid: Option<&str>) -> String {
+/// Whether the example `name` of `package` takes a key (its source's `Usage:` line says `[KEY`).
+fn example_takes_key(package: &str, name: &str) -> bool {
+    let src = root().join(package).join("examples").join(format!("{name}.rs"));
+    let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let usage =
+        text.lines().find(|l| l.contains("Usage:")).unwrap_or_else(|| panic!("{}: no Usage: line", src.display()));
+    usage.contains("[KEY")
+}
+
+/// A README line made runnable, and the example it starts, if it is one.
+struct Translated {
+    line: String,
+    example: Option<PathBuf>,
+}
+
+/// The shell line with every `cargo run [-q] [--release] -p PKG [--bin NAME | --example NAME] [--]`
+/// replaced by the program (a binary with the README's own `--key`, an example with the README's
+/// key in decimal if it takes one and the line gives none), `PID` / `4242` by the PID Terminal 1
+/// printed, and the note's key `1234` by the README's key in decimal.
+fn translate(line: &str, key: &TestKey, pid: Option<&str>) -> Translated {
     let mut out = Vec::new();
+    let mut started = None;
     let mut words = line.split(' ').peekable();
     while let Some(w) = words.next() {
         if w == "cargo" && words.peek() == Some(&"run") {
             words.next();
-            let (mut package, mut name) = (None, None);
+            let (mut package, mut name, mut ex) = (None, None, None);
             while let Some(&next) = words.peek() {
                 match next {
                     "-q" | "--quiet" | "--release" => {}
                     "-p" => package = words.nth(1),
                     "--bin" => name = words.nth(1),
+                    "--example" => ex = words.nth(1),
                     "--" => {}
                     _ => break,
                 }
-                if !matches!(next, "-p" | "--bin") {
+                if !matches!(next, "-p" | "--bin" | "--example") {
                     words.next();
                 }
                 if next == "--" {
@@ -135,6 +178,17 @@ fn translate(line: &str, key: &TestKey, pid: Option<&str>) -> String {
                 }
             }
             let package = package.unwrap_or_else(|| panic!("`cargo run` without -p in {line}"));
+            if let Some(ex) = ex {
+                let path = example(package, ex);
+                out.push(path.display().to_string());
+                // No argument of the README's own: the note's key is meant.
+                let no_args = words.peek().is_none_or(|w| w.starts_with(['|', ';', '&', '<', '>']));
+                if no_args && example_takes_key(package, ex) {
+                    out.push(key.key.get().to_string());
+                }
+                started = Some(path);
+                continue;
+            }
             let path = bin(package, name.unwrap_or(package));
             out.push(path.display().to_string());
             if takes_key(&path) {
@@ -142,11 +196,13 @@ fn translate(line: &str, key: &TestKey, pid: Option<&str>) -> String {
             }
         } else if w == "PID" || w == "4242" {
             out.push(pid.unwrap_or_else(|| panic!("`{w}` in {line}, but Terminal 1 printed no pid")).to_string());
+        } else if w == NOTE_KEY {
+            out.push(key.key.get().to_string());
         } else {
             out.push(w.to_string());
         }
     }
-    out.join(" ")
+    Translated { line: out.join(" "), example: started }
 }
 
 /// The PID in a ready line such as `reader: pid 4242, waiting for SIGINT`.
@@ -155,15 +211,43 @@ fn pid_in(line: &str) -> Option<String> {
     (!digits.is_empty()).then_some(digits)
 }
 
+/// A line without shell syntax, which the shell execs (so the process started is the command).
+fn is_simple(line: &str) -> bool {
+    !line.contains(['|', ';', '&', '<', '>', '$', '`'])
+}
+
 fn shell(line: &str, dir: &Path) -> Command {
-    let simple = !line.contains(['|', ';', '&', '<', '>', '$', '`']);
     let mut c = Command::new("bash");
-    c.arg("-c").arg(if simple { format!("exec {line}") } else { line.to_string() });
+    c.arg("-c").arg(if is_simple(line) { format!("exec {line}") } else { line.to_string() });
     c.current_dir(dir).env("XDG_RUNTIME_DIR", dir).env("TMPDIR", dir).env_remove("CI");
     c
 }
 
+/// The PIDs this test started itself (their own threads wait for them), so that an adopted
+/// orphan is told from them.
+static STARTED: Mutex<Option<HashSet<Pid>>> = Mutex::new(None);
+
+fn start(cmd: &mut Command) -> Running {
+    let mut started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    let running = Running::spawn(cmd);
+    started.get_or_insert_with(HashSet::new).insert(running.pid);
+    running
+}
+
+/// Waits for every example process this test adopted (see the module comment): it must end.
+fn reap_orphans() {
+    let started = STARTED.lock().unwrap_or_else(PoisonError::into_inner);
+    for pid in procfs::children(Pid::this()) {
+        let ours = started.as_ref().is_some_and(|s| s.contains(&pid));
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !ours && comm.starts_with("note_") {
+            procfs::reap(pid);
+        }
+    }
+}
+
 fn run_readme(readme: &str) {
+    procfs::adopt_orphans();
     let key = TestKey::new();
     let dir = tempfile::tempdir().expect("tempdir");
     // A runtime directory is used only if it is ours and 0700 (common::paths).
@@ -172,16 +256,25 @@ fn run_readme(readme: &str) {
     for block in blocks(readme) {
         let mut background: Vec<(Step, Running)> = Vec::new();
         let mut pid = None;
+        let mut last_at = String::new();
         for step in block {
+            last_at.clone_from(&step.at);
             if let Some((_, why)) = NOT_RUN.iter().find(|(c, _)| step.line.starts_with(c)) {
                 eprintln!("{}: not run ({why}): {}", step.at, step.line);
                 continue;
             }
-            let line = translate(&step.line, &key, pid.as_deref());
-            let mut running = Running::spawn(&mut shell(&line, dir.path()));
+            let translated = translate(&step.line, &key, pid.as_deref());
+            let mut running = start(&mut shell(&translated.line, dir.path()));
             ran += 1;
             if step.terminal == 1 {
-                if let Some(ready) = running.wait_for_stderr_or_end("waiting") {
+                if let Some(exe) = translated.example {
+                    assert!(is_simple(&translated.line), "{}: an example under Terminal 1 must run alone", step.at);
+                    let what = format!("{}: `{}` asleep or ended", step.at, step.line);
+                    procfs::wait_until(&what, || {
+                        procfs::asleep_in(running.pid, &exe) || matches!(procfs::state(running.pid), None | Some('Z'))
+                    });
+                    pid = Some(running.pid.to_string());
+                } else if let Some(ready) = running.wait_for_stderr_or_end("waiting") {
                     pid = pid_in(&ready).or(pid);
                 }
                 background.push((step, running));
@@ -192,16 +285,23 @@ fn run_readme(readme: &str) {
         for (step, running) in background {
             check(&step, running);
         }
+        reap_orphans();
+        // Block by block: a later block's reader must not clean up after an earlier one.
+        let left = entries(dir.path());
+        assert!(left.is_empty(), "{last_at}: the block left {left:?} in its runtime directory");
+        let left = key.take_leftovers();
+        assert!(left.is_empty(), "{last_at}: the block left {left:?}");
     }
     assert!(ran > 0, "{readme}: no command ran");
-    let left = entries(dir.path());
-    assert!(left.is_empty(), "{readme} left {left:?} in its runtime directory");
-    key.assert_clean();
 }
 
 fn check(step: &Step, running: Running) {
     eprintln!("{}: waiting for the end of `{}`", step.at, step.line); // names the step a timeout hit
+    let pid = running.pid;
     let done = running.finish();
+    if let Some(started) = STARTED.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+        started.remove(&pid); // reaped: its number may come back as an orphan's
+    }
     done.assert_no_panic();
     for want in &step.prints {
         assert!(
