@@ -67,8 +67,8 @@ fn main() -> ExitCode {
         } else {
             Queue::get_or_create_of(flavor, key, cli.mode.mode)?.0
         };
-        // Stopped while waiting: the same clean-up as a normal end. The main thread may hold a
-        // message it has not printed yet: the guard lets it print it first (2 s at most).
+        // Stopped while waiting: the same clean-up as a normal end (with --keep, none). A message
+        // the main thread holds is printed whole first; the 2 s are for the rest.
         let cleanup = Cleanup::register(AtEnd::keep_if(cli.keep), Duration::from_secs(2), |h: Handle| {
             msgq_ipc::stop_with(|finish| {
                 if let Err(e) = finish(&h, ME.bin) {
@@ -100,7 +100,10 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     for _ in 0..cli.recv.count.unwrap_or(1) {
         let before = if cli.show_count { handle.remaining()? } else { 0 };
         let (_, msg) = queue.recv(cli.mtype, &mut || ready.show())?;
+        // Taken: a stop now waits until it is printed whole (common::gate).
+        let held = common::gate::hold(c_text(&msg));
         out.line(c_text(&msg))?;
+        drop(held);
         if cli.show_count {
             // M4: msgrcv takes the message off the queue (the note says it "pushes").
             common::diag!(
