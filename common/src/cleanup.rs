@@ -3,8 +3,10 @@
 //!
 //! Register the guard before opening (a stop while opening then waits for the open and ends what
 //! it made), hand it the objects with [`Cleanup::made`], and end the run with [`Cleanup::finish`].
-//! A stop asks the main thread to park at its next [`gate::safe_point`] (waiting at most
-//! `patience`) before it removes anything.
+//! A stop asks the main thread to park at its next [`gate::safe_point`] before it removes
+//! anything: it waits for a message in hand ([`gate::hold`]) until it is printed whole, however
+//! long that takes, and otherwise at most `patience`. With `--keep` ([`AtEnd::Keep`]) a stop
+//! parks the main thread the same way, then leaves the objects in place.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -34,7 +36,7 @@ impl AtEnd {
 pub struct Cleanup<T> {
     at_end: AtEnd,
     made: Arc<Mutex<Option<T>>>,
-    _on_stop: Option<OnStop>,
+    _on_stop: OnStop,
 }
 
 fn lock<T>(slot: &Mutex<Option<T>>) -> MutexGuard<'_, Option<T>> {
@@ -42,22 +44,22 @@ fn lock<T>(slot: &Mutex<Option<T>>) -> MutexGuard<'_, Option<T>> {
 }
 
 impl<T: Send + 'static> Cleanup<T> {
-    /// Unless `at_end` is [`AtEnd::Keep`], a stop from now on parks the main thread (see
-    /// [`gate::stop_main`], at most `patience`: the longest an open or a message in hand may take)
-    /// and then runs `when_stopped` on what [`Cleanup::made`] gave, if anything yet. The process then
-    /// dies by its signal, so `when_stopped` reports its own errors.
+    /// A stop from now on parks the main thread (see [`gate::stop_main`]: without limit while it
+    /// holds a message, else at most `patience`, the longest an open may take) and then, unless
+    /// `at_end` is [`AtEnd::Keep`], runs `when_stopped` on what [`Cleanup::made`] gave, if anything
+    /// yet. The process then dies by its signal, so `when_stopped` reports its own errors.
     pub fn register(at_end: AtEnd, patience: Duration, when_stopped: impl FnOnce(T) + Send + 'static) -> Cleanup<T> {
         let made: Arc<Mutex<Option<T>>> = Arc::default();
-        let guard = (at_end == AtEnd::Remove).then(|| {
+        let guard = {
             let made = Arc::clone(&made);
             on_stop(move || {
                 gate::stop_main(patience);
                 let taken = lock(&made).take();
-                if let Some(what) = taken {
+                if let (AtEnd::Remove, Some(what)) = (at_end, taken) {
                     when_stopped(what);
                 }
             })
-        });
+        };
         Cleanup { at_end, made, _on_stop: guard }
     }
 

@@ -1,42 +1,165 @@
-//! Stopping the main thread at a safe point before the stop thread ends the run.
+//! Stopping the main thread at a safe point before the stop thread ends the run, and never with
+//! a message half printed.
 //!
 //! The stop thread decides whether the objects can be removed. While it does, the main thread
 //! must not take a message (it would be gone from the object but never printed) nor sit in a
 //! wait (a SysV wait counts as a user). So the stop thread asks, and the main thread parks at its
 //! next safe point: before each wait, between its timed waits, after a wait that the stop thread
-//! interrupted, or before its own end of run. It never parks holding a message that it has not
-//! printed. A main thread blocked in a call that has no timeout (msgrcv) is woken by SIGURG, whose
-//! handler does nothing: the call fails with EINTR and the caller goes to its safe point. The stop
-//! thread waits for all that a bounded time (the main thread may be stuck writing to a full
-//! stdout, away from any object).
+//! interrupted, or before its own end of run. A main thread blocked in a call that has no timeout
+//! (msgrcv) is woken by SIGURG, whose handler does nothing: the call fails with EINTR and the
+//! caller goes to its safe point.
+//!
+//! The promise about the message in hand: from the moment the main thread has taken a message
+//! from its object until it is written whole to stdout, it holds a [`Holding`] ([`hold`]). A stop
+//! that finds a message held waits for it without limit, however long stdout blocks (a reader
+//! piped into a pager, a full pipe): the message is printed whole, then the main thread parks.
+//! After a moment it says so on stderr, with the way out: a second stop signal gives the message
+//! up at once (one stderr line names it as lost, and the process dies by that second signal, see
+//! `stop.rs`). Where nothing is held (an open, a wait, the gap between taking a message and
+//! holding it), the stop waits for the safe point at most a bounded `patience`, as before.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::time::{Duration, Instant};
 
 static STOPPING: AtomicBool = AtomicBool::new(false);
 static ENDING: AtomicBool = AtomicBool::new(false);
-static PARKED: Mutex<bool> = Mutex::new(false);
+static STATE: Mutex<State> = Mutex::new(State { parked: false, held: None });
 static CHANGED: Condvar = Condvar::new();
+/// How many messages this process has held: the number of the one in hand.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
 
-fn parked() -> MutexGuard<'static, bool> {
-    PARKED.lock().unwrap_or_else(PoisonError::into_inner)
+/// How long a stop waits quietly for a message in hand before it says why it does not end.
+const QUIET: Duration = Duration::from_millis(200);
+/// How much of a held message its description shows.
+const HEAD: usize = 24;
+
+struct State {
+    /// The main thread parked for good, or ended its run ([`done`]).
+    parked: bool,
+    /// The message in hand, if any.
+    held: Option<Held>,
+}
+
+type Undo = Box<dyn FnOnce() + Send>;
+
+struct Held {
+    number: u64,
+    len: usize,
+    head: Vec<u8>,
+    /// What makes a message given up really lost rather than delivered again (see [`Holding::if_lost`]).
+    if_lost: Option<Undo>,
+}
+
+impl Held {
+    /// E.g. `message 3 of this run (8002 bytes, "2 xxxxxxxxxxxxxxxxxxxxxx...")`.
+    fn describe(&self) -> String {
+        let more = if self.len > self.head.len() { "..." } else { "" };
+        format!("message {} of this run ({} bytes, \"{}{more}\")", self.number, self.len, self.head.escape_ascii())
+    }
+}
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A message that the main thread took from its object and has not yet written whole to stdout.
+/// Take it with [`hold`] right after the take, drop it once the print is flushed (and whatever
+/// must follow before a stop may act is done). One at a time, by the main thread.
+#[must_use = "the message counts as held only while the guard lives"]
+pub struct Holding(PhantomData<*const ()>);
+
+/// The main thread holds `msg` (just taken, about to be printed): a stop from now on waits until
+/// the returned guard is dropped, without limit; a second stop signal gives the message up.
+pub fn hold(msg: &[u8]) -> Holding {
+    let number = TAKEN.fetch_add(1, Ordering::Relaxed) + 1;
+    let head = msg[..msg.len().min(HEAD)].to_vec();
+    state().held = Some(Held { number, len: msg.len(), head, if_lost: None });
+    CHANGED.notify_all();
+    Holding(PhantomData)
+}
+
+impl Holding {
+    /// If the message is given up (a second stop signal while it is held), `undo` runs before the
+    /// process dies, on the stop's thread: it removes what would deliver the message again to the
+    /// next reader (a claimed file, bytes still in a FIFO), so that it is lost, never doubled.
+    pub fn if_lost(self, undo: impl FnOnce() + Send + 'static) -> Holding {
+        if let Some(held) = state().held.as_mut() {
+            held.if_lost = Some(Box::new(undo));
+        }
+        self
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        state().held = None;
+        CHANGED.notify_all();
+    }
+}
+
+/// For the second stop signal: the line that names the message in hand, if any, after running
+/// its [`Holding::if_lost`]. Then nothing moves any more (the state stays locked: the main thread
+/// cannot let go of the message, nor the stop go on): the caller ends the process at once.
+pub(crate) fn give_up() -> Option<String> {
+    let mut s = state();
+    let held = s.held.as_mut()?;
+    let line = format!("{} is lost: stdout had not taken it whole (what it took of it is cut short)", held.describe());
+    if let Some(undo) = held.if_lost.take() {
+        undo();
+    }
+    std::mem::forget(s);
+    Some(line)
+}
+
+/// Waits (the state lock held by `s`) until no message is held, saying on stderr why after a
+/// quiet moment. Returns with the lock held again.
+fn wait_released(s: MutexGuard<'static, State>) -> MutexGuard<'static, State> {
+    let (mut s, quiet) =
+        CHANGED.wait_timeout_while(s, QUIET, |s| s.held.is_some()).unwrap_or_else(PoisonError::into_inner);
+    if quiet.timed_out()
+        && let Some(held) = &s.held
+    {
+        let line = format!(
+            "{}: stopping once {} is written whole: stdout does not take it yet; stop again to give it up",
+            program(),
+            held.describe()
+        );
+        // Said without the lock: a blocked stderr must not keep the main thread from letting go.
+        drop(s);
+        crate::diag!("{line}");
+        s = state();
+    }
+    CHANGED.wait_while(s, |s| s.held.is_some()).unwrap_or_else(PoisonError::into_inner)
+}
+
+/// This program's name as its diagnostics start (`reader`), from argv[0].
+pub(crate) fn program() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "reader".into())
 }
 
 /// Called by the main thread where it holds nothing: parks for good if a stop was asked for.
 /// Once the main thread has begun its own end of run ([`ending`]) there is no safe point left: it
-/// may hold what the stop thread waits for, so it goes on to [`done`] instead.
+/// may hold what the stop thread waits for, so it goes on to [`done`] instead. Nor is it a safe
+/// point while a message is held ([`hold`]): parked, it would never print it.
 pub fn safe_point() {
     if !STOPPING.load(Ordering::SeqCst) || ENDING.load(Ordering::SeqCst) {
         return;
     }
-    let mut p = parked();
-    *p = true;
+    let mut s = state();
+    if s.held.is_some() {
+        return;
+    }
+    s.parked = true;
     CHANGED.notify_all();
     loop {
-        p = CHANGED.wait(p).unwrap_or_else(PoisonError::into_inner); // the stop thread ends the process
+        s = CHANGED.wait(s).unwrap_or_else(PoisonError::into_inner); // the stop thread ends the process
     }
 }
 
@@ -48,24 +171,59 @@ pub fn ending() {
 
 /// Called by the main thread once its own end of run is over: it will touch nothing any more.
 pub fn done() {
-    *parked() = true;
+    state().parked = true;
     CHANGED.notify_all();
 }
 
-/// Called by the stop thread: asks the main thread to park and waits until it has (or is done),
-/// at most `limit`. Wakes it again every few milliseconds: a SIGURG that lands just before the
-/// main thread enters its blocking call is lost on the handler, the next one is not.
+/// Called by the stop thread: asks the main thread to park and waits until it has (or is done).
+/// While the main thread holds a message, without limit (it is printed whole first); otherwise at
+/// most `limit` (from the stop, or from the release of the message in hand). Wakes it again every
+/// few milliseconds when it holds nothing: a SIGURG that lands just before the main thread enters
+/// its blocking call is lost on the handler, the next one is not.
 pub fn stop_main(limit: Duration) {
     STOPPING.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + limit;
-    let mut p = parked();
-    while !*p {
+    let mut deadline = Instant::now() + limit;
+    let mut s = state();
+    while !s.parked {
+        if s.held.is_some() {
+            s = wait_released(s);
+            deadline = Instant::now() + limit; // then it goes on to its next safe point
+            continue;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;
         }
         wake_main();
-        p = CHANGED.wait_timeout(p, left.min(Duration::from_millis(10))).unwrap_or_else(PoisonError::into_inner).0;
+        s = CHANGED.wait_timeout(s, left.min(Duration::from_millis(10))).unwrap_or_else(PoisonError::into_inner).0;
+    }
+}
+
+/// Called by the stop thread of a reader whose main thread guards each take and print with a
+/// mutex of its own, `m` (locked from just before the take to just after the hand-over, with a
+/// [`safe_point`] before each lock): asks the main thread to park at that safe point and locks
+/// `m` once the main thread lets go of it. While the main thread holds a message, without limit;
+/// otherwise at most `patience` (None when it runs out: the main thread is stuck elsewhere).
+pub fn lock_when_released<T>(m: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_, T>> {
+    STOPPING.store(true, Ordering::SeqCst);
+    let mut deadline = Instant::now() + patience;
+    loop {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => {}
+        }
+        let s = state();
+        if s.held.is_some() {
+            drop(wait_released(s));
+            deadline = Instant::now() + patience;
+            continue;
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        // Released on a hold or at its end; `m` itself has no condition to wait on: a short look.
+        drop(CHANGED.wait_timeout(s, Duration::from_millis(5)).unwrap_or_else(PoisonError::into_inner));
     }
 }
 

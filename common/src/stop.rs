@@ -9,6 +9,9 @@
 //! SA_RESTART, and a flag checked just before a blocking call can miss a signal that lands between
 //! the check and the call. The main thread never sees EINTR from a stop, so it can retry EINTR
 //! (SIGSTOP/SIGCONT interrupts semop even with no handler) unconditionally.
+//!
+//! A stop never half-prints: a message the main thread holds is printed whole first, however long
+//! that takes, and a second stop signal meanwhile gives it up, naming it (see `gate.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,7 +19,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{SigHandler, SigSet, Signal, raise, signal};
 
-use crate::{Result, SysResult};
+use crate::{Result, SysResult, gate};
 
 type Action = Box<dyn FnOnce() + Send>;
 
@@ -59,11 +62,10 @@ pub fn install() -> Result<()> {
     std::thread::Builder::new()
         .name("stop".into())
         .spawn(move || {
-            let sig = loop {
-                if let Ok(sig) = set.wait() {
-                    break sig;
-                }
-            };
+            let sig = next_signal(&set);
+            // The stop may wait for a message in hand for as long as stdout blocks: a second stop
+            // signal is then the way out (if no thread can be made, the stop still ends as asked).
+            let _ = std::thread::Builder::new().name("stop again".into()).spawn(move || again(&set));
             // Hold the lock to the end: nothing can be registered after the clean-up ran.
             let mut pending = actions();
             for (_, action) in pending.drain(..) {
@@ -73,6 +75,38 @@ pub fn install() -> Result<()> {
         })
         .sys("pthread_create", "stop thread")?;
     Ok(())
+}
+
+fn next_signal(set: &SigSet) -> Signal {
+    loop {
+        if let Ok(sig) = set.wait() {
+            return sig;
+        }
+    }
+}
+
+/// A second stop signal while the first waits for the message in hand ([`gate::hold`]): gives it
+/// up, says which, and ends the process at once by that signal. At any other moment the first
+/// stop ends by itself (its other waits are bounded) and the second adds nothing.
+fn again(set: &SigSet) {
+    loop {
+        let sig = next_signal(set);
+        if let Some(lost) = gate::give_up() {
+            let line = format!("{}: stopped again ({sig}): {lost}", gate::program());
+            // stderr may be blocked as stdout is (a terminal after Ctrl-S): the line gets a moment,
+            // the end does not wait for it.
+            let (said, told) = std::sync::mpsc::channel();
+            let copy = line.clone();
+            match std::thread::Builder::new().spawn(move || {
+                crate::diag!("{copy}");
+                let _ = said.send(());
+            }) {
+                Ok(_) => drop(told.recv_timeout(std::time::Duration::from_secs(1))),
+                Err(_) => crate::diag!("{line}"),
+            }
+            die_by(sig)
+        }
+    }
 }
 
 /// While the returned guard lives, `action` runs if the process is stopped by a stop signal.

@@ -19,8 +19,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
@@ -292,8 +292,9 @@ impl Reader {
         let stop = {
             let (claimed, path, holding) = (claimed.clone(), spot.path.clone(), holding.clone());
             on_stop(move || {
-                // Wait (a little) for a message being printed: it is then printed once, not twice.
-                let held = grace_lock(&holding);
+                // Wait for a message being printed (without limit: common::gate): it is then
+                // printed once, whole, not put back to be printed twice.
+                let held = common::gate::lock_when_released(&holding, Duration::from_secs(2));
                 if held.as_deref().is_none_or(|h| *h) {
                     put_back(&claimed, &path);
                 }
@@ -324,6 +325,7 @@ impl Reader {
     /// put back at the path for the next reader.
     pub fn recv_with(&mut self, on_wait: &mut dyn FnMut(), deliver: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
         loop {
+            common::gate::safe_point(); // a stop parks here, holding nothing
             let locked = self.spot.lock()?;
             let Some((file, st)) = open_message(&self.spot.path)? else {
                 locked.recover_dead();
@@ -350,8 +352,14 @@ impl Reader {
                 )));
             }
             let mut msg = Vec::new();
-            let delivered =
-                read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path).and_then(|_| deliver(&msg));
+            let delivered = read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path).and_then(|_| {
+                // A stop waits until it is printed whole; given up (a second stop), it is lost.
+                let claimed = self.claimed.clone();
+                let _held = common::gate::hold(&msg).if_lost(move || {
+                    let _ = sys::unlink(&claimed);
+                });
+                deliver(&msg)
+            });
             if let Err(e) = delivered {
                 put_back(&self.claimed, &self.spot.path);
                 *holding = false;
@@ -386,19 +394,6 @@ fn put_back(claimed: &Path, path: &Path) {
             claimed.display(),
             e.desc()
         ),
-    }
-}
-
-/// Waits up to two seconds for the main thread to finish delivering a message it claimed.
-fn grace_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        match m.try_lock() {
-            Ok(g) => return Some(g),
-            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Err(TryLockError::WouldBlock) => return None,
-        }
     }
 }
 

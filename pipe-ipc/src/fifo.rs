@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::posix::{LockKind, LockWait, Span, ofd_lock};
 use common::stop::{OnStop, on_stop};
@@ -54,7 +54,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// Writes up to this size are atomic in a pipe (POSIX PIPE_BUF, 4096 on Linux).
 const PIPE_BUF: usize = libc::PIPE_BUF;
 
-/// How long a stop waits for a line being printed, so that it is neither lost nor printed twice.
+/// How long a stop waits for the main thread to let go of the FIFO when it is not printing a line.
 const PRINT_GRACE: Duration = Duration::from_secs(2);
 
 /// Makes the FIFO unless it exists (whichever side starts first makes it), with exactly `mode`
@@ -272,21 +272,6 @@ fn lock_poisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Waits up to [`PRINT_GRACE`] for the main thread to finish printing a line it took.
-fn grace_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
-    let deadline = Instant::now() + PRINT_GRACE;
-    loop {
-        match m.try_lock() {
-            Ok(g) => return Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(_) => return None,
-        }
-    }
-}
-
 fn messages(n: usize) -> String {
     if n == 1 { "1 more message waits".into() } else { format!("{n} more messages wait") }
 }
@@ -330,7 +315,8 @@ impl Reader {
         let stop = {
             let (side, printing) = (side.clone(), printing.clone());
             on_stop(move || {
-                let held = grace_lock(&printing);
+                // Without limit while a line is being printed (common::gate): printed once, whole.
+                let held = common::gate::lock_when_released(&printing, PRINT_GRACE);
                 if let Some(line) = side.leave() {
                     say!("reader: {line}");
                 }
@@ -370,6 +356,7 @@ impl Reader {
         let mut stalled_at = None;
         loop {
             // Held from taking bytes to printing them, released only to wait.
+            common::gate::safe_point(); // a stop parks here, before the lock
             let held = lock_poisoned(&self.printing);
             let avail = unread(fd);
             if avail > 0 {
@@ -378,6 +365,7 @@ impl Reader {
                     // Printed from the peeked copy first, taken from the FIFO after: a closed
                     // stdout (`| head -1`) takes nothing that the next reader could still get.
                     line.extend_from_slice(&seen[..i]);
+                    let _whole = self.hold(&line, i + 1);
                     out.line(&line)?;
                     side.take_into(&mut Vec::new(), i + 1)?;
                     self.got_any = true;
@@ -402,6 +390,7 @@ impl Reader {
                 if line.is_empty() {
                     return Ok(false);
                 }
+                let _whole = self.hold(&line, rest);
                 out.line(&line)?;
                 side.take_into(&mut Vec::new(), rest)?;
                 self.got_any = true;
@@ -419,6 +408,15 @@ impl Reader {
                 )));
             }
         }
+    }
+
+    /// `line` is being printed, its last `unread` bytes still in the FIFO: a stop waits until it is
+    /// printed whole; given up (a second stop), those bytes are taken, so no reader prints it again.
+    fn hold(&self, line: &[u8], unread: usize) -> common::gate::Holding {
+        let side = self.side.clone();
+        common::gate::hold(line).if_lost(move || {
+            let _ = side.take_into(&mut Vec::new(), unread);
+        })
     }
 
     /// The end of a run: leaves by the last-one-out rule; the one line to show, if any.

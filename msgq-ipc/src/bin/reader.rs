@@ -62,9 +62,9 @@ fn main() -> ExitCode {
         common::stop::install()?;
         common::gate::arm()?;
         let flavor = Flavor::posix_if(cli.posix);
-        // Stopped while waiting: the same clean-up as a normal end. The main thread may hold a
-        // message it has not printed yet: the guard lets it print it first (2 s at most).
-        // Registered before the queue is made: a stop in between would leave it.
+        // Stopped while waiting: the same clean-up as a normal end (with --keep, none). A message
+        // the main thread holds is printed whole first; the 2 s are for the rest. Registered
+        // before the queue is made: a stop in between would leave it.
         let cleanup = Cleanup::register(AtEnd::keep_if(cli.keep), Duration::from_secs(2), |h: Handle| {
             msgq_ipc::stop_with(|finish| {
                 if let Err(e) = finish(&h, ME.bin) {
@@ -101,7 +101,10 @@ fn receive(cli: &Cli, queue: &mut Queue, out: &mut Out) -> Result<()> {
     for _ in 0..cli.recv.count.unwrap_or(1) {
         let before = if cli.show_count { handle.remaining()? } else { 0 };
         let (_, msg) = queue.recv(cli.mtype, &mut || ready.show())?;
+        // Taken: a stop now waits until it is printed whole (common::gate).
+        let held = common::gate::hold(c_text(&msg));
         out.line(c_text(&msg))?;
+        drop(held);
         if cli.show_count {
             // M4: msgrcv takes the message off the queue (the note says it "pushes").
             common::diag!(

@@ -78,7 +78,11 @@ fn main() -> ExitCode {
             .waiting(what)
             .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
             .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
-        let received = (0..left).try_for_each(|_| out.line(&chan.recv(&mut || ready.show())?));
+        let received = (0..left).try_for_each(|_| {
+            let msg = chan.recv(&mut || ready.show())?;
+            let _held = common::gate::hold(&msg); // a stop waits until it is printed whole
+            out.line(&msg)
+        });
         // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
         let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Reader, End::Finished, ender.finish()));
         drop(chan); // shmdt, or munmap and the semaphores closed
