@@ -55,6 +55,8 @@ pub fn server(me: Program, queue: &mut Queue, key: &KeyArgs, count: Option<u64>,
     while count.is_none_or(|c| served < c) {
         let (pid, text) = queue.recv(-PID_LIMIT, &mut || ready.show())?;
         let msg = c_text(&text);
+        // Taken: a stop now waits until the request is answered and printed whole (common::gate).
+        let held = common::gate::hold(msg);
         if pid == 1 {
             // Type 1 is the note's usual type, but no client has PID 1 (init).
             common::diag!(
@@ -69,6 +71,7 @@ pub fn server(me: Program, queue: &mut Queue, key: &KeyArgs, count: Option<u64>,
             out.raw(format!("request from pid {pid}: ").as_bytes())?;
             out.line(msg)?;
         }
+        drop(held);
         sweep(id);
         served += 1;
     }
