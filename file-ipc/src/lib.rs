@@ -13,16 +13,16 @@ macro_rules! say {
     }};
 }
 
+pub mod print;
+mod reader;
 pub mod sys;
+mod writer;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -34,6 +34,10 @@ use nix::sys::statfs::{
 };
 use nix::unistd::{Pid, geteuid};
 use sys::Fd;
+
+pub use print::{Undelivered, print_line};
+pub use reader::Reader;
+pub use writer::Writer;
 
 /// The writer's message when none is given (the note has no example).
 pub const DEFAULT_MESSAGE: &str = "Hello File IPC";
@@ -133,7 +137,9 @@ fn check_message(st: &FileStat, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    let me = geteuid().as_raw();
+    // Asked once: it never changes in our process, and every message is checked.
+    static EUID: OnceLock<u32> = OnceLock::new();
+    let me = *EUID.get_or_init(|| geteuid().as_raw());
     if st.st_uid != me {
         return Err(Error::Failed(format!(
             "{} belongs to uid {}, not to you (uid {me}): refused and left as it was; choose another --path",
@@ -167,236 +173,6 @@ fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
 }
 
-pub struct Writer {
-    spot: Spot,
-    tmp: PathBuf,
-    gone: Watch,
-    mode: u32,
-    /// (dev, ino) of our last delivered message, for the line of a stopped writer.
-    last: Arc<Mutex<Option<(u64, u64)>>>,
-    /// Held while the temp file is created, and for good by a stop: none is made after the
-    /// stop removed it.
-    creating: Arc<Mutex<()>>,
-    _stop: OnStop,
-}
-
-impl Writer {
-    /// A writer of message files with permissions `mode` (0600 unless the user widens it).
-    pub fn new(path: &Path, mode: u32) -> Result<Self> {
-        let spot = Spot::new(path)?;
-        let gone = spot.watch(AddWatchFlags::IN_DELETE | AddWatchFlags::IN_MOVED_FROM)?;
-        // Refused before anything is written: only a message file of ours may sit at the path.
-        open_message(&spot.path)?;
-        let tmp = spot.private("tmp");
-        let last = Arc::new(Mutex::new(None));
-        let creating = Arc::new(Mutex::new(()));
-        let stop = {
-            let (tmp, path, last, creating) = (tmp.clone(), spot.path.clone(), last.clone(), creating.clone());
-            on_stop(move || {
-                // Never leave a half-written message behind, nor let one be started after this.
-                std::mem::forget(creating.lock().unwrap_or_else(PoisonError::into_inner));
-                let _ = sys::unlink(&tmp);
-                let ours = *last.lock().unwrap_or_else(PoisonError::into_inner);
-                if ours.is_some() && lstat(&path).ok().map(|st| (st.st_dev, st.st_ino)) == ours {
-                    say!("writer: our last message still waits at {} for a reader; left in place", path.display());
-                }
-            })
-        };
-        let writer = Writer { tmp, spot, gone, mode, last, creating, _stop: stop };
-        writer.spot.lock()?.remove_dead_tmp();
-        Ok(writer)
-    }
-
-    /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
-    /// and waits until it is gone: nothing is ever overwritten.
-    pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        // Held from creating the temp file to renaming it, except while waiting: a stop then
-        // finds either no temp file, or one that it removes and that is never renamed after.
-        let creating = self.creating.clone();
-        let mut guard = Some(creating.lock().unwrap_or_else(PoisonError::into_inner));
-        let id = self.write_tmp(msg).inspect_err(|_| {
-            let _ = sys::unlink(&self.tmp);
-        })?;
-        loop {
-            if guard.is_none() {
-                guard = Some(creating.lock().unwrap_or_else(PoisonError::into_inner));
-            }
-            // Under the directory lock: a reader that claimed a message has printed it (or put it
-            // back) before the next one can take its place.
-            let locked = self.spot.lock()?;
-            // RENAME_NOREPLACE: checking "is it there?" then renaming would let two writers both
-            // see it free and the second would overwrite the first's message.
-            match sys::rename_noreplace(&self.tmp, &self.spot.path) {
-                Ok(()) => {
-                    *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
-                    drop(guard);
-                    break;
-                }
-                Err(Errno::EEXIST) => {
-                    drop(locked);
-                    if let Err(e) = open_message(&self.spot.path) {
-                        let _ = sys::unlink(&self.tmp);
-                        return Err(e);
-                    }
-                    guard = None;
-                    on_wait();
-                    self.gone.wait()?;
-                }
-                Err(e) => {
-                    let _ = sys::unlink(&self.tmp);
-                    return Err(Error::sys("renameat2", self.spot.path.display(), e));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write_tmp(&self, msg: &[u8]) -> Result<(u64, u64)> {
-        // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
-        let fd = sys::open(&self.tmp, flags, Mode::S_IRUSR | Mode::S_IWUSR).sys("open", self.tmp.display())?;
-        // Exactly the mode asked for, whatever the umask (open's mode is cut by it).
-        sys::fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
-        let st = fstat(&fd).sys("fstat", self.tmp.display())?;
-        let mut rest = msg;
-        while !rest.is_empty() {
-            match sys::write(&fd, rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("write", self.tmp.display(), e)),
-            }
-        }
-        Ok((st.st_dev, st.st_ino))
-    }
-}
-
-pub struct Reader {
-    spot: Spot,
-    claimed: PathBuf,
-    arrived: Watch,
-    /// A message claimed and not yet delivered: a stop puts it back at the path.
-    holding: Arc<Mutex<bool>>,
-    /// With `--show-io`: what reading the messages cost (see [`IoTally`]).
-    pub io: Option<IoTally>,
-    _stop: OnStop,
-}
-
-impl Reader {
-    pub fn new(path: &Path) -> Result<Self> {
-        let spot = Spot::new(path)?;
-        // IN_MOVED_TO: our writer renames onto the path (that is no IN_CREATE). IN_CLOSE_WRITE: a
-        // plain `echo hi > path` is complete once closed.
-        let arrived = spot.watch(AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE)?;
-        let claimed = spot.private("claimed");
-        let holding = Arc::new(Mutex::new(false));
-        let stop = {
-            let (claimed, path, holding) = (claimed.clone(), spot.path.clone(), holding.clone());
-            on_stop(move || {
-                // Wait for a message being printed (without limit: common::gate): it is then
-                // printed once, whole, not put back to be printed twice.
-                let held = common::gate::lock_when_released(&holding, Duration::from_secs(2));
-                if held.as_deref().is_none_or(|h| *h) {
-                    put_back(&claimed, &path);
-                }
-                // Kept locked until the process dies: the main thread claims nothing more.
-                std::mem::forget(held);
-            })
-        };
-        let reader = Reader { claimed, spot, arrived, holding, io: None, _stop: stop };
-        // Refused before anything is read: only a message file of ours may sit at the path.
-        open_message(&reader.spot.path)?;
-        reader.spot.lock()?.recover_dead();
-        Ok(reader)
-    }
-
-    /// Waits for a message, claims it, reads and removes it: the bench's receive.
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        let mut got = Vec::new();
-        self.recv_with(on_wait, &mut |m| {
-            got = m.to_vec();
-            Ok(())
-        })?;
-        Ok(got)
-    }
-
-    /// Waits for a message (calling `on_wait` once if there is none yet), claims it by renaming it
-    /// to a private name, so two readers never both get it, hands it to `deliver` and removes it
-    /// only once delivered. If `deliver` fails or the process is stopped first, the message is
-    /// put back at the path for the next reader.
-    pub fn recv_with(&mut self, on_wait: &mut dyn FnMut(), deliver: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
-        loop {
-            common::gate::safe_point(); // a stop parks here, holding nothing
-            let locked = self.spot.lock()?;
-            let Some((file, st)) = open_message(&self.spot.path)? else {
-                locked.recover_dead();
-                if std::fs::symlink_metadata(&self.spot.path).is_err() {
-                    drop(locked);
-                    on_wait();
-                    self.arrived.wait()?;
-                }
-                continue;
-            };
-            let mut holding = self.holding.lock().unwrap_or_else(PoisonError::into_inner);
-            match sys::rename(&self.spot.path, &self.claimed) {
-                Ok(()) => *holding = true,
-                Err(Errno::ENOENT) => continue, // a foreign reader took it
-                Err(e) => return Err(Error::sys("rename", self.spot.path.display(), e)),
-            }
-            // The name was ours when opened; it must still be the same file now.
-            if lstat(&self.claimed).map(|c| (c.st_dev, c.st_ino)) != Ok((st.st_dev, st.st_ino)) {
-                put_back(&self.claimed, &self.spot.path);
-                *holding = false;
-                return Err(Error::Failed(format!(
-                    "{} was replaced while it was claimed: refused",
-                    self.spot.path.display()
-                )));
-            }
-            let mut msg = Vec::new();
-            let delivered = read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path).and_then(|_| {
-                // A stop waits until it is printed whole; given up (a second stop), it is lost.
-                let claimed = self.claimed.clone();
-                let _held = common::gate::hold(&msg).if_lost(move || {
-                    let _ = sys::unlink(&claimed);
-                });
-                deliver(&msg)
-            });
-            if let Err(e) = delivered {
-                put_back(&self.claimed, &self.spot.path);
-                *holding = false;
-                return Err(e);
-            }
-            // Delivered: gone already (someone removed it by hand) is no failure after success.
-            let removed = match sys::unlink(&self.claimed) {
-                Err(Errno::ENOENT) => Ok(()),
-                other => other.sys("unlink", self.claimed.display()),
-            };
-            *holding = false;
-            return removed;
-        }
-    }
-
-    /// The end of a run: one line if a message still waits at the path (it is left for the next
-    /// reader), none otherwise.
-    pub fn pending(&self) -> Option<String> {
-        let _locked = self.spot.lock().ok();
-        let st = lstat(&self.spot.path).ok()?;
-        check_message(&st, &self.spot.path).ok()?;
-        Some(format!("a message waits at {}; left in place for the next reader", self.spot.path.display()))
-    }
-}
-
-/// Puts a claimed message back at the agreed path, never over another message.
-fn put_back(claimed: &Path, path: &Path) {
-    match sys::rename_noreplace(claimed, path) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => say!(
-            "reader: could not put back the message claimed as {} ({}); `reader --clean` removes it",
-            claimed.display(),
-            e.desc()
-        ),
-    }
-}
-
 /// The directory, flock()ed: a claim and its delivery, and a writer's rename, never overlap.
 struct Locked<'a> {
     spot: &'a Spot,
@@ -416,9 +192,12 @@ impl Spot {
         }
     }
 
-    /// Our private files beside the path whose process is gone: (path, pid, what).
-    fn dead_private(&self) -> Vec<(PathBuf, i32, &'static str)> {
+    /// Our private files beside the path that no live process will use: (path, pid, kind).
+    /// `mine` is the kind this process makes: one of that kind named after our own PID was left
+    /// by a dead process that had our PID (we have made none yet).
+    fn dead_private(&self, mine: Private) -> Vec<(PathBuf, i32, Private)> {
         let prefix = format!(".{}.", self.name.display());
+        let me = std::process::id() as i32;
         let Ok(dir) = std::fs::read_dir(&self.dir) else { return Vec::new() };
         dir.flatten()
             .filter_map(|e| {
@@ -426,38 +205,57 @@ impl Spot {
                 let rest = name.strip_prefix(&prefix)?;
                 let (pid, what) = rest.split_once('.')?;
                 let what = match what {
-                    "tmp" => "tmp",
-                    "claimed" => "claimed",
+                    "tmp" => Private::Tmp,
+                    "claimed" => Private::Claimed,
                     _ => return None,
                 };
                 let pid: i32 = pid.parse().ok()?;
                 let st = lstat(&e.path()).ok()?;
                 check_message(&st, &e.path()).ok()?;
-                (!alive(pid)).then(|| (e.path(), pid, what))
+                let dead = if pid == me { what == mine } else { !alive(pid) };
+                dead.then(|| (e.path(), pid, what))
             })
             .collect()
     }
 }
 
+/// The two kinds of private file beside the agreed path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Private {
+    /// `.NAME.PID.tmp`: a writer's message being written, never delivered.
+    Tmp,
+    /// `.NAME.PID.claimed`: a message a reader has taken.
+    Claimed,
+}
+
 impl Locked<'_> {
-    /// A writer killed with SIGKILL leaves its unfinished temp file: it was never delivered.
-    fn remove_dead_tmp(&self) {
-        for (p, _, what) in self.spot.dead_private() {
-            if what == "tmp" {
-                let _ = sys::unlink(&p);
+    /// At the start of a writer or a reader (never per message): what killed peers left. A
+    /// writer's temp file was never delivered. A reader's claimed message was taken, and may have
+    /// been printed in part or whole: it never goes back (it would be printed twice, or behind a
+    /// newer message), it is removed, and a reader says so. Only the reader removes claimed files.
+    fn remove_dead(&self, mine: Private) {
+        for (p, pid, what) in self.spot.dead_private(mine) {
+            match what {
+                Private::Tmp => {
+                    let _ = sys::unlink(&p);
+                }
+                Private::Claimed if mine == Private::Claimed => {
+                    if sys::unlink(&p).is_ok() {
+                        say!(
+                            "reader: removed {}, the message that reader {pid} had taken when it was killed: it is not delivered again",
+                            p.display()
+                        );
+                    }
+                }
+                Private::Claimed => {}
             }
         }
     }
+}
 
-    /// A reader killed with SIGKILL leaves the message it claimed: it goes back to the path.
-    fn recover_dead(&self) {
-        self.remove_dead_tmp();
-        if let Some((p, pid, _)) = self.spot.dead_private().into_iter().find(|(_, _, w)| *w == "claimed")
-            && sys::rename_noreplace(&p, &self.spot.path).is_ok()
-        {
-            say!("reader: took back the message that reader {pid} had claimed when it was killed");
-        }
-    }
+/// A mutex of ours: a panic elsewhere (there is none on purpose) must not stop a stop.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `reader --clean`: removes an unread message at `path` and the private files that a writer or

@@ -1,8 +1,8 @@
 //! The calls that carry file-ipc's messages (open, write, rename, read and unlink of the message
 //! files, the directory lock and the inotify descriptor), one thin wrapper each, printed for
 //! `--trace` as strace 6.1 shows it (open, read, write, fchmod and close are `common::fd`'s). Not
-//! traced: the checks around them (lstat, fstat, fstatfs) and the scan for files a killed peer
-//! left (`read_dir`: an openat of the directory, getdents64). The flags printed are the ones
+//! traced: the checks around them (lstat, fstat, fstatfs) and the start's scan for files a killed
+//! peer left (`read_dir`: an openat of the directory, getdents64). The flags printed are the ones
 //! passed: std's `File::create`/`fs::rename`/`fs::remove_file` would hide them (and pick the
 //! call), so the object is touched only through nix (libc where nix has no wrapper that gives the
 //! number strace prints).

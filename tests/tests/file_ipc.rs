@@ -179,15 +179,20 @@ fn dead_pid() -> u32 {
 }
 
 #[test]
-fn a_peer_killed_with_sigkill_loses_nothing_and_leaves_nothing() {
-    // A reader killed between its claim and its print: the next reader puts the message back.
+fn a_killed_peer_wedges_nothing_and_its_leftovers_go() {
+    // A reader killed after its claim: the message was taken and may have been printed, so the
+    // next reader removes it (it never comes again, nor behind a newer one) and says so.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
-    std::fs::write(dir.path().join(format!(".msg.{}.claimed", dead_pid())), "rescued").unwrap();
-    let out = cmd("file-ipc", "reader").arg("--path").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{out:?}");
-    assert_eq!(out.stdout, b"rescued\n");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("took back the message that reader"));
+    std::fs::write(dir.path().join(format!(".msg.{}.claimed", dead_pid())), "taken").unwrap();
+    let mut r = Running::spawn(reader().arg("--path").arg(&path));
+    let said = r.wait_for_stderr("reader: removed");
+    assert!(said.contains("had taken when it was killed: it is not delivered again"), "{said}");
+    r.wait_for_stderr("reader: waiting");
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("next").assert().success();
+    let done = r.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "next\n");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 
     // A writer killed while it waits: its undelivered temp file goes, its delivered message stays.
@@ -206,6 +211,22 @@ fn a_peer_killed_with_sigkill_loses_nothing_and_leaves_nothing() {
     r.finish();
     cmd("file-ipc", "writer").arg("--path").arg(&path).arg("next").assert().success();
     cmd("file-ipc", "reader").arg("--path").arg(&path).assert().success().stdout("next\n");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// `reader --clean` removes the unread message and whatever killed peers left (a claimed message,
+/// a temp file), live or not: nothing is left.
+#[test]
+fn clean_leaves_nothing_after_killed_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("unread").assert().success();
+    let dead = dead_pid();
+    std::fs::write(dir.path().join(format!(".msg.{dead}.claimed")), "taken").unwrap();
+    std::fs::write(dir.path().join(format!(".msg.{dead}.tmp")), "half").unwrap();
+    let out = cmd("file-ipc", "reader").arg("--path").arg(&path).arg("--clean").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("reader: removed "), "{out:?}");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
 
@@ -570,4 +591,155 @@ fn trace_shows_the_writer_waiting_on_an_unread_message() {
     assert_trace_matches(&w.stderr, &ws, &["renameat2", "read", "write"]);
     assert_trace_matches(&done.stderr, &rs, &["read", CLAIM, "unlinkat"]);
     assert!(entries(dir.path()).is_empty());
+}
+
+// ---- crashes and stops at the moments that matter (issue 20) -----------------------------------
+
+/// Whether strace can kill a reader at a chosen call; says why not once, and the test skips.
+fn strace_found() -> bool {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace not found");
+        return false;
+    }
+    tests::strace::available()
+}
+
+/// A pipe whose buffer is already full: a process given the write end as stdout blocks in its
+/// first write, before a byte of it goes out. The read end drains the filler and then the output.
+fn full_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
+    for chunk in [&[0u8; 4096][..], &[0u8; 1][..]] {
+        while nix::unistd::write(&write, chunk).is_ok() {}
+    }
+    // The child shares the description: it must block, not get EAGAIN.
+    fcntl(&write, FcntlArg::F_SETFL(OFlag::empty())).unwrap();
+    (read.into(), write)
+}
+
+/// Waits (bounded) until the main thread of `pid` is blocked in system call `nr` with first
+/// argument `arg0` (/proc/PID/syscall), the event a test acts on instead of sleeping.
+fn wait_in_syscall(pid: nix::unistd::Pid, nr: libc::c_long, arg0: Option<u64>) {
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    let file = format!("/proc/{pid}/task/{pid}/syscall");
+    loop {
+        let now = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut f = now.split_whitespace();
+        let call = f.next().and_then(|n| n.parse::<libc::c_long>().ok());
+        let first = f.next().and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok());
+        if call == Some(nr) && arg0.is_none_or(|a| first == Some(a)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "pid {pid} never blocked in system call {nr}: {now}");
+        std::thread::yield_now();
+    }
+}
+
+/// A reader killed after it printed a message and before it removed its claimed file: the next
+/// reader removes that file and never prints the message again.
+#[test]
+fn a_reader_killed_between_print_and_unlink_is_not_printed_twice() {
+    if !strace_found() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("first").assert().success();
+    // A clean directory: the reader's first unlinkat is the removal of the message it printed.
+    let killed = Command::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", "inject=unlinkat:signal=KILL:when=1", "--"])
+        .arg(bin("file-ipc", "reader"))
+        .arg("--path")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(killed.status.signal(), Some(libc::SIGKILL), "{killed:?}");
+    assert_eq!(killed.stdout, b"first\n");
+    let mut next = Running::spawn(reader().arg("--path").arg(&path));
+    next.wait_for_stderr_or_end("reader: waiting");
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("second").assert().success();
+    let done = next.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "second\n", "the killed reader's printed message came again: {done:?}");
+    assert!(done.stderr.contains("was killed"), "one line says what was removed: {done:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// A reader killed after it claimed a message and before it printed any of it: the writer's next
+/// message takes the path, and the killed reader's message is never put back behind it.
+#[test]
+fn a_reader_killed_after_its_claim_never_reorders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let (drain, full) = full_pipe();
+    let w = Running::spawn(writer().arg("--path").arg(&path).args(["--numbered", "--repeat", "2", "m"]));
+    let r = Running::spawn_with_stdout(reader().arg("--path").arg(&path), full.into());
+    // Blocked writing "0 m" to the full pipe: claimed, and not a byte of it printed.
+    wait_in_syscall(r.pid, libc::SYS_write, Some(1));
+    r.signal(Signal::SIGKILL);
+    assert_eq!(r.finish().shell_status(), 137);
+    let w = w.finish();
+    assert!(w.status.success(), "the writer put \"1 m\" in place: {w:?}");
+    let mut next = Running::spawn(reader().arg("--path").arg(&path).args(["--count", "2"]));
+    next.wait_for_stderr_or_end("reader: waiting");
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg("2 m").assert().success();
+    let done = next.finish();
+    assert!(done.status.success(), "{done:?}");
+    assert_eq!(done.stdout_str(), "1 m\n2 m\n", "in order, the killed reader's \"0 m\" lost: {done:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+    drop(drain);
+}
+
+/// A writer blocked in flock on the directory that a reader holds while it prints: SIGTERM ends
+/// it within a second, with 143, and its temp file goes with it.
+#[test]
+fn a_writer_blocked_on_the_directory_lock_stops_within_a_second() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let (mut drain, full) = full_pipe();
+    let mut r = Running::spawn_with_stdout(reader().arg("--path").arg(&path), full.into());
+    r.wait_for_stderr("reader: waiting");
+    let w = Running::spawn(writer().arg("--path").arg(&path).args(["held", "next"]));
+    // The reader claimed "held" and prints it to the full pipe, the directory locked; the writer
+    // is past its start (it delivered "held"), so its flock is the one before it delivers "next".
+    wait_in_syscall(r.pid, libc::SYS_write, Some(1));
+    wait_in_syscall(w.pid, libc::SYS_flock, None);
+    let asked = std::time::Instant::now();
+    w.signal(Signal::SIGTERM);
+    let done = w.finish();
+    let took = asked.elapsed();
+    assert_eq!(done.shell_status(), 143, "{done:?}");
+    assert!(took < std::time::Duration::from_secs(1), "the stop took {took:?}");
+    let left = entries(dir.path());
+    assert!(left.len() == 1 && left[0].ends_with(".claimed"), "only the reader's claimed file: {left:?}");
+    let mut out = Vec::new();
+    drain.read_to_end(&mut out).unwrap();
+    assert!(out.ends_with(b"\0held\n"), "the reader printed its message once the pipe drained");
+    assert!(r.finish().status.success());
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// A reader stopped while its stdout blocks in the middle of a long message: the stop waits, the
+/// message comes out whole, once, and nothing is put back for the next reader.
+#[test]
+fn a_reader_stopped_mid_print_prints_the_whole_message_once() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let big = "x".repeat(100_000);
+    cmd("file-ipc", "writer").arg("--path").arg(&path).arg(&big).assert().success();
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let mut r = Running::spawn_with_stdout(reader().arg("--path").arg(&path), write.into());
+    // The pipe holds 64 KiB: the rest of the 100,001 bytes waits in write.
+    wait_in_syscall(r.pid, libc::SYS_write, Some(1));
+    r.signal(Signal::SIGTERM);
+    r.wait_for_stderr("once the message being printed is out whole");
+    let mut out = Vec::new();
+    std::fs::File::from(read).read_to_end(&mut out).unwrap();
+    assert_eq!(out.len(), 100_001, "printed whole");
+    let done = r.finish();
+    assert_eq!(done.shell_status(), 143, "{done:?}");
+    assert!(entries(dir.path()).is_empty(), "nothing put back: {:?}", entries(dir.path()));
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use common::cli::ReceiveArgs;
-use file_ipc::{IoTally, Reader, default_path};
+use file_ipc::{IoTally, Reader, default_path, print_line};
 
 const ME: common::Program = common::program!();
 
@@ -49,10 +49,9 @@ fn main() -> ExitCode {
         let mut ready = ME
             .waiting(format!("for a message file at {}", path.display()))
             .peer_args(common::paths::peer_args("--path", cli.path.as_deref()));
-        let mut out = common::out::stdout();
         for _ in 0..cli.recv.count.unwrap_or(1) {
-            // Removed only once printed: a stop or a closed stdout puts the message back.
-            reader.recv_with(&mut || ready.show(), &mut |msg| out.line(msg))?;
+            // Removed once printed whole; it goes back only if not a byte of it was printed.
+            reader.recv_with(&mut || ready.show(), &mut print_line)?;
         }
         if let Some(line) = reader.pending() {
             common::diag!("{ME}: {line}");
