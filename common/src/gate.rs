@@ -227,6 +227,13 @@ pub fn lock_when_released<T>(m: &Mutex<T>, patience: Duration) -> Option<MutexGu
     }
 }
 
+/// Called by the stop thread of a reader that guards its hand-over itself (file-ipc): returns once
+/// the main thread holds no message, however long its stdout blocks, saying so on stderr after a
+/// quiet moment as [`stop_main`] does (a second stop signal gives the message up).
+pub fn wait_while_held() {
+    drop(wait_released(state()));
+}
+
 /// Whether a stop has been asked for (a caller that got EINTR goes to its safe point then).
 pub fn stopping() -> bool {
     STOPPING.load(Ordering::SeqCst)

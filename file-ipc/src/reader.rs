@@ -58,12 +58,10 @@ impl Reader {
             let hand = hand.clone();
             on_stop(move || {
                 hand.stopping.store(true, Ordering::SeqCst);
-                let mut printing = lock(&hand.printing);
                 // However long stdout blocks: a message half printed must not go back, and one
-                // cut short would be lost.
-                if *printing {
-                    say!("reader: stopping once the message being printed is out whole (stop again to give it up)");
-                }
+                // cut short would be lost (the print is held in common::gate, which says so).
+                common::gate::wait_while_held();
+                let mut printing = lock(&hand.printing);
                 while *printing {
                     printing = hand.printed.wait(printing).unwrap_or_else(PoisonError::into_inner);
                 }

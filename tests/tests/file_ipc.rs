@@ -735,7 +735,7 @@ fn a_reader_stopped_mid_print_prints_the_whole_message_once() {
     // The pipe holds 64 KiB: the rest of the 100,001 bytes waits in write.
     wait_in_syscall(r.pid, libc::SYS_write, Some(1));
     r.signal(Signal::SIGTERM);
-    r.wait_for_stderr("once the message being printed is out whole");
+    r.wait_for_stderr("is written whole: stdout does not take it yet; stop again to give it up");
     let mut out = Vec::new();
     std::fs::File::from(read).read_to_end(&mut out).unwrap();
     assert_eq!(out.len(), 100_001, "printed whole");
