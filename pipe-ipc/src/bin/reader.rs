@@ -13,7 +13,9 @@ const ME: common::Program = common::program!();
 
 /// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
 /// of a named pipe, which it makes if missing. With --count it stops early; lines the writer sends
-/// beyond that wait in the FIFO for the next reader, and the last one out removes it.
+/// beyond that wait in the FIFO for the next reader, and the last one out removes it. A line is
+/// printed only whole: bytes left without a newline at end of file (a writer that died in the
+/// middle of a line) are dropped, said on stderr, and the reader exits 1.
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
