@@ -345,7 +345,8 @@ impl ReadSide {
             let waiting = self.peek_bytes(avail).map_or(0, |b| {
                 b.iter().filter(|&&c| c == b'\n').count() + usize::from(b.last().is_some_and(|&c| c != b'\n'))
             });
-            if writer_there {
+            // A writer's end keeps them, and so does another reader's (one waiting for its turn).
+            if writer_there || others_use(fd) {
                 return Some(format!("{} in FIFO {path}; left in place for the next reader", messages(waiting.max(1))));
             }
             // A writer that exits normally waits until the pipe is drained: this one was killed.
