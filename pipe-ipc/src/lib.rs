@@ -32,22 +32,36 @@ pub fn write_lines(
     to.flush().map_err(&closed)
 }
 
-/// Prints each line of `from` (bytes as they are) until end of file, or `count` lines.
+/// Prints each line of `from` (bytes as they are) until end of file, or `count` lines. Bytes that
+/// end without a newline at end of file are a line cut short (its writer died in the middle of
+/// it): they are not printed as a line, and that is an error that says how many they were.
 pub fn copy_lines(from: &mut impl BufRead, out: &mut Out, count: Option<u64>, what: &str) -> Result<u64> {
     let mut line = Vec::new();
     let mut n = 0;
     while count.is_none_or(|c| n < c) {
-        line.clear();
         match from.read_until(b'\n', &mut line) {
-            Ok(0) => break,
+            Ok(0) if line.is_empty() => break,
+            Ok(0) => return Err(cut_short(what, line.len())),
+            Ok(_) if line.last() != Some(&b'\n') => continue, // end of file next, or more after EINTR
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(common::Error::io("read", what, e)),
         }
-        out.line(line.strip_suffix(b"\n").unwrap_or(&line))?;
+        line.pop();
+        let held = common::gate::hold(&line); // a stop waits until it is printed whole
+        out.line(&line)?;
+        drop(held);
+        line.clear();
         n += 1;
     }
     Ok(n)
+}
+
+/// A line without its newline at end of file: dropped, said.
+fn cut_short(what: &str, len: usize) -> common::Error {
+    common::Error::Failed(format!(
+        "{what} ended in the middle of a line: {len} bytes with no newline after them were dropped, not printed as a line"
+    ))
 }
 
 /// What a peer needs to meet us on a FIFO, for a waiting line: `--fifo`, and `--path P` if the
@@ -62,6 +76,20 @@ pub fn peer_args(given: Option<&std::path::Path>) -> String {
 #[cfg(test)]
 mod tests {
     use nix::unistd::{pipe, read, write};
+
+    #[test]
+    fn a_line_cut_short_at_end_of_file_is_not_printed() {
+        let mut out = common::out::stdout();
+        let e = super::copy_lines(&mut &b""[..], &mut out, None, "stdin").map_err(|e| e.to_string());
+        assert_eq!(e, Ok(0));
+        let e = super::copy_lines(&mut &b"abc"[..], &mut out, None, "stdin").map_err(|e| e.to_string());
+        assert_eq!(
+            e,
+            Err("stdin ended in the middle of a line: 3 bytes with no newline after them were dropped, not printed as a \
+                 line"
+                .into())
+        );
+    }
 
     /// M6: a pipe is a byte stream. Two writes can come out of one read(), so a message needs a
     /// delimiter or a length; a message queue hands out exactly what each msgsnd put in.

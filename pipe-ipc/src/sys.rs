@@ -1,10 +1,11 @@
 //! The calls this crate makes on its pipes and FIFOs, each printed under `--trace` exactly as
 //! strace 6.1 shows it: `pipe2`, `mknodat` (mkfifo), `openat`, `read`, `write`, `tee`,
-//! `fchmodat`, `unlink` and `close` (openat, read, write and close are `common::fd`'s). Each wrapper makes the system call that strace shows (nix's
-//! `mknodat` and `openat`, not `mkfifo` and `open`, which glibc turns into them), so what is
-//! printed is what was passed. The OFD locks, flock, poll and FIONREAD of `fifo`, and the inotify
-//! watch that wakes its waits (its own read and close), stay untraced: they are how a wait ends
-//! and the last one out is found, not the note's calls.
+//! `fcntl(F_SETPIPE_SZ)`, `fchmodat`, `unlink` and `close` (openat, read, write and close are
+//! `common::fd`'s). Each wrapper makes the system call that strace shows (nix's `mknodat` and
+//! `openat`, not `mkfifo` and `open`, which glibc turns into them), so what is printed is what was
+//! passed. The OFD locks, flock, poll, FIONREAD and F_GETPIPE_SZ of `fifo`, the writer's F_SETFL,
+//! and the inotify watch that wakes its waits (its own read and close), stay untraced: they are
+//! how a wait ends and the last one out is found, not the note's calls.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
@@ -84,6 +85,14 @@ pub fn tee(from: BorrowedFd, to: BorrowedFd, len: usize) -> nix::Result<usize> {
     trace::call(&r, |r| {
         (format!("tee({}, {}, {len}, SPLICE_F_NONBLOCK)", from.as_raw_fd(), to.as_raw_fd()), r.decimal())
     });
+    r
+}
+
+/// fcntl(fd, F_SETPIPE_SZ, size): the pipe's room, in bytes (the kernel rounds it up to a power
+/// of two pages and returns what it set).
+pub fn set_pipe_size(fd: BorrowedFd, size: usize) -> nix::Result<usize> {
+    let r = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size as libc::c_int)).map(|n| n as usize);
+    trace::call(&r, |r| (format!("fcntl({}, F_SETPIPE_SZ, {size})", fd.as_raw_fd()), r.decimal()));
     r
 }
 

@@ -614,3 +614,305 @@ fn shell_pipe_trace_is_what_strace_sees() {
     assert_eq!(ours_r.last().map(Call::text).as_deref(), Some(r#"read(0, "", 8192) = 0"#), "end of file");
     strace::assert_in_order(&ours_r, &r.calls(), "read", |c| Some(c.text()));
 }
+
+// ---- at most once, whole lines, stops (issue 20) ------------------------------------------------
+
+/// A read end of the test's own on a FIFO: FIONREAD through it says how many bytes wait in the
+/// pipe, and while it is open the pipe keeps them, whoever else comes and goes.
+struct Holder(std::fs::File);
+
+impl Holder {
+    fn open(path: &std::path::Path) -> Holder {
+        Holder(std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).unwrap())
+    }
+
+    fn unread(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int through the pointer, which points at `n`.
+        assert_eq!(unsafe { libc::ioctl(self.0.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+        n as usize
+    }
+
+    /// Waits (bounded) until at least `n` bytes wait in the pipe.
+    fn wait_for(&self, n: usize, what: &str) {
+        let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+        while self.unread() < n {
+            assert!(std::time::Instant::now() < deadline, "{what}: {} bytes in the pipe, never {n}", self.unread());
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether strace is here and may trace; if not, the test says it is skipped.
+fn strace_or_skip() -> bool {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace not found");
+        return false;
+    }
+    strace::available()
+}
+
+/// `cmd` run under strace, which traces `calls` and applies `inject` to them (strace's `-e
+/// trace=` and `-e inject=`); strace's own lines go nowhere.
+fn under_strace(cmd: &Command, calls: &str, inject: &str) -> Command {
+    let mut c = Command::new("strace");
+    c.args(["-qq", "-o", "/dev/null", "-e", &format!("trace={calls}"), "-e", &format!("inject={inject}"), "--"]);
+    c.arg(cmd.get_program()).args(cmd.get_args());
+    c
+}
+
+/// The lines of a numbered stream ("0 m", "1 m", ...) as their numbers.
+fn numbers(out: &str) -> Vec<u64> {
+    out.lines()
+        .map(|l| l.strip_suffix(" m").unwrap_or_else(|| panic!("not a line of ours: {l:?}")).parse().unwrap())
+        .collect()
+}
+
+/// A reader killed with SIGKILL on entry to the n-th call of `call`, for every n until it runs to
+/// its end, while a writer's three lines wait in the FIFO (`write`: also just after each call of
+/// its `--trace` returned, since each trace line is a write). In the old order (print from a
+/// peeked copy, then read the line out of the FIFO) a kill between the two printed the line
+/// twice. Now: no line twice, none out of order, and the only line missing, if any, is the one
+/// right after the last the killed reader printed (it had taken it). The writer still succeeds
+/// once a fresh reader took the rest, and nothing is left (after `reader --fifo --clean` when the
+/// killed reader was the last one out).
+fn sweep_reader_kills(call: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let fifo = fifo_arg(&dir);
+    for n in 1.. {
+        let mut w = Running::spawn(writer().args(["--fifo", &fifo, "--numbered", "--repeat", "3", "m"]));
+        w.wait_for_stderr("writer: waiting for a reader");
+        let holder = Holder::open(&path); // the writer writes its three lines at once, and they stay
+        holder.wait_for(12, "the writer's lines");
+        let inject = format!("{call}:signal=KILL:when={n}");
+        let killed = Running::spawn(&mut under_strace(reader().args(["--fifo", &fifo, "--trace"]), call, &inject));
+        let killed = killed.finish();
+        let was_killed = killed.shell_status() == 137;
+        assert!(was_killed || killed.status.success(), "{inject}: {killed:?}");
+        let after = format!("reader killed at {inject} (its last line: {:?})", killed.stderr.lines().last());
+        eprintln!("{after}"); // shown if what follows hangs
+        let mut got = numbers(&killed.stdout_str());
+        let printed_by_killed = got.len();
+        if holder.unread() > 0 {
+            let rest = Running::spawn(reader().args(["--fifo", &fifo])).finish();
+            assert!(rest.status.success(), "{after}: the next reader: {rest:?}");
+            got.extend(numbers(&rest.stdout_str()));
+        }
+        let w = w.finish();
+        assert!(w.status.success(), "{after}: the writer: {w:?}");
+        drop(holder);
+        if was_killed {
+            // A killed reader may have been the last one out: `--clean` removes what it left.
+            let clean = Running::spawn(reader().args(["--fifo", &fifo, "--clean"])).finish();
+            assert!(clean.status.success(), "{after}: {clean:?}");
+        }
+        assert!(entries(dir.path()).is_empty(), "{after}: left {:?}", entries(dir.path()));
+        let mut want: Vec<u64> = vec![0, 1, 2];
+        if got != want {
+            assert!(was_killed && printed_by_killed < 3, "{after}: printed {got:?}");
+            want.remove(printed_by_killed); // the line the killed reader had taken
+            assert_eq!(got, want, "{after}: a line twice, out of order, or one lost that it had not taken");
+        }
+        if !was_killed {
+            assert!(n > 1, "{call}: the reader was never killed");
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_fifo_reader_killed_at_any_call_prints_no_line_twice_and_loses_at_most_the_one_it_took() {
+    if strace_or_skip() {
+        for call in ["read", "tee", "write", "openat", "ioctl", "flock", "fcntl", "unlink", "close"] {
+            sweep_reader_kills(call);
+        }
+    }
+}
+
+/// A writer stopped in the middle of a line longer than the pipe (blocked on the full pipe, its
+/// reader not reading): the reader gets 65,536 bytes and then end of file. It must not print
+/// them as a line: it says that the writer ended mid-line, how many bytes it dropped, and fails.
+#[test]
+fn a_writer_stopped_mid_line_leaves_no_fragment_printed_as_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let fifo = fifo_arg(&dir);
+    let mut r = Running::spawn(reader().args(["--fifo", &fifo]));
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGSTOP); // a reader that does not read for now
+    wait_until_stopped(r.pid);
+    let long = "x".repeat(100_000);
+    let w = Running::spawn(writer().args(["--fifo", &fifo, &long]));
+    Holder::open(&path).wait_for(65536, "the writer filling the pipe"); // then it is blocked mid-line
+    w.signal(Signal::SIGTERM);
+    let w = w.finish();
+    assert_eq!(w.shell_status(), 143, "{w:?}");
+    r.signal(Signal::SIGCONT);
+    let r = r.finish();
+    assert_eq!(r.stdout_str().len(), 0, "a fragment was printed as a line");
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains("ended in the middle of a line: 65536 bytes with no newline after them were dropped"),
+        "{r:?}"
+    );
+    assert!(w.stderr.contains("stopped while writing message 1 (100001 bytes"), "{w:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// A reader stopped while a line longer than the pipe is on its way (the writer frozen in the
+/// middle of it, so the line cannot complete meanwhile). The old reader had taken the first
+/// 65,536 bytes and dropped them when stopped; the next reader then printed the rest as a line
+/// and the writer exited 0. Now the line is printed whole, once, by one of the two readers, or
+/// else the writer does not claim success; no part of it is printed as a line.
+#[test]
+fn a_reader_stopped_mid_line_prints_it_whole_or_the_writer_does_not_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let fifo = fifo_arg(&dir);
+    let mut r = Running::spawn(reader().args(["--fifo", &fifo, "--trace"]));
+    let opened = r.wait_for_stderr("O_RDONLY|O_NONBLOCK");
+    let fd = opened.rsplit("= ").next().unwrap().trim().to_string();
+    r.wait_for_stderr("reader: waiting");
+    r.signal(Signal::SIGSTOP);
+    wait_until_stopped(r.pid);
+    let long = "y".repeat(120_000); // one argument holds at most 128 KiB
+    let w = Running::spawn(writer().args(["--fifo", &fifo, &long]));
+    Holder::open(&path).wait_for(65536, "the writer filling the pipe");
+    w.signal(Signal::SIGSTOP); // frozen in the middle of the line...
+    // ...once it is stopped: until then its write would go on into any room the reader makes.
+    wait_until_stopped(w.pid);
+    r.signal(Signal::SIGCONT);
+    // The reader has met the full pipe: it grew it (now), or took the first part (before).
+    let took = format!("read({fd}, \"yyyy");
+    let mut seen = String::new();
+    while !seen.contains("F_SETPIPE_SZ") && !seen.starts_with(&took) {
+        seen = r.wait_for_stderr("");
+        seen = seen.split("] ").nth(1).unwrap_or_default().to_string();
+    }
+    r.signal(Signal::SIGTERM);
+    let stopped = r.finish();
+    assert_eq!(stopped.shell_status(), 143, "{stopped:?}");
+    w.signal(Signal::SIGCONT);
+    let next = Running::spawn(reader().args(["--fifo", &fifo])).finish();
+    let w = w.finish();
+    let printed = stopped.stdout_str() + &next.stdout_str();
+    let whole = format!("{long}\n");
+    assert!(printed.is_empty() || printed == whole, "{} bytes printed, not the line", printed.len());
+    assert!(printed == whole || !w.status.success(), "the line was not printed, yet the writer succeeded: {w:?}");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// Waits (bounded) until `pid` is in the stopped state (SIGSTOP taken, not just sent).
+fn wait_until_stopped(pid: nix::unistd::Pid) {
+    let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // `pid (comm) S ...`: the state follows the last ')'.
+        if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T')) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pid} never stopped: {stat}");
+        std::thread::yield_now();
+    }
+}
+
+/// A stop just after mkfifo, before anything else: strace holds the process at the return of
+/// mknodat (its stop thread runs on) while the stop signal comes. The stop guard is registered
+/// before mkfifo, so the stop waits for the FIFO to be made and then removes it; before, it found
+/// no guard and left the FIFO behind.
+#[test]
+fn a_stop_right_after_mkfifo_leaves_nothing() {
+    if !strace_or_skip() {
+        return;
+    }
+    for bin in ["reader", "writer"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut c = Command::new(tests::bin("pipe-ipc", bin));
+        c.args(["--fifo".to_string(), fifo_arg(&dir)]);
+        let s = Running::spawn(&mut under_strace(&c, "mknodat", "mknodat:delay_exit=1000000"));
+        let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
+        while std::fs::symlink_metadata(&path).is_err() {
+            assert!(std::time::Instant::now() < deadline, "{bin}: no FIFO made");
+            std::thread::yield_now();
+        }
+        // strace's child is the process, held at mknodat's return.
+        let pid = s.pid.as_raw();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        let child: i32 = children.split_whitespace().next().expect("strace's child").parse().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGTERM).unwrap();
+        let done = s.finish();
+        assert_eq!(done.shell_status(), 143, "{bin}: {done:?}");
+        assert!(entries(dir.path()).is_empty(), "{bin} left {:?}", entries(dir.path()));
+    }
+}
+
+/// A line longer than the largest pipe (from a program other than our writer, which cannot send
+/// one) is taken in parts. A reader stopped holding the first part reads on to the end of the
+/// line, prints it whole, and only then stops. The test's write end stays open, so the reader
+/// stops on the signal, not at end of file.
+#[test]
+fn a_reader_stopped_holding_part_of_an_overlong_line_prints_it_whole_then_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let mut r = Running::spawn(reader().arg("--fifo").arg("--path").arg(&path).arg("--trace"));
+    let opened = r.wait_for_stderr("O_RDONLY|O_NONBLOCK");
+    let fd = opened.rsplit("= ").next().unwrap().trim().to_string();
+    r.wait_for_stderr("reader: waiting");
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let head = "z".repeat(pipe_ipc_max() + 100_000);
+    let feeder = {
+        let mut fifo = fifo.try_clone().unwrap();
+        std::thread::spawn(move || fifo.write_all(head.as_bytes()).is_ok())
+    };
+    // The reader grew the pipe, found it full again with no newline, and took a part.
+    let took = format!("read({fd}, \"zzzz");
+    loop {
+        let line = r.wait_for_stderr("");
+        if line.split("] ").nth(1).is_some_and(|call| call.starts_with(&took)) {
+            break;
+        }
+    }
+    r.signal(Signal::SIGTERM);
+    assert!(feeder.join().unwrap());
+    fifo.write_all(b"zz\n").unwrap();
+    let r = r.finish();
+    drop(fifo);
+    assert_eq!(r.shell_status(), 143, "{}", r.stderr);
+    assert_eq!(r.stdout.len(), pipe_ipc_max() + 100_003, "the line, whole, and nothing else");
+    assert!(r.stdout.iter().rev().skip(1).all(|&b| b == b'z'));
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
+}
+
+/// /proc/sys/fs/pipe-max-size: how large a reader grows a FIFO's pipe.
+fn pipe_ipc_max() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size").unwrap().trim().parse().unwrap()
+}
+
+/// A line longer than the pipe: the reader's look through a write end of its own and its
+/// F_SETPIPE_SZ calls are strace's lines too, and it takes the line in one read.
+#[test]
+fn fifo_long_line_trace_is_what_strace_sees() {
+    if !strace::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = fifo_arg(&dir);
+    let calls: Vec<&str> = FIFO_CALLS.iter().copied().chain(["fcntl"]).collect();
+    let mut r = Straced::new(reader().args(["--trace", "--fifo", &fifo]), &calls, false);
+    let mut reading = Running::spawn(&mut r.command);
+    reading.wait_for_stderr("reader: waiting");
+    let long = "x".repeat(100_000);
+    run_ok(writer().args(["--fifo", &fifo, &long]));
+    let read = reading.finish();
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(read.stdout.len(), 100_001);
+    let ours = strace::ours_by_pid(read.stderr.as_bytes());
+    same_as_strace(&ours, &r.calls_by_pid(), &calls);
+    let text: Vec<String> = ours.iter().map(|(_, c)| c.text()).collect();
+    let grown: Vec<&String> = text.iter().filter(|t| t.contains("F_SETPIPE_SZ")).collect();
+    assert_eq!(grown.len(), 2, "the FIFO and the peek pipe grown once each: {text:#?}");
+    assert!(text.iter().any(|t| t.starts_with("read(4, ") && t.ends_with(", 100001) = 100001")), "{text:#?}");
+}

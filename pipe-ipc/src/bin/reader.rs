@@ -13,7 +13,9 @@ const ME: common::Program = common::program!();
 
 /// Pipe reader: prints each line of stdin until end of file (`writer | reader`), or with --fifo
 /// of a named pipe, which it makes if missing. With --count it stops early; lines the writer sends
-/// beyond that wait in the FIFO for the next reader, and the last one out removes it.
+/// beyond that wait in the FIFO for the next reader, and the last one out removes it. A line is
+/// printed only whole: bytes left without a newline at end of file (a writer that died in the
+/// middle of a line) are dropped, said on stderr, and the reader exits 1.
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {
@@ -62,6 +64,10 @@ fn main() -> ExitCode {
                      cargo run -q -p pipe-ipc --bin writer | cargo run -q -p pipe-ipc --bin reader)"
                 );
             }
+            // Nothing to remove, but a stop must not cut a line being printed: it waits for it
+            // (common::gate), and a second stop gives it up.
+            common::stop::install()?;
+            let _whole = common::stop::on_stop(common::gate::wait_while_held);
             // Read as std's stdin would (8 KiB at a time), through a traced read.
             let mut stdin = std::io::BufReader::with_capacity(8192, pipe_ipc::sys::Stdin);
             return copy_lines(&mut stdin, &mut out, cli.recv.count, "stdin").map(drop);

@@ -60,6 +60,14 @@ fn main() -> ExitCode {
 }
 
 fn to_fifo(path: &Path, given: Option<&Path>, mode: u32, send: &SendArgs) -> Result<()> {
+    if let Some((i, len)) = too_long(send) {
+        return Err(Error::Usage(format!(
+            "message {i} is {len} bytes long{}: a FIFO line may be at most {} bytes (the largest pipe, \
+             /proc/sys/fs/pipe-max-size, less two pages), so that a reader takes each line whole",
+            if send.numbered { " with its number" } else { "" },
+            fifo::max_line()
+        )));
+    }
     common::stop::install()?;
     // Shown on ENXIO: a non-blocking open for writing fails so exactly when no reader has it open.
     let mut ready = ME
@@ -72,4 +80,21 @@ fn to_fifo(path: &Path, given: Option<&Path>, mode: u32, send: &SendArgs) -> Res
     }
     // Success only once the reader has taken every byte: unread data dies with the last holder.
     writer.finish()
+}
+
+/// The first message (counted from 1 in the list given) whose line would not fit a FIFO's pipe
+/// whole, and its length with its number (`--numbered`, at most as long as the last one's).
+fn too_long(send: &SendArgs) -> Option<(usize, usize)> {
+    let lens: Vec<usize> = if send.messages.is_empty() {
+        vec![DEFAULT_MESSAGE.len()]
+    } else {
+        send.messages.iter().map(|m| m.len()).collect()
+    };
+    let number = if send.numbered {
+        let last = send.repeat.saturating_mul(lens.len() as u64).saturating_sub(1);
+        last.to_string().len() + 1
+    } else {
+        0
+    };
+    lens.iter().enumerate().map(|(i, len)| (i + 1, len + number)).find(|&(_, len)| len > fifo::max_line())
 }
