@@ -169,7 +169,31 @@ pub enum Queue {
 
 /// How long a sender waits for a reader that closed the queue (msg_qbytes 0, see [`finish`]) to
 /// remove or reopen it: microseconds normally, so this long means the reader died in between.
-const CLOSED_PATIENCE: Duration = Duration::from_secs(2);
+const CLOSED_PATIENCE: Duration = Duration::from_secs(1);
+
+/// A queue closed for longer than [`CLOSED_PATIENCE`]: its closer was killed between closing it
+/// and removing it, and nobody else would ever open it again. The sender that finds it reopens it
+/// to the default size (whatever waits in it, and what it sends, go to the next reader), so a
+/// reader killed there wedges nothing. EPERM: another user's queue, which only its owner reopens.
+fn reopen_stale(id: i32, key: Key, bin: impl std::fmt::Display) -> Result<()> {
+    let mut ds = match sysv::msg_stat(id) {
+        Ok(ds) if ds.msg_qbytes == 0 => ds,
+        _ => return Ok(()), // reopened or removed meanwhile: the caller looks again
+    };
+    ds.msg_qbytes = msgmnb() as _;
+    match sysv::msg_set(id, &ds) {
+        Ok(()) => {
+            common::diag!(
+                "{bin}: queue {key} stayed closed (msg_qbytes 0): the reader that was removing it was killed; reopened it"
+            );
+            Ok(())
+        }
+        Err(Errno::EINVAL | Errno::EIDRM) => Ok(()),
+        Err(e) => Err(Error::sys("msgctl(IPC_SET)", format!("queue {key}"), e).hint(format!(
+            "the queue's msg_qbytes is 0: a reader was killed while removing it; remove it (ipcrm -Q {key}) and send again"
+        ))),
+    }
+}
 
 impl Queue {
     /// msgget(key, IPC_CREAT | mode): the queue of `key`, made if missing. Returns whether this
@@ -331,9 +355,9 @@ fn send_sysv(
                 Ok(ds) if ds.msg_qbytes == 0 => {
                     let since = *closed_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > CLOSED_PATIENCE {
-                        return Err(err(e).hint(format!(
-                            "the queue's msg_qbytes is 0: a reader was killed while removing it; remove it (ipcrm -Q {key}) and send again"
-                        )));
+                        reopen_stale(*id, key, WRITER)?;
+                        closed_since = None;
+                        continue;
                     }
                     std::thread::sleep(Duration::from_millis(1));
                     continue;

@@ -142,7 +142,9 @@ fn send_reply(id: i32, key: Key, mtype: i64, reply: &[u8]) -> Result<std::result
         match sysv::msg_stat(id) {
             Ok(ds) if ds.msg_qbytes == 0 => {
                 if closed_since.get_or_insert_with(Instant::now).elapsed() > crate::CLOSED_PATIENCE {
-                    return Ok(Err("the queue stays closed (msg_qbytes 0)".into()));
+                    crate::reopen_stale(id, key, "reader")?;
+                    closed_since = None;
+                    continue;
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
