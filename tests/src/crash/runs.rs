@@ -139,6 +139,7 @@ pub fn crash_run(place: &Place, n: u64, side: Side, wrap: &Wrap) -> Outcome {
     };
     let a = s.reader(n, &wr);
     let w0 = s.writer(n, &ww);
+    s.gens[0].must_deliver = side == Side::Reader;
     let victim = if side == Side::Reader { a } else { w0 };
     s.until_ended(victim);
     let kills = u64::from(s.killed(victim));
@@ -335,28 +336,56 @@ impl When {
 }
 
 /// Random kills of one side of a stream of `n` messages, at least `kills` of them (see
-/// [`When`]). Killed readers take a random count each, up to twice their share of the stream;
-/// killed writers send what is left. The other side runs to its end: one writer of `n` for the
-/// killed readers, readers of 50 for the killed writers. Once the stream is through and the
-/// kills are done, a tail writer and a last reader end the run.
+/// [`random_run`]). A run that hangs ends there (everything killed, `reader --clean`), and a new
+/// one takes the rest of the stream and of the kills.
 pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> Tally {
     let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
     let place = Place::new(m);
     let mut rng = Rng::new(seed);
     let mut t = Tally::default();
+    let (mut stream, mut left) = (n, kills);
+    while left > 0 || t.runs == 0 {
+        let out = random_run(&place, side, stream, left, &mut rng, deadline);
+        out.tally(&mut t, || format!("{} killed at random (seed {seed})", side.name()));
+        if !out.hung || Instant::now() >= deadline {
+            break;
+        }
+        left = left.saturating_sub(out.kills);
+        stream = stream.saturating_sub(out.verdict.delivered).max(kills);
+    }
+    t.secs = started.elapsed().as_secs_f64();
+    t
+}
+
+/// One run of random kills, until `kills` are done and the stream of `n` is through, or until it
+/// hangs. Killed readers take a random count each, up to twice their share of the stream; killed
+/// writers send what is left of it. The other side runs to its end: one writer of `n` for the
+/// killed readers, readers of 50 each for the killed writers. Then a tail writer and a last
+/// reader end the run.
+fn random_run(place: &Place, side: Side, n: u64, kills: u64, rng: &mut Rng, deadline: Instant) -> Outcome {
+    let m = place.mechanism;
     let _turn = posix_shm_turn(m);
     let before = if m == Mechanism::PosixShm { sem_temps() } else { HashSet::new() };
-    let mut s = Session::new(&place);
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut s = Session::new(place);
     let (mut victims, mut killed) = (0u64, 0u64);
     let share = (2 * n / kills.max(1)).max(2);
-    let kill_now = |s: &mut Session<'_>, id: usize, pause: Duration| {
+    // The last kill, for the note of a run that then hung.
+    let mut last_kill = String::new();
+    let mut kill_now = |s: &mut Session<'_>, id: usize, when: When| {
+        let pause = match when {
+            When::Lines(_, pause) => pause,
+            When::Started(_) | When::Never => Duration::ZERO,
+        };
         spin(pause);
         s.signal(id, Signal::SIGKILL);
+        let printed: usize = s.readers.iter().map(|r| r.lines.len()).sum();
+        last_kill = format!("a {} killed at {when:?}, {printed} lines into the run", side.name());
     };
     match side {
         Side::Reader => {
             let w0 = s.writer(n, &Wrap::Plain);
+            s.gens[0].must_deliver = true;
             let mut tail: Option<usize> = None;
             // (reader, when to kill it, whether it is the last one)
             let mut current: Option<(usize, When, bool)> = None;
@@ -375,7 +404,7 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
                             (n.saturating_sub(s.printed_of(0)) + 1, When::Never)
                         } else {
                             let c = 1 + rng.upto(share);
-                            (c, When::pick(&mut rng, c - 1))
+                            (c, When::pick(rng, c - 1))
                         };
                         if last_rounds > 4 {
                             s.notes.push("4 last readers in a row ended without the tail's message".into());
@@ -386,7 +415,7 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
                         victims += u64::from(!last);
                         if let When::Started(pause) = when {
                             std::thread::sleep(pause);
-                            kill_now(&mut s, id, Duration::ZERO);
+                            kill_now(&mut s, id, when);
                             when = When::Never;
                         }
                         current = Some((id, when, last));
@@ -401,10 +430,10 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
                     Some((id, when, last)) => {
                         if !s.step() {
                             s.hung = true;
-                        } else if let When::Lines(k, pause) = when
+                        } else if let When::Lines(k, _) = when
                             && s.lines_of(id) as u64 >= k
                         {
-                            kill_now(&mut s, id, pause);
+                            kill_now(&mut s, id, when);
                             current = Some((id, When::Never, last));
                         }
                     }
@@ -430,10 +459,10 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
                         let left = n.saturating_sub(printed(&s) as u64).max(batch);
                         let id = s.writer(left, &Wrap::Plain);
                         victims += 1;
-                        let mut when = When::pick(&mut rng, 60);
+                        let mut when = When::pick(rng, 60);
                         if let When::Started(pause) = when {
                             std::thread::sleep(pause);
-                            kill_now(&mut s, id, Duration::ZERO);
+                            kill_now(&mut s, id, when);
                             when = When::Never;
                         }
                         writer = Some((id, when, printed(&s)));
@@ -453,10 +482,10 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
                 }
                 if !s.step() {
                     s.hung = true;
-                } else if let Some((id, When::Lines(k, pause), at)) = writer
+                } else if let Some((id, when @ When::Lines(k, _), at)) = writer
                     && (printed(&s) - at) as u64 >= k
                 {
-                    kill_now(&mut s, id, pause);
+                    kill_now(&mut s, id, when);
                     writer = Some((id, When::Never, at));
                 }
             }
@@ -465,10 +494,10 @@ pub fn random_kills(m: Mechanism, side: Side, n: u64, kills: u64, seed: u64) -> 
     if Instant::now() >= deadline {
         s.notes.push("stopped at the 120 s limit".into());
     }
-    let out = conclude(s, victims, killed, &before);
-    out.tally(&mut t, || format!("{} killed at random (seed {seed})", side.name()));
-    t.secs = started.elapsed().as_secs_f64();
-    t
+    if s.hung {
+        s.notes.push(format!("the last kill before the hang: {last_kill}"));
+    }
+    conclude(s, victims, killed, &before)
 }
 
 /// Waits `d` without giving up the CPU: a kill at a random point a few microseconds on.

@@ -62,6 +62,8 @@ pub struct GenLog {
     pub killed: bool,
     /// The tail: it sends more than the readers take, and what they leave is no loss.
     pub tail: bool,
+    /// Nothing killed it, so all it was asked to send must arrive, even if it failed.
+    pub must_deliver: bool,
 }
 
 /// The processes of one run, their output and their ends, fed by one channel.
@@ -161,7 +163,7 @@ impl<'a> Session<'a> {
 
     fn writer_of(&mut self, n: u64, wrap: &Wrap, tail: bool) -> usize {
         let g = self.gens.len();
-        self.gens.push(GenLog { sent_asked: n, complete: false, killed: false, tail });
+        self.gens.push(GenLog { sent_asked: n, complete: false, killed: false, tail, must_deliver: false });
         let mut cmd = self.place.writer();
         if matches!(self.place.mechanism, Mechanism::SysvQueue | Mechanism::PosixQueue) {
             cmd.arg("--wait"); // a full queue is a wait, not an error
@@ -340,7 +342,10 @@ impl<'a> Session<'a> {
     pub fn ends(&self) -> String {
         let long = self.procs.len() > 12;
         let each: Vec<String> = (0..self.procs.len())
-            .filter(|&i| !long || self.procs[i].status.is_none_or(|s| s.code().is_some_and(|c| c != 0)))
+            .filter(|&i| {
+                let p = &self.procs[i];
+                !long || p.put_down || p.status.is_none_or(|s| s.code().is_some_and(|c| c != 0))
+            })
             .map(|i| {
                 let (st, failed) = self.procs[i].status.map_or(("running".into(), false), |s| match s.signal() {
                     Some(sig) => (format!("signal {sig}"), false),
@@ -348,11 +353,12 @@ impl<'a> Session<'a> {
                 });
                 // A failure's reason: its last diagnostic (trace lines start with '[').
                 let last = self.procs[i].stderr_text.lines().rfind(|l| !l.starts_with('[')).filter(|_| failed);
-                format!("{} {st}{}", self.who(i), last.map_or(String::new(), |l| format!(" {l:?}")))
+                let down = if self.procs[i].put_down { " (stopped at the end)" } else { "" };
+                format!("{} {st}{down}{}", self.who(i), last.map_or(String::new(), |l| format!(" {l:?}")))
             })
             .collect();
         let rest = if long {
-            format!(" (of {} processes, the others exit 0 or killed)", self.procs.len())
+            format!(" (of {} processes; the others exited 0 or were killed as planned)", self.procs.len())
         } else {
             String::new()
         };

@@ -75,8 +75,8 @@ pub fn judge_with_details(readers: &[ReaderLog], gens: &[GenLog]) -> (Verdict, V
     }
     v.delivered = seen.len() as u64;
 
-    // What had to arrive: all of a complete writer's messages, up to the last one printed of
-    // any other (and of the tail).
+    // What had to arrive: all of a complete writer's messages (or of one that nothing killed),
+    // up to the last one printed of any other (and of the tail).
     let mut expected: Vec<(usize, u64)> = Vec::new();
     for (g, generation) in gens.iter().enumerate() {
         let upto =
@@ -130,7 +130,7 @@ mod unit {
     }
 
     fn generation(n: u64, complete: bool) -> GenLog {
-        GenLog { sent_asked: n, complete, killed: !complete, tail: false }
+        GenLog { sent_asked: n, complete, killed: !complete, tail: false, must_deliver: false }
     }
 
     #[test]
