@@ -107,3 +107,26 @@ fn sigkill_of_writers_at_random_moments() {
     });
     assert_kept(&rows, RANDOM_KILLS);
 }
+
+/// The hook the crash points use: SIGKILL just after the Nth return of a call (here the second
+/// msgsnd: two messages are in the queue, the third was never sent); a value it cannot read is
+/// said on stderr and ignored.
+#[test]
+fn the_kill_hook_kills_just_after_the_nth_call() {
+    use std::os::unix::process::ExitStatusExt;
+    let place = tests::Place::new(tests::Mechanism::SysvQueue);
+    let hooked = |value: &str| {
+        let mut w = place.writer();
+        w.env(common::trace::KILL_AFTER_VAR, value).args(["--numbered", "--repeat", "3", "m"]);
+        w.output().expect("run the writer")
+    };
+    let out = hooked("msgsnd:2");
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{out:?}");
+    tests::run(place.reader().args(["--count", "2"])).success().stdout("0 m\n1 m\n");
+    let out = hooked("msgsnd");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IPC_NOTES_KILL_AFTER=msgsnd ignored: the test hook takes CALL:N"), "{err}");
+    tests::run(place.reader().args(["--count", "3"])).success().stdout("0 m\n1 m\n2 m\n");
+    place.assert_clean();
+}
