@@ -26,6 +26,11 @@ fn every_pair(title: &str, each: impl Fn(usize, tests::Mechanism) -> Tally + Syn
     // CRASH_PAIRS=file,fifo runs those pairs only (to reproduce one).
     let only = std::env::var("CRASH_PAIRS").ok();
     let wanted = |m: tests::Mechanism| only.as_deref().is_none_or(|o| o.split(',').any(|p| p == pair_name(m)));
+    // Built first, so that the times are the runs' own.
+    for m in PAIRS.into_iter().filter(|&m| wanted(m)) {
+        tests::bin(m.package(), "reader");
+        tests::bin(m.package(), "writer");
+    }
     let rows: Vec<(&'static str, Tally)> = std::thread::scope(|scope| {
         let each = &each;
         let handles: Vec<_> = PAIRS
