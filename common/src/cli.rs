@@ -26,8 +26,10 @@ pub struct TraceArgs {
 }
 
 impl TraceArgs {
-    /// Turns tracing on if `--trace` was given; `bin` starts each line.
+    /// Turns tracing on if `--trace` was given; `bin` starts each line. Also arms the crash tests'
+    /// hook if its variable is set ([`crate::trace::arm_kill_hook`]).
     pub fn start(&self, bin: &'static str) {
+        crate::trace::arm_kill_hook();
         if self.trace {
             crate::trace::start(bin);
         }

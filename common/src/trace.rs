@@ -6,44 +6,92 @@
 //! A line is `[<bin> <pid>] <call>(<args>) = <result>`, padded like strace's (the result at column
 //! 40 of the call). Library calls that are not system calls (sem_open, sem_wait, shm_open) end in
 //! `/* library call */`, and what the kernel sees of them is left to strace.
+//!
+//! The same place serves a test hook: with `IPC_NOTES_KILL_AFTER=CALL:N` in its environment a
+//! program kills itself with SIGKILL just after the Nth return of CALL that `--trace` would show
+//! (strace can kill a program on entry to a call, not just after one returns). The crash tests
+//! (tests/tests/crash.rs) use it; see common/README.md.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-static ON: AtomicBool = AtomicBool::new(false);
+/// What a traced call does besides its work: [`PRINT`] its line, [`KILL`] count it for the hook.
+/// One load of this is all a call costs when neither is on.
+static MODE: AtomicU8 = AtomicU8::new(0);
+const PRINT: u8 = 1;
+const KILL: u8 = 2;
 static WHO: OnceLock<&'static str> = OnceLock::new();
+
+/// The environment variable of the test hook: `CALL:N`, e.g. `msgrcv:2`.
+pub const KILL_AFTER_VAR: &str = "IPC_NOTES_KILL_AFTER";
+static KILL_AFTER: OnceLock<(String, u64)> = OnceLock::new();
+static KILL_SEEN: AtomicU64 = AtomicU64::new(0);
 
 /// Turns tracing on for this process (and the children it forks), its lines prefixed with `bin`.
 pub fn start(bin: &'static str) {
     let _ = WHO.set(bin);
-    ON.store(true, Ordering::Relaxed);
+    MODE.fetch_or(PRINT, Ordering::Relaxed);
 }
 
-/// Whether `--trace` is on: the only cost of a traced call when it is not.
+/// Arms the test hook if [`KILL_AFTER_VAR`] is set (read once, at start): SIGKILL just after the
+/// Nth return of that call. A value that is not `CALL:N` (N from 1) is said on stderr and ignored.
+pub fn arm_kill_hook() {
+    let Some(value) = std::env::var_os(KILL_AFTER_VAR) else { return };
+    let value = value.to_string_lossy();
+    let parsed = value.rsplit_once(':').and_then(|(call, n)| Some((call, n.parse::<u64>().ok()?)));
+    match parsed {
+        Some((call, n)) if n > 0 && !call.is_empty() => {
+            if KILL_AFTER.set((call.to_string(), n)).is_ok() {
+                MODE.fetch_or(KILL, Ordering::Relaxed);
+            }
+        }
+        _ => eprintln!("{KILL_AFTER_VAR}={value} ignored: the test hook takes CALL:N, e.g. msgrcv:2"),
+    }
+}
+
+/// Whether `--trace` is on.
 #[inline]
 pub fn on() -> bool {
-    ON.load(Ordering::Relaxed)
+    MODE.load(Ordering::Relaxed) & PRINT != 0
 }
 
-/// Prints `call` and its result, if tracing is on; `call` is formatted only then.
+/// Prints `call` and its result, if tracing is on; `call` is formatted only then (or when the
+/// test hook is armed).
 #[inline]
 pub fn call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
-    if on() {
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode != 0 {
         let (call, ret) = show(Ret(result));
-        line(&call, &ret);
+        emit(mode, &call, &ret);
     }
 }
 
 /// Prints a library call (not a system call) and its result, if tracing is on.
 #[inline]
 pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
-    if on() {
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode != 0 {
         let (call, ret) = show(Ret(result));
-        line(&call, &format!("{ret}{LIBRARY}"));
+        emit(mode, &call, &format!("{ret}{LIBRARY}"));
+    }
+}
+
+/// The line of a call that `--trace` shows: printed if tracing is on, then counted by the test
+/// hook, which may end the process here.
+fn emit(mode: u8, call: &str, ret: &str) {
+    if mode & PRINT != 0 {
+        line(call, ret);
+    }
+    if mode & KILL != 0
+        && let Some((name, n)) = KILL_AFTER.get()
+        && call.split('(').next() == Some(name.as_str())
+        && KILL_SEEN.fetch_add(1, Ordering::Relaxed) + 1 == *n
+    {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
 }
 
@@ -67,22 +115,30 @@ thread_local! {
 /// [`call`] for a try of a wait loop: printed unless `t` says it repeats what was shown.
 #[inline]
 pub fn call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
-    if on() {
-        try_line(t, result, show, "");
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode != 0 {
+        try_line(mode, t, result, show, "");
     }
 }
 
 /// [`library_call`] for a try of a wait loop (see [`call_try`]).
 #[inline]
 pub fn library_call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
-    if on() {
-        try_line(t, result, show, LIBRARY);
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode != 0 {
+        try_line(mode, t, result, show, LIBRARY);
     }
 }
 
 const LIBRARY: &str = " /* library call */";
 
-fn try_line<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String), tail: &str) {
+fn try_line<T>(
+    mode: u8,
+    t: Try,
+    result: &nix::Result<T>,
+    show: impl FnOnce(Ret<'_, T>) -> (String, String),
+    tail: &str,
+) {
     if let Try::Again(waiting) = t
         && matches!(result, Err(e) if *e == waiting)
     {
@@ -93,7 +149,7 @@ fn try_line<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) ->
     if t == Try::Looked && !look_changed(format!("{call} = {ret}")) {
         return;
     }
-    line(&call, &ret);
+    emit(mode, &call, &ret);
 }
 
 /// Whether this look's line differs from the previous look's on this thread (and remembers it).
@@ -350,9 +406,10 @@ pub fn timespec(t: &libc::timespec) -> String {
 
 /// Turns tracing off: for a child forked while other threads existed, where formatting a line
 /// (malloc, stderr's lock) could wait for a lock that a thread of the parent held at the fork and
-/// that nobody in the child will ever release. A store to an atomic is safe there.
+/// that nobody in the child will ever release. A store to an atomic is safe there. The test hook
+/// is disarmed too: it formats the line it counts.
 pub fn off() {
-    ON.store(false, Ordering::Relaxed);
+    MODE.store(0, Ordering::Relaxed);
 }
 
 #[cfg(test)]

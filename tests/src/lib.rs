@@ -10,7 +10,8 @@
 //! - CLI conventions of every binary: `cli.rs`; the study note's claims: `claims.rs`; the
 //!   benchmark: `bench.rs`; the READMEs' commands: `readme.rs`; terminal (pty) behaviour:
 //!   `terminal.rs`; the note's C programs in Rust (`examples/note_*.rs`) beside the full pairs:
-//!   `note_examples.rs`.
+//!   `note_examples.rs`; SIGKILLs at every call and at random moments of each pair: `crash.rs`
+//!   (its harness is [`crash`]).
 //!
 //! Run binaries only through this harness ([`bin`], [`example`], [`cmd`], [`keyed`], [`Running`],
 //! [`mechanisms::Place`]), never `cargo run` or target/debug (same-named bins of different
@@ -21,6 +22,7 @@
 //! shows), never sleeps.
 
 pub mod bins;
+pub mod crash;
 pub mod keys;
 pub mod mechanisms;
 pub mod procfs;
