@@ -45,6 +45,25 @@ pub fn available() -> bool {
     })
 }
 
+/// [`available`], saying `skipped: strace not found` when there is no strace at all: for the tests
+/// that kill or hold a process at a chosen call (`-e inject=`), which skip without it.
+pub fn found_or_skip() -> bool {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: strace not found");
+        return false;
+    }
+    available()
+}
+
+/// `cmd` run under strace, which traces `calls` (`-e trace=`) and applies `inject` (`-e inject=`)
+/// to them; strace's own lines go nowhere.
+pub fn injecting(cmd: &Command, calls: &str, inject: &str) -> Command {
+    let mut c = Command::new("strace");
+    c.args(["-qq", "-o", "/dev/null", "-e", &format!("trace={calls}"), "-e", &format!("inject={inject}"), "--"]);
+    c.arg(cmd.get_program()).args(cmd.get_args());
+    c
+}
+
 /// `cmd` run under strace, which writes the calls named in `calls` (strace's `-e trace=` list) to
 /// a file; `follow` follows forked children (`-f`). Signals and exits are left out of the file.
 pub struct Straced {

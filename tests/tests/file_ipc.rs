@@ -595,15 +595,6 @@ fn trace_shows_the_writer_waiting_on_an_unread_message() {
 
 // ---- crashes and stops at the moments that matter (issue 20) -----------------------------------
 
-/// Whether strace can kill a reader at a chosen call; says why not once, and the test skips.
-fn strace_found() -> bool {
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: strace not found");
-        return false;
-    }
-    tests::strace::available()
-}
-
 /// A pipe whose buffer is already full: a process given the write end as stdout blocks in its
 /// first write, before a byte of it goes out. The read end drains the filler and then the output.
 fn full_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
@@ -640,7 +631,7 @@ fn wait_in_syscall(pid: nix::unistd::Pid, nr: libc::c_long, arg0: Option<u64>) {
 /// reader removes that file and never prints the message again.
 #[test]
 fn a_reader_killed_between_print_and_unlink_is_not_printed_twice() {
-    if !strace_found() {
+    if !tests::strace::found_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

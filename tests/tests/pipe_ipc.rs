@@ -644,24 +644,6 @@ impl Holder {
     }
 }
 
-/// Whether strace is here and may trace; if not, the test says it is skipped.
-fn strace_or_skip() -> bool {
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: strace not found");
-        return false;
-    }
-    strace::available()
-}
-
-/// `cmd` run under strace, which traces `calls` and applies `inject` to them (strace's `-e
-/// trace=` and `-e inject=`); strace's own lines go nowhere.
-fn under_strace(cmd: &Command, calls: &str, inject: &str) -> Command {
-    let mut c = Command::new("strace");
-    c.args(["-qq", "-o", "/dev/null", "-e", &format!("trace={calls}"), "-e", &format!("inject={inject}"), "--"]);
-    c.arg(cmd.get_program()).args(cmd.get_args());
-    c
-}
-
 /// The lines of a numbered stream ("0 m", "1 m", ...) as their numbers.
 fn numbers(out: &str) -> Vec<u64> {
     out.lines()
@@ -687,7 +669,7 @@ fn sweep_reader_kills(call: &str) {
         let holder = Holder::open(&path); // the writer writes its three lines at once, and they stay
         holder.wait_for(12, "the writer's lines");
         let inject = format!("{call}:signal=KILL:when={n}");
-        let killed = Running::spawn(&mut under_strace(reader().args(["--fifo", &fifo, "--trace"]), call, &inject));
+        let killed = Running::spawn(&mut strace::injecting(reader().args(["--fifo", &fifo, "--trace"]), call, &inject));
         let killed = killed.finish();
         let was_killed = killed.shell_status() == 137;
         assert!(was_killed || killed.status.success(), "{inject}: {killed:?}");
@@ -724,7 +706,7 @@ fn sweep_reader_kills(call: &str) {
 
 #[test]
 fn a_fifo_reader_killed_at_any_call_prints_no_line_twice_and_loses_at_most_the_one_it_took() {
-    if strace_or_skip() {
+    if strace::found_or_skip() {
         for call in ["read", "tee", "write", "openat", "ioctl", "flock", "fcntl", "unlink", "close"] {
             sweep_reader_kills(call);
         }
@@ -824,7 +806,7 @@ fn wait_until_stopped(pid: nix::unistd::Pid) {
 /// no guard and left the FIFO behind.
 #[test]
 fn a_stop_right_after_mkfifo_leaves_nothing() {
-    if !strace_or_skip() {
+    if !strace::found_or_skip() {
         return;
     }
     for bin in ["reader", "writer"] {
@@ -832,7 +814,7 @@ fn a_stop_right_after_mkfifo_leaves_nothing() {
         let path = dir.path().join("f");
         let mut c = Command::new(tests::bin("pipe-ipc", bin));
         c.args(["--fifo".to_string(), fifo_arg(&dir)]);
-        let s = Running::spawn(&mut under_strace(&c, "mknodat", "mknodat:delay_exit=1000000"));
+        let s = Running::spawn(&mut strace::injecting(&c, "mknodat", "mknodat:delay_exit=1000000"));
         let deadline = std::time::Instant::now() + tests::running::TIMEOUT;
         while std::fs::symlink_metadata(&path).is_err() {
             assert!(std::time::Instant::now() < deadline, "{bin}: no FIFO made");

@@ -577,24 +577,6 @@ fn trace_shows_the_posix_calls_as_strace_sees_them() {
 
 // ---- SIGKILL at any point of a POSIX hand-over (issue 20) --------------------------------------
 
-/// Whether strace is here and may trace; if not, the test says it is skipped.
-fn strace_or_skip() -> bool {
-    if Command::new("strace").arg("-V").output().is_err() {
-        eprintln!("skipped: strace not found");
-        return false;
-    }
-    strace::available()
-}
-
-/// `cmd` run under strace, which traces `calls` (`-e trace=`) and applies `inject` (`-e inject=`)
-/// to them; strace's own lines go nowhere.
-fn under_strace(cmd: &Command, calls: &str, inject: &str) -> Command {
-    let mut c = Command::new("strace");
-    c.args(["-qq", "-o", "/dev/null", "-e", &format!("trace={calls}"), "-e", &format!("inject={inject}"), "--"]);
-    c.arg(cmd.get_program()).args(cmd.get_args());
-    c
-}
-
 /// The line of `--trace` that shows a process getting the slot: the exclusive lock on byte 2 of
 /// the object (see posix_chan.rs). Until that call returns nothing is copied; after it, the copy
 /// and the store of the state word make no system call.
@@ -647,8 +629,8 @@ fn sweep_writer_kills(call: &str) {
     let k = TestKey::new();
     for n in 1.. {
         let inject = format!("{call}:signal=KILL:when={n}");
-        let w1 =
-            Running::spawn(&mut under_strace(writer(&k).args(["--posix", "--trace", "m1"]), call, &inject)).finish();
+        let w1 = Running::spawn(&mut strace::injecting(writer(&k).args(["--posix", "--trace", "m1"]), call, &inject))
+            .finish();
         let killed = w1.shell_status() == 137;
         assert!(killed || w1.status.success(), "{inject}: {}", w1.stderr);
         let after = format!("writer killed at {inject} (its last line: {:?})", w1.stderr.lines().last());
@@ -673,7 +655,8 @@ fn sweep_reader_kills(call: &str) {
     for n in 1.. {
         run(writer(&k).args(["--posix", "m1"])).success();
         let inject = format!("{call}:signal=KILL:when={n}");
-        let r1 = Running::spawn(&mut under_strace(reader(&k).args(["--posix", "--trace"]), call, &inject)).finish();
+        let r1 =
+            Running::spawn(&mut strace::injecting(reader(&k).args(["--posix", "--trace"]), call, &inject)).finish();
         let killed = r1.shell_status() == 137;
         assert!(killed || r1.status.success(), "{inject}: {}", r1.stderr);
         let after = format!("reader killed at {inject} (its last line: {:?})", r1.stderr.lines().last());
@@ -698,7 +681,7 @@ const KILL_AT: [&str; 5] = ["write", "fcntl", "futex", "ftruncate", "unlink"];
 
 #[test]
 fn a_posix_writer_killed_at_any_call_wedges_nothing_and_leaves_nothing() {
-    if strace_or_skip() {
+    if strace::found_or_skip() {
         // A writer alone never unlinks: its message waits in the object.
         for call in KILL_AT.into_iter().filter(|&c| c != "unlink") {
             sweep_writer_kills(call);
@@ -708,7 +691,7 @@ fn a_posix_writer_killed_at_any_call_wedges_nothing_and_leaves_nothing() {
 
 #[test]
 fn a_posix_reader_killed_at_any_call_loses_at_most_what_it_took_and_leaves_nothing() {
-    if strace_or_skip() {
+    if strace::found_or_skip() {
         // The reader finds the object sized: it makes no ftruncate.
         for call in KILL_AT.into_iter().filter(|&c| c != "ftruncate") {
             sweep_reader_kills(call);
@@ -744,7 +727,7 @@ impl Held {
         run(reader(k).args(["--posix", "--clean"])).success();
         setup();
         let inject = format!("write:delay_exit=20s:when={n}");
-        let mut strace = Running::spawn(&mut under_strace(cmd, "write", &inject));
+        let mut strace = Running::spawn(&mut strace::injecting(cmd, "write", &inject));
         let line = strace.wait_for_stderr(SLOT_BYTE);
         assert!(takes_the_slot(&line), "{line}");
         // `[writer 1234] fcntl(...)`: the pid of the held process, strace's child.
@@ -779,7 +762,7 @@ fn is_zombie(pid: nix::unistd::Pid) -> bool {
 /// them; the next writer copies over them and the fresh pair delivers in order.
 #[test]
 fn a_posix_writer_killed_mid_copy_never_makes_a_reader_print_a_torn_message() {
-    if !strace_or_skip() {
+    if !strace::found_or_skip() {
         return;
     }
     let k = TestKey::new();
@@ -806,7 +789,7 @@ fn a_posix_writer_killed_mid_copy_never_makes_a_reader_print_a_torn_message() {
 /// was not taken (its state word still says FULL), so the next reader prints it, then the rest.
 #[test]
 fn a_posix_reader_killed_mid_copy_leaves_the_message_to_the_next_reader() {
-    if !strace_or_skip() {
+    if !strace::found_or_skip() {
         return;
     }
     let k = TestKey::new();
