@@ -20,7 +20,7 @@
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::time::{Duration, Instant};
@@ -196,34 +196,6 @@ pub fn stop_main(limit: Duration) {
         }
         wake_main();
         s = CHANGED.wait_timeout(s, left.min(Duration::from_millis(10))).unwrap_or_else(PoisonError::into_inner).0;
-    }
-}
-
-/// Called by the stop thread of a reader whose main thread guards each take and print with a
-/// mutex of its own, `m` (locked from just before the take to just after the hand-over, with a
-/// [`safe_point`] before each lock): asks the main thread to park at that safe point and locks
-/// `m` once the main thread lets go of it. While the main thread holds a message, without limit;
-/// otherwise at most `patience` (None when it runs out: the main thread is stuck elsewhere).
-pub fn lock_when_released<T>(m: &Mutex<T>, patience: Duration) -> Option<MutexGuard<'_, T>> {
-    STOPPING.store(true, Ordering::SeqCst);
-    let mut deadline = Instant::now() + patience;
-    loop {
-        match m.try_lock() {
-            Ok(g) => return Some(g),
-            Err(TryLockError::Poisoned(p)) => return Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => {}
-        }
-        let s = state();
-        if s.held.is_some() {
-            drop(wait_released(s));
-            deadline = Instant::now() + patience;
-            continue;
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        // Released on a hold or at its end; `m` itself has no condition to wait on: a short look.
-        drop(CHANGED.wait_timeout(s, Duration::from_millis(5)).unwrap_or_else(PoisonError::into_inner));
     }
 }
 

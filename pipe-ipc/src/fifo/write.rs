@@ -193,7 +193,7 @@ impl Writer {
             }
             if !*said {
                 say!(
-                    "writer: the reader left FIFO {path} with {} unread; waiting for the next reader",
+                    "writer: the reader left FIFO {path} with {} unread in it; waiting for the next reader (and for the rest)",
                     if n == 0 { "nothing".to_string() } else { format!("{} message(s)", self.pending(n, partly)) }
                 );
                 *said = true;

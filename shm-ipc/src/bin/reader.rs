@@ -12,10 +12,10 @@ use shm_ipc::{
 
 const ME: common::Program = common::program!();
 
-/// Shared memory reader: waits in semop until the writer has posted "ready" (no polling), attaches
-/// the segment read-only, prints the string, --count times, and detaches. The last process out
-/// removes the segment and semaphores; what the writer sends beyond --count waits in them for the
-/// next reader (one line says so).
+/// Shared memory reader: waits until the writer has posted "ready" (System V: in semop; --posix: in
+/// futex on the object's state word; no polling), copies the string out, prints it, --count times.
+/// The last process out removes the objects; what the writer sends beyond --count waits in them
+/// for the next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
 struct Cli {

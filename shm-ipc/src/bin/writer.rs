@@ -29,7 +29,7 @@ struct Cli {
 /// What `--help` says of the writer.
 fn about() -> String {
     format!(
-        "Shared memory writer: shmget(key, {SIZE}, IPC_CREAT|0600), shmat, copy the text and its NUL, and post a semaphore that tells the reader it is ready. With several messages (or --repeat), each waits until the reader has taken the last one"
+        "Shared memory writer: shmget(key, {SIZE}, IPC_CREAT|0600), shmat, copy the text and its NUL, and post a semaphore that tells the reader it is ready (--posix: one object, shm_open, and a state word in it instead of the semaphores). With several messages (or --repeat), each waits until the reader has taken the last one"
     )
 }
 
