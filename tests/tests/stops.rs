@@ -159,13 +159,22 @@ fn file_reader_stopped_with_stdout_blocked_prints_a_long_message_once_whole() {
 /// back (file-ipc), or no line left of it in the FIFO.
 #[test]
 fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
-    let lost_line = |done: &Finished, first: &str| {
+    // Stopped (SIGTERM) while blocked on stdout, then again (SIGINT): it ends at once naming the
+    // message `first`, none of which was printed whole (the pipe is still full).
+    let stop_twice = |mut r: Running, out, first: &str| {
+        blocked_on_stdout(&r);
+        r.signal(Signal::SIGTERM);
+        r.wait_for_stderr(WAITS);
+        r.signal(Signal::SIGINT);
+        let done = r.finish();
+        let printed = drain(out);
         let line = done.stderr.lines().find(|l| l.contains("stopped again (SIGINT)")).unwrap_or_else(|| {
             panic!("no line about the message given up: {done:?}");
         });
         assert!(line.contains("message 1 of this run") && line.contains(first) && line.contains("is lost"), "{line}");
         assert_eq!(done.stderr.matches("is lost").count(), 1, "{}", done.stderr);
         assert_eq!(done.shell_status(), 130, "{done:?}");
+        assert!(whole_lines(&printed.join().unwrap()).is_empty(), "nothing of it was printed whole");
     };
 
     // msgq, SysV: message 0 given up, 1 and 2 for the next reader.
@@ -173,15 +182,8 @@ fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
     let text = "y".repeat(8000);
     run(msgq(&k, "writer").args(["--numbered", "--repeat", "2", &text])).success();
     let (out, stdout) = unread_pipe(true);
-    let mut r = Running::spawn_with_stdout(msgq(&k, "reader").args(["--count", "2"]), stdout);
-    blocked_on_stdout(&r);
-    r.signal(Signal::SIGTERM);
-    r.wait_for_stderr(WAITS);
-    r.signal(Signal::SIGINT);
-    let done = r.finish(); // the pipe still full: nothing more of it was printed
-    let printed = drain(out);
-    lost_line(&done, &format!("8002 bytes, \"0 {}...\"", &text[..22]));
-    assert!(whole_lines(&printed.join().unwrap()).is_empty(), "nothing of it was printed whole");
+    let r = Running::spawn_with_stdout(msgq(&k, "reader").args(["--count", "2"]), stdout);
+    stop_twice(r, out, &format!("8002 bytes, \"0 {}...\"", &text[..22]));
     run(&mut msgq(&k, "reader")).success().stdout(format!("1 {text}\n"));
     k.assert_clean();
 
@@ -190,15 +192,8 @@ fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
     let path = dir.path().join("msg");
     run(Command::new(bin("file-ipc", "writer")).arg("--path").arg(&path).arg("given up")).success();
     let (out, stdout) = unread_pipe(true);
-    let mut r = Running::spawn_with_stdout(file_reader().arg("--path").arg(&path), stdout);
-    blocked_on_stdout(&r);
-    r.signal(Signal::SIGTERM);
-    r.wait_for_stderr(WAITS);
-    r.signal(Signal::SIGINT);
-    let done = r.finish(); // the pipe still full: nothing more of it was printed
-    let printed = drain(out);
-    lost_line(&done, "8 bytes, \"given up\")");
-    assert!(whole_lines(&printed.join().unwrap()).is_empty());
+    let r = Running::spawn_with_stdout(file_reader().arg("--path").arg(&path), stdout);
+    stop_twice(r, out, "8 bytes, \"given up\")");
     assert!(entries(dir.path()).is_empty(), "left to be delivered again: {:?}", entries(dir.path()));
 
     // FIFO: the line printed from a peeked copy is taken from the FIFO, the next one stays.
@@ -208,14 +203,7 @@ fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
     let mut r = Running::spawn_with_stdout(pipe("reader").arg("--fifo").arg("--path").arg(&fifo), stdout);
     r.wait_for_stderr("reader: waiting");
     let w = Running::spawn(pipe("writer").arg("--fifo").arg("--path").arg(&fifo).args(["first", "second"]));
-    blocked_on_stdout(&r);
-    r.signal(Signal::SIGTERM);
-    r.wait_for_stderr(WAITS);
-    r.signal(Signal::SIGINT);
-    let done = r.finish(); // the pipe still full: nothing more of it was printed
-    let printed = drain(out);
-    lost_line(&done, "5 bytes, \"first\")");
-    assert!(whole_lines(&printed.join().unwrap()).is_empty());
+    stop_twice(r, out, "5 bytes, \"first\")");
     let next = Running::spawn(pipe("reader").arg("--fifo").arg("--path").arg(&fifo)).finish();
     assert_eq!(next.stdout_str(), "second\n", "{next:?}");
     assert!(w.finish().status.success());
