@@ -306,35 +306,31 @@ fn io_now() -> Result<(u64, u64, u64)> {
     Ok((field("rchar"), field("read_bytes"), io.len() as u64))
 }
 
-/// Reads `fd` to its end (read() until it returns 0), 4096 bytes at a time as the note's C does
-/// through stdio (its buffer is the file's st_blksize).
-fn read_to_end(fd: &Fd, msg: &mut Vec<u8>) -> nix::Result<usize> {
+/// The note's fgets: reads `file` to its end (read() until it returns 0), 4096 bytes at a time as
+/// the note's C does through stdio (its buffer is the file's st_blksize), adding what it cost to
+/// `tally` (if one is kept).
+fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
+    let before = if tally.is_some() { Some(io_now()?) } else { None };
     let mut chunk = [0u8; 4096];
     let start = msg.len();
     loop {
-        match sys::read(fd, &mut chunk) {
-            Ok(0) => return Ok(msg.len() - start),
+        match sys::read(file, &mut chunk) {
+            Ok(0) => break,
             Ok(n) => msg.extend_from_slice(&chunk[..n]),
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(Error::sys("read", path.display(), e)),
         }
     }
-}
-
-/// Reads `file` to its end, adding what it cost to `tally` (if one is kept).
-fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
-    let read = |msg: &mut Vec<u8>| read_to_end(file, msg).sys("read", path.display());
-    let Some(tally) = tally else { return read(msg) };
-    let before = io_now()?;
-    let n = read(msg)?;
-    let after = io_now()?;
-    // The first look's own read() is counted in the second: it is not the message's.
-    tally.rchar += after.0.saturating_sub(before.0).saturating_sub(before.2);
-    tally.read_bytes += after.1.saturating_sub(before.1);
-    if tally.fs.is_none() {
-        tally.fs = fstatfs(file).ok().map(|st| fs_name(st.filesystem_type()));
+    if let (Some(tally), Some(before)) = (tally, before) {
+        let after = io_now()?;
+        // The first look's own read() is counted in the second: it is not the message's.
+        tally.rchar += after.0.saturating_sub(before.0).saturating_sub(before.2);
+        tally.read_bytes += after.1.saturating_sub(before.1);
+        if tally.fs.is_none() {
+            tally.fs = fstatfs(file).ok().map(|st| fs_name(st.filesystem_type()));
+        }
     }
-    Ok(n)
+    Ok(msg.len() - start)
 }
 
 fn fs_name(t: FsType) -> &'static str {

@@ -199,8 +199,19 @@ impl Queue {
     /// msgget(key, IPC_CREAT | mode): the queue of `key`, made if missing. Returns whether this
     /// call made it.
     pub fn get_or_create(key: Key, mode: u32) -> Result<(Queue, Origin)> {
-        let (id, created) = sysv::get_or_create(mode as i32, |flags| sysv::msgget(key, flags))
-            .map_err(|e| Error::sys("msgget", format!("key {key}"), e))?;
+        // The note's msgget(key, IPC_CREAT|0666), with `mode` (0600) and IPC_EXCL first, so that
+        // this process knows whether it made the queue (a stop then removes it).
+        let (id, created) = loop {
+            match sysv::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | mode as i32) {
+                Ok(id) => break (id, true),
+                Err(Errno::EEXIST) => match sysv::msgget(key, 0) {
+                    Ok(id) => break (id, false),
+                    Err(Errno::ENOENT) => continue, // removed in between: make it again
+                    Err(e) => return Err(Error::sys("msgget", format!("key {key}"), e)),
+                },
+                Err(e) => return Err(Error::sys("msgget", format!("key {key}"), e)),
+            }
+        };
         let queue = Queue::SysV { id, key, buf: MsgBuf::new(msgmax()), waited: false, mode, recreate: false };
         Ok((queue, Origin::made_if(created)))
     }

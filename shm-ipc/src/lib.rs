@@ -16,7 +16,8 @@ use common::gate;
 
 use common::{Error, Key, PeerState, Result};
 
-pub use sysv_chan::{legacy_message, remove_segment};
+pub use posix_chan::PosixChannel;
+pub use sysv_chan::{SysvChannel, legacy_message, remove_segment};
 
 /// The writer's message when none is given: the note's.
 pub const DEFAULT_MESSAGE: &str = "Linux Programming";
@@ -97,79 +98,45 @@ pub enum Create {
     Never,
 }
 
-/// One side of the exchange, over SysV (the note's) or POSIX shared memory.
-pub enum Channel {
-    SysV(sysv_chan::SysvChannel),
-    Posix(posix_chan::PosixChannel),
-}
-
-impl Channel {
-    /// A writer's end: opens the segment and semaphores of `key` (or the POSIX shared memory),
-    /// making what is missing with `mode`.
-    pub fn writer(key: Key, mode: u32, variant: Variant) -> Result<Channel> {
-        Self::open(key, mode, variant, Side::Writer, Create::IfMissing)
-    }
-
-    /// A reader's end, as [`Channel::writer`] but attached read-only, and making what is missing
-    /// only with [`Create::IfMissing`].
-    pub fn reader(key: Key, mode: u32, variant: Variant, create: Create) -> Result<Channel> {
-        Self::open(key, mode, variant, Side::Reader, create)
-    }
-
-    fn open(key: Key, mode: u32, variant: Variant, side: Side, create: Create) -> Result<Channel> {
-        let opened = match variant {
-            Variant::Posix => posix_chan::PosixChannel::open(key, mode, create).map(Channel::Posix),
-            Variant::SysV => sysv_chan::SysvChannel::open(key, mode, side, create, SIZE).map(Channel::SysV),
-        };
-        if opened.is_err() {
-            gate::done(); // nothing to end: a stop need not wait for this thread
-        }
-        opened
-    }
-
-    /// A SysV channel with a segment of `size` bytes instead of the note's SIZE (the benchmark
-    /// sends bigger messages); the same protocol otherwise.
-    pub fn sysv_sized(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Channel> {
-        Ok(Channel::SysV(sysv_chan::SysvChannel::open(key, mode, side, create, size)?))
-    }
-
+/// One side of the exchange: [`SysvChannel`] (the note's segment, with semaphores) or
+/// [`PosixChannel`] (`--posix`). Each opens with its own `open`, where the note's calls are made.
+pub trait Channel {
     /// Waits until the last message was taken (calling `on_wait` once if it must), then copies
-    /// `text` and its NUL in and tells the reader.
-    pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        match self {
-            Channel::SysV(c) => c.send(text, on_wait),
-            Channel::Posix(c) => c.send(text, on_wait),
-        }
-    }
+    /// `text` and its NUL in (the note's `strcpy`) and tells the reader.
+    fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()>;
 
     /// Waits until a message is ready (calling `on_wait` once if it must), copies it out and
     /// frees the segment for the next one.
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        match self {
-            Channel::SysV(c) => c.recv(on_wait),
-            Channel::Posix(c) => c.recv(on_wait),
-        }
-    }
+    fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>>;
 
-    pub fn objects(&self) -> Objects {
-        match self {
-            Channel::SysV(c) => c.objects(),
-            Channel::Posix(c) => c.objects(),
-        }
-    }
+    /// What the channel is made of, for messages and the end of run.
+    fn objects(&self) -> Objects;
 
     /// What ends this process's run, also from the stop thread (see [`Ender::finish`]).
-    pub fn ender(&self) -> Ender {
-        Ender(match self {
-            Channel::SysV(c) => EndOf::SysV(c.ender()),
-            Channel::Posix(c) => EndOf::Posix(c.ender()),
-        })
-    }
+    fn ender(&self) -> Ender;
+}
+
+/// An open's result, passed on; a failed open also tells the stop thread that there is nothing
+/// to end, so a stop need not wait for this thread.
+pub fn opened<C: Channel>(chan: Result<C>) -> Result<C> {
+    chan.inspect_err(|_| gate::done())
 }
 
 /// The end of a run of one process ("the last one out removes"), shared with the stop thread.
 #[derive(Clone)]
 pub struct Ender(EndOf);
+
+impl From<sysv_chan::SysvEnd> for Ender {
+    fn from(e: sysv_chan::SysvEnd) -> Ender {
+        Ender(EndOf::SysV(e))
+    }
+}
+
+impl From<posix_chan::PosixEnd> for Ender {
+    fn from(e: posix_chan::PosixEnd) -> Ender {
+        Ender(EndOf::Posix(e))
+    }
+}
 
 #[derive(Clone)]
 enum EndOf {

@@ -40,7 +40,7 @@ use nix::errno::Errno;
 use common::gate;
 use common::trace::Try;
 
-use crate::{Create, Objects, Outcome, POSIX_SIZE, SIZE, WAIT_SLICE, sem_names, shm_name};
+use crate::{Channel, Create, Ender, Objects, Outcome, POSIX_SIZE, SIZE, WAIT_SLICE, sem_names, shm_name};
 
 /// The bytes of the object's descriptor that the record locks cover.
 const USERS: i64 = 0;
@@ -69,6 +69,24 @@ pub struct PosixChannel {
     mem: Shared,
     /// The same open file as the mapping's descriptor (so the same locks), usable without `mem`.
     file: Arc<OwnedFd>,
+}
+
+impl Channel for PosixChannel {
+    fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
+        self.hand_over(EMPTY, FULL, on_wait, |m| m.write_c_string(text))
+    }
+
+    fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
+        self.hand_over(FULL, EMPTY, on_wait, |m| read_message(m))
+    }
+
+    fn objects(&self) -> Objects {
+        Objects::Posix { key: self.key }
+    }
+
+    fn ender(&self) -> Ender {
+        Ender::from(PosixEnd { key: self.key, file: self.file.clone(), mem: self.mem.clone() })
+    }
 }
 
 impl PosixChannel {
@@ -103,14 +121,6 @@ impl PosixChannel {
             let file = mem.fd().try_clone_to_owned().map_err(|e| Error::io("dup", &name, e))?;
             return Ok(PosixChannel { key, mem: Arc::new(Mutex::new(mem)), file: Arc::new(file) });
         }
-    }
-
-    pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        self.hand_over(EMPTY, FULL, on_wait, |m| m.write_c_string(text))
-    }
-
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
-        self.hand_over(FULL, EMPTY, on_wait, |m| read_message(m))
     }
 
     /// Waits until the state word is `from`, then, holding the slot lock, looks again, runs `copy`
@@ -172,14 +182,6 @@ impl PosixChannel {
                 )));
             }
         }
-    }
-
-    pub fn objects(&self) -> Objects {
-        Objects::Posix { key: self.key }
-    }
-
-    pub fn ender(&self) -> PosixEnd {
-        PosixEnd { key: self.key, file: self.file.clone(), mem: self.mem.clone() }
     }
 }
 

@@ -28,7 +28,7 @@ use nix::errno::Errno;
 use common::gate;
 use common::trace::Try;
 
-use crate::{Create, Objects, Outcome, Side, WAIT_SLICE};
+use crate::{Channel, Create, Ender, Objects, Outcome, Side, WAIT_SLICE};
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
@@ -51,13 +51,6 @@ enum Segment {
 }
 
 impl Segment {
-    fn attach(id: i32, side: Side) -> nix::Result<Segment> {
-        match side {
-            Side::Writer => Attached::read_write(id).map(Segment::Writer),
-            Side::Reader => Attached::read_only(id).map(Segment::Reader),
-        }
-    }
-
     fn len(&self) -> usize {
         match self {
             Segment::Writer(m) => m.len(),
@@ -82,97 +75,74 @@ pub struct SysvChannel {
     waited: bool,
 }
 
-/// What went wrong in one attempt to open: an error, or objects removed under our feet.
-enum Attempt {
-    Failed(Error),
-    Removed,
-}
-
 impl SysvChannel {
+    /// The note's `shmget` and `shmat`, with the semaphore set beside them: finds (or, with
+    /// [`Create::IfMissing`], makes with `mode`) the objects of `key` and attaches the segment, a
+    /// writer read-write and a reader read-only. `size` is the note's SIZE (the bench's may differ).
     pub fn open(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Self> {
-        // A few tries: each lost race means another process has just removed the objects.
+        let err = |call: &'static str, e: Errno| open_error(key, size, call, e);
+        // A few rounds: each lost race means another process has just removed the objects.
         for _ in 0..10 {
-            match Self::try_open(key, mode, side, create, size) {
-                Ok(c) => return Ok(c),
-                Err(Attempt::Failed(e)) => return Err(e),
-                Err(Attempt::Removed) => continue,
+            // The semaphores first: a segment without them means a semaphore-less (C) writer.
+            let (sem_id, sem_made) = match create {
+                Create::IfMissing => get_or_create(mode as i32, |f| sysv::semget(key, NSEMS, f)),
+                Create::Never => sysv::semget(key, NSEMS, 0).map(|id| (id, false)),
             }
+            .map_err(|e| err("semget", e))?;
+            // What this round made is removed again if it fails: nothing half-made is left.
+            let mut made = Made { sem: sem_made.then_some(sem_id), shm: None };
+            // The note's shmget(key, SIZE, IPC_CREAT|0666), with `mode` (0600) and IPC_EXCL first,
+            // so that this process knows whether it made the segment. Size 0 finds an existing one
+            // of any size; its real size is checked below.
+            let excl = libc::IPC_CREAT | libc::IPC_EXCL | mode as i32;
+            let shm_id = match create {
+                Create::IfMissing => match sysv::shmget(key, size, excl) {
+                    Ok(id) => Ok(*made.shm.insert(id)),
+                    Err(Errno::EEXIST) => sysv::shmget(key, 0, 0),
+                    Err(e) => Err(e),
+                },
+                Create::Never => sysv::shmget(key, 0, 0),
+            };
+            let shm_id = match shm_id {
+                Ok(id) => id,
+                Err(Errno::ENOENT) if create == Create::IfMissing => continue, // removed in between
+                Err(e) => return Err(err("shmget", e)),
+            };
+            // Checked before attaching too, so that another program's segment gets this error
+            // rather than shmat's.
+            match sysv::shm_stat(shm_id) {
+                Ok(ds) if ds.shm_segsz == size => {}
+                Ok(ds) => return Err(wrong_size(key, size, ds.shm_segsz)),
+                Err(Errno::EINVAL | Errno::EIDRM) => continue,
+                Err(e) => return Err(err("shmctl(IPC_STAT)", e)),
+            }
+            // The note's shmat(shmid, NULL, 0); a reader's with SHM_RDONLY: it has nothing to write.
+            let mem = match side {
+                Side::Writer => Attached::read_write(shm_id).map(Segment::Writer),
+                Side::Reader => Attached::read_only(shm_id).map(Segment::Reader),
+            };
+            let mem = match mem {
+                Ok(m) if m.len() == size => m,
+                Ok(m) => return Err(wrong_size(key, size, m.len())),
+                Err(Errno::EINVAL | Errno::EIDRM) => continue,
+                Err(e) => return Err(err("shmat", e)),
+            };
+            if !wait_while_deciding(key, sem_id)? {
+                continue;
+            }
+            made.sem = None;
+            made.shm = None;
+            return Ok(SysvChannel { key, shm_id, sem_id, mem: Arc::new(Mutex::new(Some(mem))), waited: false });
         }
         Err(Error::sys("semop", format!("semaphores {key}"), Errno::EIDRM)
             .hint("the objects of this key were removed again and again while opening; try again"))
     }
+}
 
-    fn try_open(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Self, Attempt> {
-        let obj = || format!("key {key}");
-        let missing = |call: &'static str, e: Errno| {
-            let err = Error::sys(call, obj(), e);
-            Attempt::Failed(match e {
-                Errno::ENOENT => err.hint("nothing has that key yet; start the writer first"),
-                Errno::EINVAL => err.hint(format!(
-                    "another program uses this key with other sizes; pick another --key, or remove it: ipcrm -M {key} -S {key}"
-                )),
-                Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
-                _ => err,
-            })
-        };
-        // The semaphores first: a segment without them means a semaphore-less (C) writer.
-        let (sem_id, sem_made) = if create == Create::IfMissing {
-            get_or_create(mode as i32, |f| sysv::semget(key, NSEMS, f))
-        } else {
-            sysv::semget(key, NSEMS, 0).map(|id| (id, false))
-        }
-        .map_err(|e| missing("semget", e))?;
-        // What this attempt made is removed again if it fails: nothing half-made is left.
-        let mut made = Made { sem: sem_made.then_some(sem_id), shm: None };
-        // Size 0 to find an existing segment of any size; its real size is checked below.
-        let (shm_id, shm_made) = if create == Create::IfMissing {
-            get_or_create(mode as i32, |f| sysv::shmget(key, if f == 0 { 0 } else { size }, f))
-        } else {
-            sysv::shmget(key, 0, 0).map(|id| (id, false))
-        }
-        .map_err(|e| missing("shmget", e))?;
-        made.shm = shm_made.then_some(shm_id);
-        let wrong_size = |has: usize| {
-            Attempt::Failed(Error::sys("shmget", obj(), Errno::EINVAL).hint(format!(
-                "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
-            )))
-        };
-        // Checked before attaching too, so that another program's segment gets this error
-        // rather than shmat's.
-        let has = match sysv::shm_stat(shm_id) {
-            Ok(ds) => ds.shm_segsz,
-            Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
-            Err(e) => return Err(missing("shmctl(IPC_STAT)", e)),
-        };
-        if has != size {
-            return Err(wrong_size(has));
-        }
-        let mem = match Segment::attach(shm_id, side) {
-            Ok(m) => m,
-            Err(Errno::EINVAL | Errno::EIDRM) => return Err(Attempt::Removed),
-            Err(e) => return Err(missing("shmat", e)),
-        };
-        if mem.len() != size {
-            return Err(wrong_size(mem.len()));
-        }
-        // Attached now, so a process that ends from here on sees us. One that is deciding right
-        // now holds BUSY: wait for it, and start over if it removed everything.
-        let mut ops = [sembuf(BUSY, 0, 0)];
-        loop {
-            match sysv::semop(sem_id, &mut ops) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => continue,
-                Err(Errno::EIDRM) => return Err(Attempt::Removed),
-                Err(Errno::EINVAL) if sem_gone(sem_id) => return Err(Attempt::Removed),
-                Err(e) => return Err(Attempt::Failed(sem_error(key, sem_id, e))),
-            }
-        }
-        made.sem = None;
-        made.shm = None;
-        Ok(SysvChannel { key, shm_id, sem_id, mem: Arc::new(Mutex::new(Some(mem))), waited: false })
-    }
-
-    pub fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
+impl Channel for SysvChannel {
+    /// Waits for FULL 0 and BUSY 0 and takes BUSY, copies the text in (the note's `strcpy`),
+    /// then gives BUSY back and posts FULL, in one semop.
+    fn send(&mut self, text: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
         self.take([sembuf(FULL, 0, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
         let written = self.with_mem(|m| match m {
             Segment::Writer(m) => {
@@ -190,26 +160,29 @@ impl SysvChannel {
         }
     }
 
-    pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
+    /// Takes FULL and BUSY in one semop, copies the text out, gives BUSY back.
+    fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
         self.take([sembuf(FULL, -1, 0), sembuf(BUSY, 0, 0), sembuf(BUSY, 1, UNDO)], on_wait)?;
         let text = self.with_mem(|m| m.read_c_string());
         self.give(&mut [sembuf(BUSY, -1, UNDO)])?;
         text
     }
 
+    fn objects(&self) -> Objects {
+        Objects::SysV { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id }
+    }
+
+    fn ender(&self) -> Ender {
+        Ender::from(SysvEnd { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id, mem: self.mem.clone() })
+    }
+}
+
+impl SysvChannel {
     fn with_mem<T>(&self, f: impl FnOnce(&mut Segment) -> T) -> Result<T> {
         match lock(&self.mem).as_mut() {
             Some(m) => Ok(f(m)),
             None => Err(Error::Failed(format!("segment {}: already detached at the end of the run", self.key))),
         }
-    }
-
-    pub fn objects(&self) -> Objects {
-        Objects::SysV { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id }
-    }
-
-    pub fn ender(&self) -> SysvEnd {
-        SysvEnd { key: self.key, shm_id: self.shm_id, sem_id: self.sem_id, mem: self.mem.clone() }
     }
 
     /// A semop that may wait: first without blocking, so `on_wait` (the ready line) is called
@@ -270,6 +243,39 @@ impl SysvChannel {
                 Err(Errno::EINTR) => continue,
                 other => return other.map_err(|e| sem_error(self.key, self.sem_id, e)),
             }
+        }
+    }
+}
+
+/// An open's error, with a hint for the usual causes.
+fn open_error(key: Key, size: usize, call: &'static str, e: Errno) -> Error {
+    let err = Error::sys(call, format!("key {key}"), e);
+    match e {
+        Errno::ENOENT => err.hint("nothing has that key yet; start the writer first"),
+        Errno::EINVAL => err.hint(format!(
+            "another program uses this key with other sizes than {size} bytes; pick another --key, or remove it: ipcrm -M {key} -S {key}"
+        )),
+        Errno::EACCES => err.hint("it belongs to another user and is not shared with you"),
+        _ => err,
+    }
+}
+
+fn wrong_size(key: Key, size: usize, has: usize) -> Error {
+    Error::sys("shmget", format!("key {key}"), Errno::EINVAL).hint(format!(
+        "the segment of this key has {has} bytes, not {size}: another program uses it; pick another --key, or remove it: ipcrm -M {key}"
+    ))
+}
+
+/// Once attached, a process that ends from here on sees this one. One that is deciding its end
+/// right now holds BUSY: waits for it; false if it removed everything (the open starts over).
+fn wait_while_deciding(key: Key, sem_id: i32) -> Result<bool> {
+    loop {
+        match sysv::semop(sem_id, &mut [sembuf(BUSY, 0, 0)]) {
+            Ok(()) => return Ok(true),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EIDRM) => return Ok(false),
+            Err(Errno::EINVAL) if sem_gone(sem_id) => return Ok(false),
+            Err(e) => return Err(sem_error(key, sem_id, e)),
         }
     }
 }

@@ -3,11 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::Seen;
-use common::cleanup::AtEnd;
+use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, ReceiveArgs, TraceArgs};
+use common::out::Out;
+use common::{Result, Seen};
 use shm_ipc::{
-    Channel, Create, End, Side, Variant, clean, legacy_message, posix_help, remove_segment, report_end, stop_guard,
+    Channel, Create, End, Ender, Objects, PosixChannel, SIZE, Side, SysvChannel, Variant, clean, legacy_message,
+    opened, posix_help, remove_segment, report_end, stop_guard,
 };
 
 const ME: common::Program = common::program!();
@@ -69,23 +71,39 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too.
         let cleanup = stop_guard(ME.bin, Side::Reader, AtEnd::keep_if(cli.keep));
         let create = if cli.no_create { Create::Never } else { Create::IfMissing };
-        let mut chan = Channel::reader(key, cli.mode.mode, variant, create)?;
-        cleanup.made((chan.objects(), chan.ender()));
-        let objects = chan.objects();
-        let what = format!("on {} for the writer's {}", objects.name(), objects.ready_semaphore());
-        let o = objects.clone();
-        let mut ready = ME
-            .waiting(what)
-            .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
-            .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
-        let received = (0..left).try_for_each(|_| {
-            let msg = chan.recv(&mut || ready.show())?;
-            let _held = common::gate::hold(&msg); // a stop waits until it is printed whole
-            out.line(&msg)
-        });
-        // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
-        let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Reader, End::Finished, ender.finish()));
-        drop(chan); // shmdt, or munmap and the semaphores closed
-        received.and(ended)
+        let mode = cli.mode.mode;
+        if cli.posix {
+            print_all(&cli, &cleanup, out, left, opened(PosixChannel::open(key, mode, create))?)
+        } else {
+            // The note's shmget and shmat.
+            print_all(&cli, &cleanup, out, left, opened(SysvChannel::open(key, mode, Side::Reader, create, SIZE))?)
+        }
     })
+}
+
+/// Takes and prints `left` messages (the note's printf, in `out.line`), then ends the run.
+fn print_all(
+    cli: &Cli,
+    cleanup: &Cleanup<(Objects, Ender)>,
+    mut out: Out,
+    left: u64,
+    mut chan: impl Channel,
+) -> Result<()> {
+    cleanup.made((chan.objects(), chan.ender()));
+    let objects = chan.objects();
+    let what = format!("on {} for the writer's {}", objects.name(), objects.ready_semaphore());
+    let o = objects.clone();
+    let mut ready = ME
+        .waiting(what)
+        .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
+        .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
+    let received = (0..left).try_for_each(|_| {
+        let msg = chan.recv(&mut || ready.show())?;
+        let _held = common::gate::hold(&msg); // a stop waits until it is printed whole
+        out.line(&msg)
+    });
+    // shmdt, and IPC_RMID if this is the last one out (also after a failure: nobody may be left).
+    let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Reader, End::Finished, ender.finish()));
+    drop(chan); // shmdt, or munmap
+    received.and(ended)
 }

@@ -3,10 +3,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::cleanup::AtEnd;
+use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, SendArgs, TraceArgs};
-use common::{Error, Seen};
-use shm_ipc::{Channel, DEFAULT_MESSAGE, End, SIZE, Side, Variant, check_fits, posix_help, report_end, stop_guard};
+use common::{Error, Result, Seen};
+use shm_ipc::{
+    Channel, Create, DEFAULT_MESSAGE, End, Ender, Objects, PosixChannel, SIZE, Side, SysvChannel, check_fits, opened,
+    posix_help, report_end, stop_guard,
+};
 
 // The help is formatted at run time from the pair's contract (SIZE), so it follows a change of it.
 const ME: common::Program = common::program!();
@@ -42,33 +45,43 @@ fn main() -> ExitCode {
         // Registered first: a stop while opening ends what the open made too. Stopped, the writer
         // removes the objects if nothing of its waits in them and nobody else uses them.
         let cleanup = stop_guard(ME.bin, Side::Writer, AtEnd::Remove);
-        let mut chan = Channel::writer(cli.key.key, cli.mode.mode, Variant::from_posix_flag(cli.posix))?;
-        cleanup.made((chan.objects(), chan.ender()));
-        let objects = chan.objects();
-        let what = format!("for the reader to take the last message from {}", objects.name());
-        let o = objects.clone();
-        let mut ready = ME
-            .waiting(what)
-            .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
-            .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
-        let total = cli.send.each(DEFAULT_MESSAGE).count();
-        let mut sent = 0;
-        let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
-            chan.send(&text, &mut || ready.show())?;
-            sent += 1;
-            Ok(())
-        });
-        // A failed send names what was lost: the user must never believe it was delivered.
-        let sending = sending.map_err(|e| match e {
-            Error::Usage(_) | Error::StdoutClosed => e,
-            e => Error::Failed(format!(
-                "{e}; message {} of {total} was not delivered (the {sent} before it were written)",
-                sent + 1
-            )),
-        });
-        // What it wrote is the readers'; the last one out removes the objects.
-        let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Writer, End::Finished, ender.finish()));
-        drop(chan); // shmdt, or munmap and the semaphores closed
-        sending.and(ended)
+        let (key, mode) = (cli.key.key, cli.mode.mode);
+        if cli.posix {
+            send_all(&cli, &cleanup, opened(PosixChannel::open(key, mode, Create::IfMissing))?)
+        } else {
+            // The note's shmget and shmat.
+            send_all(&cli, &cleanup, opened(SysvChannel::open(key, mode, Side::Writer, Create::IfMissing, SIZE))?)
+        }
     })
+}
+
+/// Sends every message (the note's strcpy, in `chan.send`), then ends the run.
+fn send_all(cli: &Cli, cleanup: &Cleanup<(Objects, Ender)>, mut chan: impl Channel) -> Result<()> {
+    cleanup.made((chan.objects(), chan.ender()));
+    let objects = chan.objects();
+    let what = format!("for the reader to take the last message from {}", objects.name());
+    let o = objects.clone();
+    let mut ready = ME
+        .waiting(what)
+        .peer_args(cli.key.peer_args(cli.posix.then_some("--posix")))
+        .looking(move || Seen { holds: None, peer: o.peer_state(ME.counterpart()) });
+    let total = cli.send.each(DEFAULT_MESSAGE).count();
+    let mut sent = 0;
+    let sending = cli.send.each(DEFAULT_MESSAGE).try_for_each(|text| {
+        chan.send(&text, &mut || ready.show())?;
+        sent += 1;
+        Ok(())
+    });
+    // A failed send names what was lost: the user must never believe it was delivered.
+    let sending = sending.map_err(|e| match e {
+        Error::Usage(_) | Error::StdoutClosed => e,
+        e => Error::Failed(format!(
+            "{e}; message {} of {total} was not delivered (the {sent} before it were written)",
+            sent + 1
+        )),
+    });
+    // What it wrote is the readers'; the last one out removes the objects.
+    let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Writer, End::Finished, ender.finish()));
+    drop(chan); // shmdt, or munmap
+    sending.and(ended)
 }
