@@ -28,7 +28,7 @@ use nix::errno::Errno;
 use common::gate;
 use common::trace::Try;
 
-use crate::{Channel, Create, Ender, Objects, Outcome, Side, WAIT_SLICE};
+use crate::{Channel, Create, Ender, Objects, Outcome, SIZE, Side, WAIT_SLICE};
 
 const FULL: u16 = 0;
 const BUSY: u16 = 1;
@@ -78,8 +78,9 @@ pub struct SysvChannel {
 impl SysvChannel {
     /// The note's `shmget` and `shmat`, with the semaphore set beside them: finds (or, with
     /// [`Create::IfMissing`], makes with `mode`) the objects of `key` and attaches the segment, a
-    /// writer read-write and a reader read-only. `size` is the note's SIZE (the bench's may differ).
-    pub fn open(key: Key, mode: u32, side: Side, create: Create, size: usize) -> Result<Self> {
+    /// writer read-write and a reader read-only.
+    pub fn open(key: Key, mode: u32, side: Side, create: Create) -> Result<Self> {
+        let size = SIZE;
         let err = |call: &'static str, e: Errno| open_error(key, size, call, e);
         // A few rounds: each lost race means another process has just removed the objects.
         for _ in 0..10 {

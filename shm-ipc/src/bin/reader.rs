@@ -8,8 +8,8 @@ use common::cli::{KeyArgs, ModeArgs, ReceiveArgs, TraceArgs};
 use common::out::Out;
 use common::{Result, Seen};
 use shm_ipc::{
-    Channel, Create, End, Ender, Objects, PosixChannel, SIZE, Side, SysvChannel, Variant, clean, legacy_message,
-    opened, posix_help, remove_segment, report_end, stop_guard,
+    Channel, Create, End, Ender, Objects, PosixChannel, Side, SysvChannel, Variant, clean, legacy_message, opened,
+    posix_help, remove_segment, report_end, stop_guard,
 };
 
 const ME: common::Program = common::program!();
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
             print_all(&cli, &cleanup, out, left, opened(PosixChannel::open(key, mode, create))?)
         } else {
             // The note's shmget and shmat.
-            print_all(&cli, &cleanup, out, left, opened(SysvChannel::open(key, mode, Side::Reader, create, SIZE))?)
+            print_all(&cli, &cleanup, out, left, opened(SysvChannel::open(key, mode, Side::Reader, create))?)
         }
     })
 }

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             send_all(&cli, &cleanup, opened(PosixChannel::open(key, mode, Create::IfMissing))?)
         } else {
             // The note's shmget and shmat.
-            send_all(&cli, &cleanup, opened(SysvChannel::open(key, mode, Side::Writer, Create::IfMissing, SIZE))?)
+            send_all(&cli, &cleanup, opened(SysvChannel::open(key, mode, Side::Writer, Create::IfMissing))?)
         }
     })
 }
