@@ -174,7 +174,7 @@ pub fn text(chart: &Chart, color: bool) -> String {
     for (a, &ch) in chart.arrows.iter().zip(&chans) {
         let (gr, tr) = (head + a.from, head + a.to);
         let right = side_of(a.from) == Side::Writer;
-        let label = fit(&format!("\"{}\"", a.text.replace('\n', "\\n")), 12);
+        let label = a.text.replace('\n', "\\n");
         if right {
             if !ev[a.from].outside {
                 g.put(gr, W_LINE, '├', Paint::Arrow);
@@ -193,9 +193,9 @@ pub fn text(chart: &Chart, color: bool) -> String {
             g.put(tr, MID.end - 1, '▶', Paint::Arrow);
             // The message between a dash on each side: `╰─ "one" ─▶`.
             let from = if gr == tr { MID.start + 1 } else { ch + 2 };
-            if MID.end > from + 5 {
+            if MID.end > from + 4 {
                 let l = fit(&label, MID.end - 4 - from);
-                g.text(tr, from + (MID.end - 2 - from - l.chars().count()) / 2, &format!(" {l} "), Paint::Arrow);
+                g.text(tr, from + (MID.end - 2 - from - l.chars().count() - 2) / 2, &format!(" {l} "), Paint::Arrow);
             }
         } else {
             g.put(gr, R_LINE, '┤', Paint::Arrow);
@@ -212,7 +212,7 @@ pub fn text(chart: &Chart, color: bool) -> String {
             }
             g.put(tr, MID.start, '◀', Paint::Arrow);
             let to = if gr == tr { MID.end - 1 } else { ch - 1 };
-            if to > MID.start + 5 {
+            if to > MID.start + 4 {
                 let l = fit(&label, to - MID.start - 4);
                 g.text(tr, MID.start + 1 + (to - MID.start - 3 - l.chars().count()) / 2, &format!(" {l} "), Paint::Arrow);
             }

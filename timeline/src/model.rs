@@ -528,9 +528,10 @@ fn label(kind: Kind, c: &Call, waited: Option<u64>) -> String {
         None => String::new(),
     };
     let took = waited.map(|t| format!(" {}", duration(t))).unwrap_or_default();
-    // The result and the wait are what a reader looks for: the call's details give way first.
-    let tail = format!("{result}{took}");
-    format!("{}{tail}", crate::chart::fit(&base_label, LABEL.saturating_sub(tail.chars().count())))
+    // The result and the wait are what a reader looks for: the call's details give way first,
+    // cut alike whether it waited or not (room for a wait's length is always kept).
+    let room = LABEL.saturating_sub(result.chars().count() + " 999ms".len());
+    format!("{}{result}{took}", crate::chart::fit(&base_label, room))
 }
 
 fn sem_name(kind: Kind, n: &str) -> String {

@@ -229,8 +229,10 @@ fn run_with(
             drop(pipe_w);
             // A demo's pause, not a synchronisation: the reader already waits.
             std::thread::sleep(after);
+            // Its time is taken before the kill: the reader's first line after it may come first.
+            let at = now_ns();
             kill(r.pid, Signal::SIGINT).sys("kill", format!("reader {}", r.pid))?;
-            c.seen.push(Seen::Stopped(Side::Reader, now_ns()));
+            c.seen.push(Seen::Stopped(Side::Reader, at));
             return c.until("end after SIGINT", |x| matches!(x, Seen::End(Side::Reader, ..)));
         }
         start(Side::Writer, writer, &s.writer_args(place, r.pid.as_raw() as u32), None, pipe_w, tx)?;

@@ -217,15 +217,9 @@ impl Scenario {
             Kind::MsgqPosix => format!("POSIX queue /msgq-ipc-{key}"),
             Kind::Shm => format!("segment and semaphore set {key}"),
             Kind::ShmPosix => format!("POSIX shared memory /shm-ipc-{key}"),
-            Kind::Fifo => match place {
-                Place::Path(p) => format!("FIFO {}", p.display()),
-                _ => "FIFO".into(),
-            },
+            Kind::Fifo => "a FIFO in a directory of its own".into(),
             Kind::Pipe => "an anonymous pipe, writer | reader".into(),
-            Kind::File => match place {
-                Place::Path(p) => format!("message file {}", p.display()),
-                _ => "message file".into(),
-            },
+            Kind::File => "a message file in a directory of its own".into(),
             Kind::Signal => "signals to the reader's PID".into(),
         }
     }

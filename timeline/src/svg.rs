@@ -80,7 +80,7 @@ pub fn svg(chart: &Chart) -> String {
         s,
         r##"<rect x="{}" y="44" width="150" height="26" rx="4" fill="#f6f1e4" stroke="#765"/><text x="{O_X}" y="61" text-anchor="middle">{}</text>"##,
         O_X - 75.0,
-        esc(&chart.object)
+        esc(&chart.column)
     );
     let _ = writeln!(s, r##"<line x1="{O_X}" y1="70" x2="{O_X}" y2="{}" stroke="#765" stroke-dasharray="4 4"/>"##, y_row(ev.len()) - ROW);
     // Waits: shaded bars on the lifelines.
@@ -134,12 +134,11 @@ pub fn svg(chart: &Chart) -> String {
             r##"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="#1f6fb2" stroke-width="1.6" marker-end="url(#head)"/>"##
         );
         let text = format!("\"{}\"", crate::chart::fit(&a.text.replace('\n', "\\n"), 30));
-        // Near the giver's end, clear of the states in the middle.
-        let f = 0.22;
-        let (mx, my) = (x1 + (x2 - x1) * f, y1 + (y2 - y1) * f - 6.0);
+        // At the giver's end, clear of the states in the middle.
+        let (mx, my, anchor) = (x1 + (x2 - x1).signum() * 4.0, y1 - 6.0, if x2 > x1 { "start" } else { "end" });
         let _ = writeln!(
             s,
-            r##"<text x="{mx}" y="{my}" text-anchor="middle" fill="#1f6fb2" stroke="#fff" stroke-width="4" paint-order="stroke">{}</text>"##,
+            r##"<text x="{mx}" y="{my}" text-anchor="{anchor}" fill="#1f6fb2" stroke="#fff" stroke-width="4" paint-order="stroke">{}</text>"##,
             esc(&text)
         );
         let _ = to;
@@ -155,6 +154,9 @@ pub fn svg(chart: &Chart) -> String {
         y,
         y
     );
+    if let Some(legend) = &chart.legend {
+        let _ = writeln!(s, r##"<text x="20" y="{}" fill="#654">{}</text>"##, y + 20.0, esc(legend));
+    }
     s.push_str("</svg>\n");
     s
 }
