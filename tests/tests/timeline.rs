@@ -67,9 +67,7 @@ fn retry(label: &str) -> bool {
 /// The label without the wait's length (`msgrcv → "one" 302ms`).
 fn untimed(label: &str) -> String {
     match label.rsplit_once(' ') {
-        Some((rest, last))
-            if last.ends_with('s') && last.trim_end_matches(['m', 'µ', 's']).parse::<f64>().is_ok() =>
-        {
+        Some((rest, last)) if last.ends_with('s') && last.trim_end_matches(['m', 'µ', 's']).parse::<f64>().is_ok() => {
             rest.to_string()
         }
         _ => label.to_string(),

@@ -151,11 +151,11 @@ pub fn text(chart: &Chart, color: bool) -> String {
         let own: Vec<usize> = (0..ev.len()).filter(|&i| ev[i].side == side && !ev[i].outside).collect();
         let (Some(&first), Some(&last)) = (own.first(), own.last()) else { continue };
         g.put(head - 1, col, '┬', Paint::Plain);
-        for i in 0..=last {
-            let t = ev[i].at;
+        for (i, e) in ev.iter().enumerate().take(last + 1) {
+            let t = e.at;
             let waits = chart.waits.iter().any(|&(s, a, b)| s == side && a < t && t <= b);
-            let waits = waits || (ev[i].side == side && ev[i].waited.is_some());
-            let ch = if ev[i].end && ev[i].side == side {
+            let waits = waits || (e.side == side && e.waited.is_some());
+            let ch = if e.end && e.side == side {
                 '┴'
             } else if waits {
                 '┃'
@@ -214,7 +214,12 @@ pub fn text(chart: &Chart, color: bool) -> String {
             let to = if gr == tr { MID.end - 1 } else { ch - 1 };
             if to > MID.start + 4 {
                 let l = fit(&label, to - MID.start - 4);
-                g.text(tr, MID.start + 1 + (to - MID.start - 3 - l.chars().count()) / 2, &format!(" {l} "), Paint::Arrow);
+                g.text(
+                    tr,
+                    MID.start + 1 + (to - MID.start - 3 - l.chars().count()) / 2,
+                    &format!(" {l} "),
+                    Paint::Arrow,
+                );
             }
         }
     }

@@ -166,10 +166,10 @@ pub fn build(s: &Scenario, object: String, seen: &[Seen]) -> Chart {
         }
     }
     // The stop's SIGINT is taken by the reader's first line after it.
-    if let Some(k) = events.iter().position(|e| e.outside) {
-        if let Some(j) = (k + 1..events.len()).find(|&j| events[j].side == Side::Reader) {
-            roles[j] = Role::Take(vec![Some("SIGINT".into())]);
-        }
+    if let Some(k) = events.iter().position(|e| e.outside)
+        && let Some(j) = (k + 1..events.len()).find(|&j| events[j].side == Side::Reader)
+    {
+        roles[j] = Role::Take(vec![Some("SIGINT".into())]);
     }
     let arrows = arrows(s, &events, &roles);
     let first = if s.run.writer_first { "writer first" } else { "reader first" };
@@ -231,7 +231,9 @@ fn lines(bytes: &[u8]) -> Vec<Option<String>> {
 }
 
 fn role(kind: Kind, side: Side, c: &Call, me: &mut SideState) -> Role {
-    if !c.ok() && !(c.name == "rt_sigsuspend" && c.errno() == Some("ERESTARTNOHAND")) {
+    // sigsuspend "fails" when the handler ran: that is its taking the signal.
+    let handled = c.name == "rt_sigsuspend" && c.errno() == Some("ERESTARTNOHAND");
+    if !c.ok() && !handled {
         return Role::None;
     }
     let writer = side == Side::Writer;
@@ -379,7 +381,7 @@ fn state(kind: Kind, side: Side, c: &Call, role: &Role, o: &mut Object) -> Optio
         (Kind::Fifo | Kind::Pipe, "write" | "read") if !matches!(role, Role::None) => {
             let n: i64 = c.ret.parse().unwrap_or(0);
             o.bytes += if c.name == "write" { n } else { -n };
-            Some(format!("{} B in pipe", o.bytes))
+            Some(format!("{} bytes", o.bytes))
         }
         (Kind::Fifo, "unlink") if ok => Some("FIFO removed".into()),
         (Kind::File, "renameat2") if ok => Some("message file".into()),
@@ -462,7 +464,13 @@ fn label(kind: Kind, c: &Call, waited: Option<u64>) -> String {
                 .collect();
             format!("semop {}", ops.join(" "))
         }
-        "shmat" => if a(2).contains("RDONLY") { "shmat RDONLY".into() } else { "shmat".into() },
+        "shmat" => {
+            if a(2).contains("RDONLY") {
+                "shmat RDONLY".into()
+            } else {
+                "shmat".into()
+            }
+        }
         "shm_open" | "mq_open" => {
             let f = short_flags(a(1), "O_").replace("RDWR|", "").replace("|NONBLOCK", "");
             format!("{} {f}", c.name)
@@ -497,7 +505,11 @@ fn label(kind: Kind, c: &Call, waited: Option<u64>) -> String {
             });
             match data {
                 Some(d) if ok && c.ret != "0" => {
-                    if c.name == "read" { format!("read {} → {d}", a(0)) } else { format!("write {} {d}", a(0)) }
+                    if c.name == "read" {
+                        format!("read {} → {d}", a(0))
+                    } else {
+                        format!("write {} {d}", a(0))
+                    }
                 }
                 Some(_) if c.ret == "0" => format!("{} {} → EOF", c.name, a(0)),
                 _ => format!("{} {}", c.name, a(0)),
@@ -529,8 +541,9 @@ fn label(kind: Kind, c: &Call, waited: Option<u64>) -> String {
     };
     let took = waited.map(|t| format!(" {}", duration(t))).unwrap_or_default();
     // The result and the wait are what a reader looks for: the call's details give way first,
-    // cut alike whether it waited or not (room for a wait's length is always kept).
-    let room = LABEL.saturating_sub(result.chars().count() + " 999ms".len());
+    // cut alike whether it waited or not (a call that can wait always keeps room for its length).
+    let reserve = if c.took.is_some() { " 999ms".len() } else { 0 };
+    let room = LABEL.saturating_sub(result.chars().count() + reserve);
     format!("{}{result}{took}", crate::chart::fit(&base_label, room))
 }
 
@@ -567,11 +580,15 @@ mod tests {
 
     #[test]
     fn labels_are_short_and_free_of_ids() {
-        let c = call(r#"1.000000 [reader 9] msgrcv(4128769, {mtype=1, mtext="Hello Message Queue\0\0"...}, 8192, 1, 0) = 20 <0.302957>"#);
+        let c = call(
+            r#"1.000000 [reader 9] msgrcv(4128769, {mtype=1, mtext="Hello Message Queue\0\0"...}, 8192, 1, 0) = 20 <0.302957>"#,
+        );
         assert_eq!(label(Kind::Msgq, &c, Some(302_957_000)), "msgrcv → \"Hello Messa…\" 302ms");
         let c = call("1.000000 [writer 9] msgget(0x71000001, IPC_CREAT|IPC_EXCL|0600) = -1 EEXIST (File exists)");
         assert_eq!(label(Kind::Msgq, &c, None), "msgget CREAT|EXCL → EEXIST");
-        let c = call("1.000000 [reader 9] semtimedop(5, [{sem_num=0, sem_op=-1, sem_flg=0}, {sem_num=1, sem_op=0, sem_flg=0}, {sem_num=1, sem_op=1, sem_flg=SEM_UNDO}], 3, NULL) = 0");
+        let c = call(
+            "1.000000 [reader 9] semtimedop(5, [{sem_num=0, sem_op=-1, sem_flg=0}, {sem_num=1, sem_op=0, sem_flg=0}, {sem_num=1, sem_op=1, sem_flg=SEM_UNDO}], 3, NULL) = 0",
+        );
         assert_eq!(label(Kind::Shm, &c, None), "semop F-1 B=0 B+1");
     }
 

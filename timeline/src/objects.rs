@@ -38,11 +38,9 @@ pub fn left(key: Key, kind: Kind) -> Vec<String> {
     let exists = |r: nix::Result<i32>| !matches!(r, Err(Errno::ENOENT));
     let mut found = Vec::new();
     match kind {
-        Kind::Msgq | Kind::Request => {
-            // SAFETY: msgget takes plain integers; flag 0 only looks.
-            if exists(Errno::result(unsafe { libc::msgget(key.raw(), 0) })) {
-                found.push(format!("queue {key}"));
-            }
+        // SAFETY: msgget takes plain integers; flag 0 only looks.
+        Kind::Msgq | Kind::Request if exists(Errno::result(unsafe { libc::msgget(key.raw(), 0) })) => {
+            found.push(format!("queue {key}"));
         }
         Kind::Shm => {
             // SAFETY: shmget and semget take plain integers; flag 0 only looks.
@@ -84,7 +82,9 @@ pub fn run_dir() -> Result<PathBuf> {
         match nix::unistd::mkdir(&dir, Mode::S_IRWXU) {
             Ok(()) => return Ok(dir),
             Err(Errno::EEXIST) => continue,
-            Err(e) => return Err(common::Error::sys("mkdir", dir.display(), e).hint("is the runtime directory writable?")),
+            Err(e) => {
+                return Err(common::Error::sys("mkdir", dir.display(), e).hint("is the runtime directory writable?"));
+            }
         }
     }
     unreachable!("an unbounded range ends only by returning")
@@ -92,7 +92,13 @@ pub fn run_dir() -> Result<PathBuf> {
 
 /// Removes what the pair left in `place` (its reader's `--clean` for a key; the run's directory),
 /// and says what there was.
-pub fn clean_up(kind: Kind, place: &Place, dir: &Path, reader: &Path, clean_args: &[std::ffi::OsString]) -> Result<Vec<String>> {
+pub fn clean_up(
+    kind: Kind,
+    place: &Place,
+    dir: &Path,
+    reader: &Path,
+    clean_args: &[std::ffi::OsString],
+) -> Result<Vec<String>> {
     let mut found = Vec::new();
     if let Place::Key(key) = place {
         found = left(*key, kind);

@@ -61,7 +61,9 @@ pub fn stop_children() {
     // The waiting threads reap them: a reaped child is gone for kill(pid, 0).
     while pids.iter().any(|&p| kill(p, None).is_ok()) {
         if Instant::now() > until {
-            pids.iter().for_each(|&p| { let _ = kill(p, Signal::SIGKILL); });
+            pids.iter().for_each(|&p| {
+                let _ = kill(p, Signal::SIGKILL);
+            });
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -247,7 +249,9 @@ fn run_with(
 pub fn ended(status: &ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit {code}"),
-        (None, Some(sig)) => Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| format!("killed by {s}")),
+        (None, Some(sig)) => {
+            Signal::try_from(sig).map_or_else(|_| format!("signal {sig}"), |s| format!("killed by {s}"))
+        }
         _ => "ended".into(),
     }
 }

@@ -88,7 +88,9 @@ impl Scenario {
             return Err("signal: a signal carries no message; give --count N to send N signals".into());
         }
         if kind == Kind::Pipe && run.stop_reader_after.is_some() {
-            return Err("pipe: the reader of `writer | reader` makes nothing to clean up; stop a fifo reader instead".into());
+            return Err(
+                "pipe: the reader of `writer | reader` makes nothing to clean up; stop a fifo reader instead".into()
+            );
         }
         Ok(Scenario { kind, run })
     }
@@ -110,7 +112,13 @@ impl Scenario {
                 Kind::Shm | Kind::ShmPosix => "Linux Programming",
                 Kind::Fifo | Kind::Pipe => "Hello Child Process",
                 Kind::File => "Hello File IPC",
-                Kind::Signal => if self.sent() > 1 { "SIGRTMIN+1" } else { "SIGINT" },
+                Kind::Signal => {
+                    if self.sent() > 1 {
+                        "SIGRTMIN+1"
+                    } else {
+                        "SIGINT"
+                    }
+                }
             };
             vec![default.to_string(); self.sent() as usize]
         } else {

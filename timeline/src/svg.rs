@@ -73,7 +73,12 @@ pub fn svg(chart: &Chart) -> String {
                 y_row(last),
                 if first > 0 { "2 3" } else { "none" }
             );
-            let _ = writeln!(s, r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#445"/>"##, y_row(first) - ROW / 2.0, y_row(last));
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#445"/>"##,
+                y_row(first) - ROW / 2.0,
+                y_row(last)
+            );
         }
     }
     let _ = writeln!(
@@ -82,7 +87,11 @@ pub fn svg(chart: &Chart) -> String {
         O_X - 75.0,
         esc(&chart.column)
     );
-    let _ = writeln!(s, r##"<line x1="{O_X}" y1="70" x2="{O_X}" y2="{}" stroke="#765" stroke-dasharray="4 4"/>"##, y_row(ev.len()) - ROW);
+    let _ = writeln!(
+        s,
+        r##"<line x1="{O_X}" y1="70" x2="{O_X}" y2="{}" stroke="#765" stroke-dasharray="4 4"/>"##,
+        y_row(ev.len()) - ROW
+    );
     // Waits: shaded bars on the lifelines.
     for &(side, a, b) in &chart.waits {
         let (y1, y2) = (y_at(a), y_at(b));
