@@ -92,6 +92,16 @@ fn start(
 ) -> Result<Started> {
     let mut cmd = Command::new(program);
     cmd.args(args).process_group(0).stderr(Stdio::piped());
+    // The pair gets signals from timeline only (process groups of its own), which means them: a
+    // SIGINT that timeline's shell ignores (a `&` job) must not leave it deaf to the stop.
+    // SAFETY: between fork and exec the child calls only signal(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
     cmd.stdin(stdin.map_or_else(Stdio::null, Stdio::from));
     cmd.stdout(stdout.map_or_else(Stdio::piped, Stdio::from));
     let mut child: Child = cmd.spawn().sys("fork/exec", program.display())?;
