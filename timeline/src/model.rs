@@ -17,7 +17,7 @@ const WAITED: u64 = 1_000_000;
 #[derive(Clone, Debug)]
 pub struct Event {
     pub side: Side,
-    /// Where it sits in time (ns): a wait's return, else the call's time.
+    /// Where it sits in time (ns): when it returned.
     pub at: u64,
     /// The short label: `msgrcv → "one"`.
     pub label: String,
@@ -111,11 +111,13 @@ pub fn build(s: &Scenario, object: String, seen: &[Seen]) -> Chart {
         }
     }
     let pid_names: Vec<String> = pids.iter().flatten().map(u32::to_string).collect();
-    // Each call at its place in time: a wait where it returned.
+    // Each call at its place in time: a call that can wait where it returned, so that the calls
+    // that change the object (a semop applied after a short wait) come in the order they took
+    // effect; the others where they were made.
     let mut timed: Vec<(u64, Item)> = Vec::new();
     for (side, c) in calls {
         let waited = c.took.filter(|&t| t >= WAITED);
-        let at = if waited.is_some() { c.end() } else { c.at };
+        let at = c.end();
         timed.push((at, Item::Call(side, c, waited)));
     }
     for (side, at, m) in marks {
