@@ -23,6 +23,10 @@ pub struct TraceArgs {
     /// Print each IPC call on stderr as it returns, as strace shows it, after `[<bin> <pid>]`
     #[arg(long)]
     pub trace: bool,
+
+    /// With --trace: start each line with its CLOCK_MONOTONIC time (seconds), and end a call that can wait with how long it took, `<0.000123>`
+    #[arg(long, requires = "trace")]
+    pub trace_time: bool,
 }
 
 impl TraceArgs {
@@ -32,6 +36,9 @@ impl TraceArgs {
         crate::trace::arm_kill_hook();
         if self.trace {
             crate::trace::start(bin);
+            if self.trace_time {
+                crate::trace::start_time();
+            }
         }
     }
 }

@@ -66,6 +66,7 @@ pub fn open(path: &Path, flags: OFlag, mode: Mode) -> nix::Result<Fd> {
 
 /// [`open`] as a wait loop repeats it (see [`Try`]).
 pub fn open_try(path: &Path, flags: OFlag, mode: Mode, t: Try) -> nix::Result<Fd> {
+    trace::begin(); // a FIFO's open waits for its other end unless O_NONBLOCK
     let r = nix::fcntl::openat(AT_FDCWD, path, flags, mode);
     trace::call_try(t, &r, |r| {
         let m = if flags.contains(OFlag::O_CREAT) { format!(", {}", trace::mode(mode.bits())) } else { String::new() };
@@ -87,6 +88,7 @@ pub fn fchmod(fd: impl AsFd, mode: Mode) -> nix::Result<()> {
 /// nothing was.
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<usize> {
     let fd = fd.as_fd();
+    trace::begin();
     let r = nix::unistd::read(fd, buf);
     trace::call(&r, |r| {
         let shown = match r.value() {
@@ -101,6 +103,7 @@ pub fn read(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<usize> {
 /// `write(4, "Hello", 5) = 5`.
 pub fn write(fd: impl AsFd, buf: &[u8]) -> nix::Result<usize> {
     let fd = fd.as_fd();
+    trace::begin();
     let r = nix::unistd::write(fd, buf);
     trace::call(&r, |r| (format!("write({}, {}, {})", fd.as_raw_fd(), trace::quote(buf), buf.len()), r.decimal()));
     r

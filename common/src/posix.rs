@@ -222,6 +222,9 @@ fn lock(fd: BorrowedFd<'_>, span: Span, kind: LockKind, wait: LockWait, traced: 
     fl.l_len = span.len as libc::off_t;
     loop {
         let arg = if wait { FcntlArg::F_OFD_SETLKW(&fl) } else { FcntlArg::F_OFD_SETLK(&fl) };
+        if wait {
+            trace::begin();
+        }
         let r = fcntl(fd, arg);
         if traced {
             trace::call(&r, |r| {
@@ -291,6 +294,7 @@ pub fn shm_unlink(name: &str) -> nix::Result<()> {
 /// loop this is (a timed-out repeat is not traced, see [`Try`]).
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration, t: Try) -> nix::Result<bool> {
     let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos().into() };
+    trace::begin();
     // SAFETY: word is a valid, aligned u32 for the whole call (borrowed); ts is a valid timespec;
     // FUTEX_WAIT reads the word and the timeout only.
     let ret = unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, expected, &ts) };

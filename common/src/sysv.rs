@@ -42,6 +42,7 @@ pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32) -> nix::Result<()> {
     unsafe {
         std::ptr::copy_nonoverlapping(text.as_ptr(), buf.as_mut_ptr().add(1).cast::<u8>(), text.len());
     }
+    trace::begin(); // waits for room unless IPC_NOWAIT
     // SAFETY: buf is a valid msgbuf whose mtext has text.len() bytes.
     let r = check(unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), flags) }).map(drop);
     trace::call(&r, |r| {
@@ -71,6 +72,7 @@ pub fn msgrcv(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32) -> nix::Result<
 #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
 pub fn msgrcv_try(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32, t: Try) -> nix::Result<(i64, &[u8])> {
     let mtype = libc::c_long::try_from(mtype).map_err(|_| Errno::EINVAL)?;
+    trace::begin(); // waits for a message unless IPC_NOWAIT
     // SAFETY: buf.0 is a msgbuf with room for buf.1 bytes of mtext.
     let n = Errno::result(unsafe { libc::msgrcv(id, buf.0.as_mut_ptr().cast(), buf.1, mtype, flags) });
     trace::call_try(t, &n, |r| {
@@ -272,6 +274,7 @@ pub fn semop(id: i32, ops: &mut [libc::sembuf]) -> nix::Result<()> {
 
 fn semtimedop_traced(id: i32, ops: &mut [libc::sembuf], timeout: Option<&libc::timespec>, t: Try) -> nix::Result<()> {
     let ts = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    trace::begin();
     // SAFETY: ops points at ops.len() valid sembufs; ts is null or a valid relative timeout.
     let r = check(unsafe { semtimedop(id, ops.as_mut_ptr(), ops.len(), ts) }).map(drop);
     trace::call_try(t, &r, |r| {

@@ -7,6 +7,12 @@
 //! 40 of the call). Library calls that are not system calls (sem_open, sem_wait, shm_open) end in
 //! `/* library call */`, and what the kernel sees of them is left to strace.
 //!
+//! With `--trace-time` too, each line starts with the CLOCK_MONOTONIC time of the call (seconds,
+//! to the microsecond: strace's `-ttt`, on the clock both sides of a pair share, so `sort -n` merges
+//! their lines), and a call that can wait ends in how long it took, as strace's `-T` shows it:
+//! `<0.000123>`. The wrappers of such calls say so with [`begin`] just before the call; it reads
+//! the clock only when `--trace-time` is on.
+//!
 //! The same place serves a test hook: with `IPC_NOTES_KILL_AFTER=CALL:N` in its environment a
 //! program kills itself with SIGKILL just after the Nth return of CALL that `--trace` would show
 //! (strace can kill a program on entry to a call, not just after one returns). The crash tests
@@ -24,6 +30,8 @@ use nix::errno::Errno;
 static MODE: AtomicU8 = AtomicU8::new(0);
 const PRINT: u8 = 1;
 const KILL: u8 = 2;
+/// `--trace-time` (with [`PRINT`]); a bit of its own so the other bits keep their meaning.
+const TIME: u8 = 8;
 static WHO: OnceLock<&'static str> = OnceLock::new();
 
 /// The environment variable of the test hook: `CALL:N`, e.g. `msgrcv:2`.
@@ -35,6 +43,35 @@ static KILL_SEEN: AtomicU64 = AtomicU64::new(0);
 pub fn start(bin: &'static str) {
     let _ = WHO.set(bin);
     MODE.fetch_or(PRINT, Ordering::Relaxed);
+}
+
+/// `--trace-time`: each line [`start`] prints begins with its time, and a call after [`begin`]
+/// ends in how long it took.
+pub fn start_time() {
+    MODE.fetch_or(TIME, Ordering::Relaxed);
+}
+
+thread_local! {
+    /// When the call about to be traced on this thread began (CLOCK_MONOTONIC, ns), or 0: set by
+    /// [`begin`], taken by the line that follows.
+    static BEGAN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Called just before a call that can wait (msgrcv, semop, a blocking read...): with
+/// `--trace-time`, its line then shows when it began and how long it took. Otherwise one relaxed
+/// load and a branch.
+#[inline]
+pub fn begin() {
+    if MODE.load(Ordering::Relaxed) & TIME != 0 {
+        BEGAN.with(|b| b.set(monotonic_ns()));
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: t is a valid timespec for clock_gettime to fill; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// Arms the test hook if [`KILL_AFTER_VAR`] is set (read once, at start): SIGKILL just after the
@@ -142,11 +179,13 @@ fn try_line<T>(
     if let Try::Again(waiting) = t
         && matches!(result, Err(e) if *e == waiting)
     {
+        BEGAN.with(|b| b.set(0)); // not shown: its start must not go to another call's line
         return;
     }
     let (call, ret) = show(Ret(result));
     let ret = format!("{ret}{tail}");
     if t == Try::Looked && !look_changed(format!("{call} = {ret}")) {
+        BEGAN.with(|b| b.set(0));
         return;
     }
     emit(mode, &call, &ret);
@@ -203,13 +242,26 @@ pub fn errno(e: Errno) -> String {
 
 fn line(call: &str, ret: &str) {
     let who = WHO.get().copied().unwrap_or("?");
-    let mut text = format!("[{who} {}] {call}", std::process::id());
+    let mut text = String::new();
+    let mut took = None;
+    if MODE.load(Ordering::Relaxed) & TIME != 0 {
+        let (now, began) = (monotonic_ns(), BEGAN.with(|b| b.replace(0)));
+        // The line's time is the call's start when it was taken (strace's too), else its return.
+        let at = if began == 0 { now } else { began };
+        took = (began != 0).then(|| now.saturating_sub(began));
+        let _ = write!(text, "{}.{:06} ", at / 1_000_000_000, at % 1_000_000_000 / 1000);
+    }
+    let _ = write!(text, "[{who} {}] {call}", std::process::id());
     // strace puts " = " at column 40 of the call when the call is shorter.
     let width = text.len() - call.len() + 39;
     while text.len() < width {
         text.push(' ');
     }
-    let _ = writeln!(text, " = {ret}");
+    let _ = write!(text, " = {ret}");
+    if let Some(ns) = took {
+        let _ = write!(text, " <{}.{:06}>", ns / 1_000_000_000, ns % 1_000_000_000 / 1000);
+    }
+    text.push('\n');
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 

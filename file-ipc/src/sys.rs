@@ -22,6 +22,7 @@ use nix::unistd::UnlinkatFlags;
 /// `flock(4, LOCK_EX) = 0`: the whole wait for the lock (EINTR is the caller's to retry).
 pub fn flock_ex(fd: &Fd) -> nix::Result<()> {
     // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
+    trace::begin();
     // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
     let r = Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }).map(drop);
     trace::call(&r, |r| (format!("flock({}, LOCK_EX)", fd.as_raw_fd()), r.zero()));

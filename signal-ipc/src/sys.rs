@@ -153,6 +153,7 @@ pub fn sigprocmask(how: libc::c_int, set: Option<&libc::sigset_t>) -> nix::Resul
 /// sigsuspend(2): sets the mask to `mask` and sleeps until a handler has run, in one step, so a
 /// signal unblocked by it cannot slip in before the sleep. Returns only after a handler (EINTR).
 pub fn sigsuspend(mask: &libc::sigset_t) -> Errno {
+    trace::begin();
     // SAFETY: mask is initialised.
     let r = Errno::result(unsafe { libc::sigsuspend(mask) }).map(drop);
     // The kernel returns ERESTARTNOHAND, which becomes the program's -1 EINTR because a handler
@@ -268,6 +269,7 @@ fn sigtimedwait(set: &libc::sigset_t, timeout: Option<&libc::timespec>) -> nix::
     // SAFETY: info is written by the kernel before it is read.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let t = timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    trace::begin();
     // SAFETY: set is initialised, info is valid for writing, t is null or a valid timespec.
     let r = Errno::result(unsafe { libc::sigtimedwait(set, &mut info, t) }).map(|_| Caught::from(&info));
     trace::call(&r, |ret| {

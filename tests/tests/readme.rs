@@ -353,3 +353,8 @@ fn pipe_readme() {
 fn file_readme() {
     run_readme("file-ipc/README.md");
 }
+
+#[test]
+fn timeline_readme() {
+    run_readme("timeline/README.md");
+}
