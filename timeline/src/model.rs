@@ -117,7 +117,7 @@ pub fn build(s: &Scenario, object: String, seen: &[Seen]) -> Chart {
     // Roles first, each side in its own order (a FIFO's descriptors are a side's own).
     let roles_of: Vec<Role> =
         calls.iter().map(|(side, c)| role(s.kind, *side, c, &mut sides[*side as usize])).collect();
-    let place = places(&calls, &roles_of);
+    let place = places(s.kind, &calls, &roles_of);
     let mut timed: Vec<(u64, Item)> = Vec::new();
     for (((side, c), role), at) in calls.into_iter().zip(roles_of).zip(place) {
         let waited = c.took.filter(|&t| t >= WAITED);
@@ -197,7 +197,7 @@ enum Item {
 /// Where each call sits in time: where it returned, except a call that hands a message over and
 /// returned after the call that took it (its sender was scheduled late): the message was in the
 /// object before it was taken, so the give sits just before its take and no arrow goes up.
-fn places(calls: &[(Side, Call)], roles: &[Role]) -> Vec<u64> {
+fn places(kind: Kind, calls: &[(Side, Call)], roles: &[Role]) -> Vec<u64> {
     let mut place: Vec<u64> = calls.iter().map(|(_, c)| c.end()).collect();
     let messages = |side: Side, give: bool| -> Vec<usize> {
         let mut v = Vec::new();
@@ -211,12 +211,22 @@ fn places(calls: &[(Side, Call)], roles: &[Role]) -> Vec<u64> {
         v
     };
     for giver in [Side::Writer, Side::Reader] {
+        let mut after = 0; // the taker's calls before this are earlier messages'
         for (g, t) in messages(giver, true).into_iter().zip(messages(giver, false)) {
-            let taken = calls[t].1.end().saturating_sub(1);
-            place[g] = place[g].min(taken).max(calls[g].1.at);
+            // The first of the taker's calls to see the message: the take, or a look before it
+            // (the FIFO reader's tee).
+            let seen = (after..=t).find(|&j| calls[j].0 == calls[t].0 && (j == t || looks(kind, &calls[j].1)));
+            let seen = calls[seen.unwrap_or(t)].1.end().saturating_sub(1);
+            place[g] = place[g].min(seen).max(calls[g].1.at);
+            after = t + 1;
         }
     }
     place
+}
+
+/// Whether `c` sees a message before taking it: the FIFO reader copies it with tee before it reads.
+fn looks(kind: Kind, c: &Call) -> bool {
+    kind == Kind::Fifo && c.name == "tee" && c.ok()
 }
 
 /// Pairs each message given with the one taken, in order, each direction apart: every pair
@@ -635,7 +645,7 @@ mod tests {
         let mut sides = [SideState::default(), SideState::default()];
         let roles: Vec<Role> =
             calls.iter().map(|(side, c)| role(Kind::Msgq, *side, c, &mut sides[*side as usize])).collect();
-        let place = places(&calls, &roles);
+        let place = places(Kind::Msgq, &calls, &roles);
         assert!(place[1] < place[0], "the send at {} is not before the take at {}", place[1], place[0]);
         assert!(place[1] >= 1_400_000_000, "the send is placed before it began");
     }
