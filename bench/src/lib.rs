@@ -13,4 +13,5 @@ pub mod ring;
 pub mod run;
 pub mod semring;
 pub mod stats;
+pub mod sys;
 pub mod watch;

@@ -74,6 +74,8 @@ fn main() -> ExitCode {
         let set = signal_ipc::sys::sigset(&[mechs::bench_signal()]).sys("sigaddset", "SIGRTMIN")?;
         signal_ipc::sys::block(&set).sys("sigprocmask", "SIGRTMIN")?;
         common::stop::install()?;
+        // Every traced call counted (one atomic add each): the calls/msg column.
+        common::trace::count_calls();
         bench(&cli)
     })
 }

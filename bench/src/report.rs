@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::limits::Copy;
-use crate::run::Row;
+use crate::run::{Calls, Row};
 use crate::stats::{Stats, fmt_ns};
 
 pub struct Limits {
@@ -133,13 +133,13 @@ pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
             writeln!(out, "\n{} messages (round trip: min / p50 / p99 / p99.9; one-way streaming)", size_name(size));
         let _ = writeln!(
             out,
-            "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11} {:>9} {:>8}  vs limits",
-            "mechanism", "cpus", "size", "min", "p50", "spread", "p99", "p99.9", "msgs/s", "MB/s", "x p50"
+            "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11} {:>9} {:>8} {:>9}  vs limits",
+            "mechanism", "cpus", "size", "min", "p50", "spread", "p99", "p99.9", "msgs/s", "MB/s", "x p50", "calls/msg"
         );
         for r in rs {
             let _ = writeln!(
                 out,
-                "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11.0} {:>9.1} {:>8.1}  {}",
+                "{:<16} {:<5} {:>6} {:>9} {:>9} {:>6} {:>9} {:>9} {:>11.0} {:>9.1} {:>8.1} {:>9}  {}",
                 r.mechanism,
                 r.placement.name(),
                 size_name(r.size),
@@ -151,11 +151,20 @@ pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
                 r.msgs_per_s,
                 r.mb_per_s,
                 r.rtt.p50 as f64 / fastest,
+                calls(&r.calls),
                 vs_limits(r, limits)
             );
         }
     }
     out
+}
+
+/// System calls per message, sending side + receiving side: `1+1`, `0+0.3`.
+pub fn calls(c: &Calls) -> String {
+    let one = |x: f64| {
+        if (x - x.round()).abs() < 0.05 { format!("{:.0}", x.round()) } else { format!("{x:.1}") }
+    };
+    format!("{}+{}", one(c.send), one(c.recv))
 }
 
 fn stats_json(s: &Stats) -> Value {
@@ -175,6 +184,7 @@ pub fn json(rows: &[Row], limits: &Limits, machine: &Machine) -> Value {
                 "limits_near": r.near.map(|n| json!({"cacheline_rtt_ns": n.cacheline, "transfer_mb_per_s": n.transfer})),
                 "throughput": {"msgs_per_s": r.msgs_per_s, "mb_per_s": r.mb_per_s},
                 "messages": r.messages,
+                "calls_per_msg": {"send": r.calls.send, "recv": r.calls.recv},
             })
         })
         .collect();
