@@ -14,4 +14,5 @@ pub mod run;
 pub mod semring;
 pub mod stats;
 pub mod sys;
+pub mod vs_c;
 pub mod watch;

@@ -36,8 +36,13 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
     /// Measure each row K times; report the median run's p50 and the spread of the K p50s
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
-    runs: u32,
+    /// (with --vs-c: K rounds, 5 unless given)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: Option<u32>,
+    /// Each blocking row against a plain C ping-pong of the same calls (bench/c, compiled with
+    /// cc), interleaved, 64 B round trips: ours, C, the ratio and the calls per message of each
+    #[arg(long)]
+    vs_c: bool,
     /// Round trips per row (tests: a row that lasts until it is killed)
     #[arg(long, hide = true)]
     rtts: Option<usize>,
@@ -137,6 +142,14 @@ fn bench(cli: &Cli) -> Result<()> {
         cfg.rtts = n.max(1);
     }
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
+    if cli.vs_c {
+        let rounds = cli.runs.unwrap_or(5);
+        let cfg = Config { rtts: if cli.quick { 500 } else { 2000 }, warmup: 200, stream: Duration::from_millis(20), ..cfg };
+        let pairs = bench::vs_c::compare(&mechs, &placements, &cfg, rounds, &allowed)?;
+        common::out::say(bench::vs_c::table(&pairs, rounds).trim_end());
+        return Ok(());
+    }
+    let k = cli.runs.unwrap_or(1);
     let mut plan = Vec::new();
     for m in &mechs {
         let its_sizes: Vec<usize> = if m.id == "signal" {
@@ -158,14 +171,14 @@ fn bench(cli: &Cli) -> Result<()> {
         common::diag!(
             "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
         );
-        let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
+        let runs: Vec<Limits> = (0..k).map(|_| limits(&allowed, sizes, &cfg)).collect();
         median_limits(runs)
     };
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         common::diag!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
         let mut runs = Vec::new();
-        for _ in 0..cli.runs {
+        for _ in 0..k {
             let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
             let mut row = run::measure(m, *s, *p, &cfg, mechs::row_key(std::process::id(), i))?;
             row.near = near;
