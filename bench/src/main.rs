@@ -144,7 +144,8 @@ fn bench(cli: &Cli) -> Result<()> {
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
     if cli.vs_c {
         let rounds = cli.runs.unwrap_or(5);
-        let cfg = Config { rtts: if cli.quick { 500 } else { 2000 }, warmup: 200, stream: Duration::from_millis(20), ..cfg };
+        let cfg =
+            Config { rtts: if cli.quick { 500 } else { 2000 }, warmup: 200, stream: Duration::from_millis(20), ..cfg };
         let pairs = bench::vs_c::compare(&mechs, &placements, &cfg, rounds, &allowed)?;
         common::out::say(bench::vs_c::table(&pairs, rounds).trim_end());
         return Ok(());

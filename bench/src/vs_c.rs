@@ -113,7 +113,8 @@ pub fn compare(
     rounds: u32,
     allowed: &[usize],
 ) -> Result<Vec<Pair>> {
-    let ids: Vec<&'static str> = mechs.iter().map(|m| m.id).filter(|id| PROGRAMS.iter().any(|(p, _)| p == id)).collect();
+    let ids: Vec<&'static str> =
+        mechs.iter().map(|m| m.id).filter(|id| PROGRAMS.iter().any(|(p, _)| p == id)).collect();
     if ids.is_empty() {
         return Err(Error::Usage(format!(
             "--vs-c compares the blocking rows: {}",
@@ -140,15 +141,20 @@ fn rounds_of(
         let Some(m) = mechs.iter().find(|m| m.id == *id) else { continue };
         for &p in placements {
             let size = if *id == "signal" { SIGNAL_SIZE } else { 64 };
-            pairs.push((*m, exe.clone(), p, Pair {
-                mechanism: m.id,
-                placement: p,
-                size,
-                ours: Vec::new(),
-                c: Vec::new(),
-                ours_calls: Calls::default(),
-                c_calls: Calls::default(),
-            }));
+            pairs.push((
+                *m,
+                exe.clone(),
+                p,
+                Pair {
+                    mechanism: m.id,
+                    placement: p,
+                    size,
+                    ours: Vec::new(),
+                    c: Vec::new(),
+                    ours_calls: Calls::default(),
+                    c_calls: Calls::default(),
+                },
+            ));
         }
     }
     let total = rounds as usize * pairs.len();
