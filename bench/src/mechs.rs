@@ -325,7 +325,8 @@ impl Link for FileLink {
 
 impl Setup for Files {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let (tx, rx) = pick(side, self.0.join("down"), self.0.join("up"));
+        // A directory per direction, as a pair has: a reader watches only its own.
+        let (tx, rx) = pick(side, self.0.join("down/msg"), self.0.join("up/msg"));
         let (tx, rx) = (file_ipc::Writer::new(&tx, 0o600)?, file_ipc::Reader::new(&rx)?);
         Ok(Ends { tx: Box::new(FileLink::Tx(tx)), rx: Box::new(FileLink::Rx(rx)) })
     }
@@ -336,7 +337,14 @@ impl Setup for Files {
 }
 
 fn file(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    Ok(Arc::new(Files(scratch_dir(key)?)))
+    let dir = scratch_dir(key)?;
+    for d in ["down", "up"] {
+        if let Err(e) = std::fs::create_dir(dir.join(d)).sys("mkdir", dir.join(d).display()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    }
+    Ok(Arc::new(Files(dir)))
 }
 
 fn copy_exact(got: &[u8], buf: &mut [u8]) -> Result<()> {

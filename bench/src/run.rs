@@ -97,6 +97,15 @@ pub struct Near {
     pub transfer: Option<f64>,
 }
 
+impl Near {
+    /// The lower floor and the higher ceiling of two measurements.
+    pub fn widest(self, other: Near) -> Near {
+        let min = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
+        let max = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::max);
+        Near { cacheline: min(self.cacheline, other.cacheline), transfer: max(self.transfer, other.transfer) }
+    }
+}
+
 /// The CPUs this process may run on.
 pub fn cpus() -> Result<Vec<usize>> {
     let set = sched_getaffinity(Pid::from_raw(0)).sys("sched_getaffinity", "self")?;
