@@ -109,7 +109,7 @@ pub fn table(rows: &[Row], limits: &Limits, machine: &Machine) -> String {
     if rows.iter().any(|r| r.near.is_some()) {
         let _ = writeln!(
             out,
-            "(shared-memory rows on two CPUs: \"vs limits\" against a cache line and a transfer measured just before each run of the row)"
+            "(shared-memory rows on two CPUs: \"vs limits\" against a cache line and a transfer measured just before and after each run of the row, the lower floor and the higher ceiling)"
         );
     }
     if let Some(c) = limits.cacheline {

@@ -163,7 +163,8 @@ impl<M: MemoryMut> Ring<M> {
         if self.wait == Wait::Futex {
             word.store(first, Ordering::SeqCst);
             if self.control(CONSUMER_SLEEPS).load(Ordering::SeqCst) != 0 {
-                crate::sys::futex_wake(word.as_ptr().cast());
+                // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+                unsafe { crate::sys::futex_wake(word.as_ptr().cast()) };
             }
         } else {
             word.store(first, Ordering::Release);
@@ -197,7 +198,8 @@ impl<M: MemoryMut> Ring<M> {
         if self.wait == Wait::Futex {
             tail.store(self.count, Ordering::SeqCst);
             if self.control(PRODUCER_SLEEPS).load(Ordering::SeqCst) != 0 {
-                crate::sys::futex_wake(tail.as_ptr());
+                // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+                unsafe { crate::sys::futex_wake(tail.as_ptr()) };
             }
         } else {
             tail.store(self.count, Ordering::Release);
@@ -234,7 +236,8 @@ impl<M: MemoryMut> Ring<M> {
                 self.control(flag).store(0, Ordering::SeqCst);
                 return v;
             }
-            crate::sys::futex_wait(word.ptr32(), seen);
+            // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+            unsafe { crate::sys::futex_wait(word.ptr32(), seen) };
             self.control(flag).store(0, Ordering::SeqCst);
         }
     }

@@ -15,7 +15,10 @@ pub fn sched_yield() {
 
 /// futex(2) FUTEX_WAIT on a word of a shared mapping (not FUTEX_PRIVATE: the waker is another
 /// process), at most 100 ms: a lost wake-up costs a pause, never a hang.
-pub fn futex_wait(word: *const u32, expected: u32) {
+///
+/// # Safety
+/// `word` points to an aligned u32 of a mapping that stays mapped for the call.
+pub unsafe fn futex_wait(word: *const u32, expected: u32) {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
     // SAFETY: word points into a live shared mapping; ts is a valid timespec.
     let r = Errno::result(unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, &ts) }).map(drop);
@@ -25,7 +28,10 @@ pub fn futex_wait(word: *const u32, expected: u32) {
 }
 
 /// futex(2) FUTEX_WAKE of one waiter.
-pub fn futex_wake(word: *const u32) {
+///
+/// # Safety
+/// As [`futex_wait`].
+pub unsafe fn futex_wake(word: *const u32) {
     // SAFETY: word points into a live shared mapping; FUTEX_WAKE only uses its address.
     let r = Errno::result(unsafe { libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, 1) });
     trace::call(&r, |r| (format!("futex({}, FUTEX_WAKE, 1)", trace::ptr(word)), r.decimal()));

@@ -164,7 +164,7 @@ pub fn guard_child(alive: OwnedFd, row: String, setup: Arc<dyn Setup>) -> Result
         .spawn(move || {
             loop {
                 let mut fds = [PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
-                if matches!(poll(&mut fds, PollTimeout::NONE), Ok(_) if fds[0].any() == Some(true)) {
+                if poll(&mut fds, PollTimeout::NONE).is_ok() && fds[0].any() == Some(true) {
                     break; // EOF: the parent is gone
                 }
             }
