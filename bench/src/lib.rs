@@ -13,4 +13,6 @@ pub mod ring;
 pub mod run;
 pub mod semring;
 pub mod stats;
+pub mod sys;
+pub mod vs_c;
 pub mod watch;

@@ -36,8 +36,13 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     svg: Option<PathBuf>,
     /// Measure each row K times; report the median run's p50 and the spread of the K p50s
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
-    runs: u32,
+    /// (with --vs-c: K rounds, 5 unless given)
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: Option<u32>,
+    /// Each blocking row against a plain C ping-pong of the same calls (bench/c, compiled with
+    /// cc), interleaved, 64 B round trips: ours, C, the ratio and the calls per message of each
+    #[arg(long)]
+    vs_c: bool,
     /// Round trips per row (tests: a row that lasts until it is killed)
     #[arg(long, hide = true)]
     rtts: Option<usize>,
@@ -47,6 +52,10 @@ struct Cli {
     /// The child says when it is in the middle of a row (tests that kill it)
     #[arg(long, hide = true)]
     announce: bool,
+    /// The limits measured beside the rows scaled as by a noisy moment: the cache line times F,
+    /// the transfer and memcpy over F (tests: a row that beats a limit says so)
+    #[arg(long, hide = true, value_name = "F", default_value_t = 1.0)]
+    limits_skew: f64,
     /// The child's receiving end spoils a message (tests: the check catches it)
     #[arg(long = "break", hide = true, value_name = "HOW")]
     breakage: Option<Breakage>,
@@ -74,6 +83,8 @@ fn main() -> ExitCode {
         let set = signal_ipc::sys::sigset(&[mechs::bench_signal()]).sys("sigaddset", "SIGRTMIN")?;
         signal_ipc::sys::block(&set).sys("sigprocmask", "SIGRTMIN")?;
         common::stop::install()?;
+        // Every traced call counted (one atomic add each): the calls/msg column.
+        common::trace::count_calls();
         bench(&cli)
     })
 }
@@ -125,7 +136,7 @@ fn bench(cli: &Cli) -> Result<()> {
         let cfg = Config {
             warmup: 1000,
             rtts: 10_000,
-            stream: Duration::from_millis(250),
+            stream: Duration::from_millis(150),
             announce: cli.announce,
             breakage: cli.breakage,
         };
@@ -135,6 +146,15 @@ fn bench(cli: &Cli) -> Result<()> {
         cfg.rtts = n.max(1);
     }
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
+    if cli.vs_c {
+        let rounds = cli.runs.unwrap_or(5);
+        let cfg =
+            Config { rtts: if cli.quick { 500 } else { 2000 }, warmup: 200, stream: Duration::from_millis(20), ..cfg };
+        let pairs = bench::vs_c::compare(&mechs, &placements, &cfg, rounds, &allowed)?;
+        common::out::say(bench::vs_c::table(&pairs, rounds).trim_end());
+        return Ok(());
+    }
+    let k = cli.runs.unwrap_or(1);
     let mut plan = Vec::new();
     for m in &mechs {
         let its_sizes: Vec<usize> = if m.id == "signal" {
@@ -156,20 +176,46 @@ fn bench(cli: &Cli) -> Result<()> {
         common::diag!(
             "bench: measuring the limits (cache line, memcpy, transfer); spinning waits last {spins} pauses (~2 µs)"
         );
-        let runs: Vec<Limits> = (0..cli.runs).map(|_| limits(&allowed, sizes, &cfg)).collect();
-        median_limits(runs)
+        let runs: Vec<Limits> = (0..k).map(|_| limits(&allowed, sizes, &cfg)).collect();
+        let mut l = median_limits(runs);
+        for m in l.memcpy.values_mut() {
+            m.in_cache /= cli.limits_skew;
+        }
+        l
     };
     let mut rows = Vec::new();
     for (i, (m, p, s)) in plan.iter().enumerate() {
         common::diag!("bench: [{}/{}] {} {} {} B", i + 1, plan.len(), m.id, p.name(), s);
         let mut runs = Vec::new();
-        for _ in 0..cli.runs {
-            let near = (m.shm && *p == Placement::Cross && !cli.no_limits).then(|| near(&allowed, *s, &cfg));
-            let mut row = run::measure(m, *s, *p, &cfg, mechs::row_key(std::process::id(), i))?;
-            row.near = near;
+        for _ in 0..k {
+            // The limits just before and just after the run, on the same CPUs: the lower floor
+            // and the higher ceiling of the two bound it.
+            let beside = m.shm && *p == Placement::Cross && !cli.no_limits;
+            let before = beside.then(|| near(&allowed, *s, &cfg, cli.limits_skew));
+            // The file row's round trip is ~100 times the others': a fifth of the round trips
+            // (2,000 by default, still enough for a p99.9) keeps it from taking most of the run.
+            let rtts = if m.id == "file" && cli.rtts.is_none() { (cfg.rtts / 5).max(200) } else { cfg.rtts };
+            let row_cfg = Config { rtts, ..cfg };
+            let mut row = run::measure(m, *s, *p, &row_cfg, mechs::row_key(std::process::id(), i))?;
+            let after = beside.then(|| near(&allowed, *s, &cfg, cli.limits_skew));
+            row.near = before.zip(after).map(|(b, a)| b.widest(a));
             runs.push(row);
         }
         rows.extend(run::median(runs));
+    }
+    // The limits printed are the lowest floor and the highest ceilings measured in the run, so
+    // that no row's own limits lie beyond them.
+    let mut limits = limits;
+    for near in rows.iter().filter_map(|r: &run::Row| r.near.map(|n| (r.size, n))) {
+        let (size, n) = near;
+        if let (Some(c), Some(line)) = (n.cacheline, limits.cacheline.as_mut()) {
+            line.p50 = line.p50.min(c);
+            line.min = line.min.min(c);
+        }
+        if let Some(t) = n.transfer {
+            let e = limits.transfer.entry(size).or_insert(t);
+            *e = e.max(t);
+        }
     }
     let machine = Machine::read();
     // Like any filter, `bench | head` ends quietly (by SIGPIPE) instead of panicking.
@@ -185,20 +231,24 @@ fn bench(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// The cache line and the bare transfer, measured just before a run of a shared-memory row on
-/// two CPUs (a short measurement: 2,000 round trips, half the streaming time).
-fn near(allowed: &[usize], size: usize, cfg: &Config) -> run::Near {
+/// The cache line and the bare transfer, measured beside a run of a shared-memory row on two
+/// CPUs: the best of three short trials each (1,000 round trips; a third of half the streaming
+/// time). `skew` (tests only) makes them look as a noisy moment would.
+fn near(allowed: &[usize], size: usize, cfg: &Config, skew: f64) -> run::Near {
     run::Near {
-        cacheline: bench::limits::cacheline(allowed, 2000).map(|c| c.p50),
-        transfer: (size >= 4096).then(|| bench::limits::transfer_best(allowed, size, cfg.stream / 2)).flatten(),
+        cacheline: bench::limits::cacheline_best(allowed, 1000, 3).map(|c| (c.p50 as f64 * skew) as u64),
+        transfer: (size >= 4096)
+            .then(|| bench::limits::transfer_best(allowed, size, cfg.stream / 2))
+            .flatten()
+            .map(|t| t / skew),
     }
 }
 
-/// The limits, measured once.
+/// The limits, measured once (the cache line: the best of five trials).
 fn limits(allowed: &[usize], sizes: &[usize], cfg: &Config) -> Limits {
     Limits {
         cacheline: run::cpus_for(Placement::Cross, allowed)
-            .and_then(|_| bench::limits::cacheline(allowed, cfg.rtts.min(100_000))),
+            .and_then(|_| bench::limits::cacheline_best(allowed, (cfg.rtts / 5).max(500), 5)),
         memcpy: sizes.iter().map(|&s| (s, bench::limits::memcpy(s, cfg.stream))).collect(),
         transfer: sizes
             .iter()

@@ -3,8 +3,6 @@
 //! workspace has it; the spin and futex rings and the socket are the bench's own.
 
 use pipe_ipc::fifo;
-use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -15,13 +13,14 @@ use common::sysv::{self, Attached};
 use common::{Error, Key, Memory, MemoryMut, Result, SysResult};
 use msgq_ipc::Queue;
 use nix::errno::Errno;
-use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_receive, mq_send, mq_unlink};
+use nix::mqueue::{MQ_OFlag, MqAttr, MqdT, mq_open, mq_unlink};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 use crate::msg::{self, Expect, Stamp};
 use crate::ring::{self, Ring, Wait};
 use crate::semring::{self, SemRing};
+use crate::sys;
 
 /// One direction of a mechanism: every message has the same size.
 pub trait Link {
@@ -183,16 +182,32 @@ fn pick<T>(side: Side, down: T, up: T) -> (T, T) {
 
 // ---- byte streams: pipe, FIFO, socket -------------------------------------------------------
 
-struct Stream<S>(S);
+/// A byte stream's end: write(2) and read(2) through common::fd's traced wrappers, as C makes them.
+struct Stream(OwnedFd);
 
-impl<S: Read + Write> Link for Stream<S> {
-    fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.0.write_all(msg).sys("write", "stream")
+impl Link for Stream {
+    fn send(&mut self, mut msg: &[u8]) -> Result<()> {
+        while !msg.is_empty() {
+            match common::fd::write(&self.0, msg) {
+                Ok(n) => msg = &msg[n..],
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("write", "stream", e)),
+            }
+        }
+        Ok(())
     }
 
-    fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
+    fn recv(&mut self, mut buf: &mut [u8]) -> Result<()> {
         // A stream keeps no boundaries (M6): read until the whole message is in.
-        self.0.read_exact(buf).sys("read", "stream")
+        while !buf.is_empty() {
+            match common::fd::read(&self.0, buf) {
+                Ok(0) => return Err(Error::Failed("stream: end of file (the peer is gone)".into())),
+                Ok(n) => buf = &mut buf[n..],
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys("read", "stream", e)),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -214,7 +229,7 @@ type PipeEnds = (OwnedFd, OwnedFd);
 impl Setup for Fds<PipeEnds> {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
         let (tx, rx) = self.take(side)?;
-        Ok(Ends { tx: Box::new(Stream(File::from(tx))), rx: Box::new(Stream(File::from(rx))) })
+        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(rx)) })
     }
 
     fn cleanup(&self) {}
@@ -230,7 +245,7 @@ impl Setup for Fds<UnixStream> {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
         let s = self.take(side)?;
         let tx = s.try_clone().sys("dup", "socket")?;
-        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(s)) })
+        Ok(Ends { tx: Box::new(Stream(tx.into())), rx: Box::new(Stream(s.into())) })
     }
 
     fn cleanup(&self) {}
@@ -268,7 +283,7 @@ impl Setup for Fifos {
                 (fifo::open_end(&up, fifo::End::Write)?, rx)
             }
         };
-        Ok(Ends { tx: Box::new(Stream(tx)), rx: Box::new(Stream(rx)) })
+        Ok(Ends { tx: Box::new(Stream(tx.into())), rx: Box::new(Stream(rx.into())) })
     }
 
     fn cleanup(&self) {
@@ -310,7 +325,8 @@ impl Link for FileLink {
 
 impl Setup for Files {
     fn open(&self, side: Side, _: Pid) -> Result<Ends> {
-        let (tx, rx) = pick(side, self.0.join("down"), self.0.join("up"));
+        // A directory per direction, as a pair has: a reader watches only its own.
+        let (tx, rx) = pick(side, self.0.join("down/msg"), self.0.join("up/msg"));
         let (tx, rx) = (file_ipc::Writer::new(&tx, 0o600)?, file_ipc::Reader::new(&rx)?);
         Ok(Ends { tx: Box::new(FileLink::Tx(tx)), rx: Box::new(FileLink::Rx(rx)) })
     }
@@ -321,7 +337,14 @@ impl Setup for Files {
 }
 
 fn file(_: usize, key: u32) -> Result<Arc<dyn Setup>> {
-    Ok(Arc::new(Files(scratch_dir(key)?)))
+    let dir = scratch_dir(key)?;
+    for d in ["down", "up"] {
+        if let Err(e) = std::fs::create_dir(dir.join(d)).sys("mkdir", dir.join(d).display()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    }
+    Ok(Arc::new(Files(dir)))
 }
 
 fn copy_exact(got: &[u8], buf: &mut [u8]) -> Result<()> {
@@ -400,7 +423,7 @@ struct MqEnd {
 impl Link for MqEnd {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         loop {
-            match mq_send(&self.mqd, msg, 0) {
+            match sys::mq_send_msg(&self.mqd, msg) {
                 Err(Errno::EINTR) => continue, // SIGSTOP/SIGCONT
                 other => return other.sys("mq_send", &self.name),
             }
@@ -408,9 +431,8 @@ impl Link for MqEnd {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> Result<()> {
-        let mut prio = 0;
         let n = loop {
-            match mq_receive(&self.mqd, buf, &mut prio) {
+            match sys::mq_receive_msg(&self.mqd, buf) {
                 Err(Errno::EINTR) => continue,
                 other => break other.sys("mq_receive", &self.name)?,
             }
@@ -660,18 +682,19 @@ pub fn bench_signal() -> i32 {
 }
 
 enum SigLink {
-    Tx(i32),
+    /// The peer's PID and ours.
+    Tx(i32, i32),
     Rx(libc::sigset_t),
 }
 
 impl Link for SigLink {
     fn send(&mut self, msg: &[u8]) -> Result<()> {
-        let SigLink::Tx(peer) = *self else { return Err(Error::Failed("send on a receiving link".into())) };
+        let SigLink::Tx(peer, me) = *self else { return Err(Error::Failed("send on a receiving link".into())) };
         let word = usize::from_le_bytes(msg.try_into().map_err(|_| Error::Failed("a signal carries 8 bytes".into()))?);
         loop {
-            match signal_ipc::sys::sigqueue_word(peer, bench_signal(), word) {
+            match sys::sigqueue_word(peer, bench_signal(), word, me) {
                 // The peer's pending queue is full (RLIMIT_SIGPENDING): let it drain.
-                Err(nix::errno::Errno::EAGAIN) => std::thread::yield_now(),
+                Err(nix::errno::Errno::EAGAIN) => sys::sched_yield(),
                 other => return other.sys("sigqueue", format!("pid {peer}")),
             }
         }
@@ -689,7 +712,8 @@ struct Signals;
 impl Setup for Signals {
     fn open(&self, _: Side, peer: Pid) -> Result<Ends> {
         let set = signal_ipc::sys::sigset(&[bench_signal()]).sys("sigaddset", "SIGRTMIN")?;
-        Ok(Ends { tx: Box::new(SigLink::Tx(peer.as_raw())), rx: Box::new(SigLink::Rx(set)) })
+        let me = std::process::id() as i32;
+        Ok(Ends { tx: Box::new(SigLink::Tx(peer.as_raw(), me)), rx: Box::new(SigLink::Rx(set)) })
     }
 
     fn cleanup(&self) {}

@@ -62,6 +62,11 @@ const LINE: usize = 128;
 const TAIL: usize = 0;
 const CONSUMER_SLEEPS: usize = 1;
 const PRODUCER_SLEEPS: usize = 2;
+/// The CPU each end last ran on (+1; 0: not known yet), stored only when it changes, so these
+/// lines stay shared and cost nothing per message: a waiter whose peer last ran on its own CPU
+/// does not spin (the peer cannot run meanwhile) but gives the CPU up at once.
+const PRODUCER_CPU: usize = 3;
+const CONSUMER_CPU: usize = 4;
 
 /// Bytes between slots: whole cache lines, whole pages from 4 KiB on.
 pub fn stride(size: usize) -> usize {
@@ -90,16 +95,35 @@ pub struct Ring<M: MemoryMut> {
     seen: u32,
     /// Consumer: the head word taken from each slot a lap ago.
     last: [u64; SLOTS],
+    /// The CPU this end last said it runs on (+1).
+    cpu: u32,
 }
 
 impl<M: MemoryMut> Ring<M> {
     pub fn new(mem: M, size: usize, wait: Wait) -> Self {
         assert!(mem.len() >= bytes(size) && size >= WORD && size.is_multiple_of(WORD));
-        Ring { mem, size, wait, count: 0, seen: 0, last: [0; SLOTS] }
+        Ring { mem, size, wait, count: 0, seen: 0, last: [0; SLOTS], cpu: 0 }
     }
 
     fn control(&self, which: usize) -> &AtomicU32 {
         self.mem.atomic_u32(which * LINE)
+    }
+
+    /// Says which CPU this end (`mine`: PRODUCER_CPU or CONSUMER_CPU) runs on, if that changed;
+    /// returns it (+1).
+    fn say_cpu(&mut self, mine: usize) -> u32 {
+        let now = this_cpu();
+        if now != self.cpu {
+            self.cpu = now;
+            self.control(mine).store(now, Ordering::Relaxed);
+        }
+        now
+    }
+
+    /// Whether spinning can help: the peer (`theirs`) last ran on another CPU than `mine`.
+    fn peer_elsewhere(&self, mine: u32, theirs: usize) -> bool {
+        let peer = self.control(theirs).load(Ordering::Relaxed);
+        mine == 0 || peer == 0 || peer != mine
     }
 
     /// Where slot `n` starts in the mapping (bytes(size) covers the first page and SLOTS strides).
@@ -121,12 +145,15 @@ impl<M: MemoryMut> Ring<M> {
     /// into the slot; then the head `first` publishes it.
     pub fn send_in_place(&mut self, first: u64, fill: impl FnOnce(BodyMut<'_, M>)) {
         let n = self.count;
+        let cpu = self.say_cpu(PRODUCER_CPU);
         if n.wrapping_sub(self.seen) >= SLOTS as u32 {
+            let spin = self.peer_elsewhere(cpu, CONSUMER_CPU);
             let tail = self.control(TAIL);
             self.seen = self.wait_until(
                 || Some(tail.load(Ordering::Acquire)).filter(|&t| n.wrapping_sub(t) < SLOTS as u32),
                 tail,
                 PRODUCER_SLEEPS,
+                spin,
             );
         }
         // The ring protocol lends this slot to the producer alone until it publishes the head.
@@ -136,7 +163,8 @@ impl<M: MemoryMut> Ring<M> {
         if self.wait == Wait::Futex {
             word.store(first, Ordering::SeqCst);
             if self.control(CONSUMER_SLEEPS).load(Ordering::SeqCst) != 0 {
-                futex_wake(word.as_ptr().cast());
+                // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+                unsafe { crate::sys::futex_wake(word.as_ptr().cast()) };
             }
         } else {
             word.store(first, Ordering::Release);
@@ -156,10 +184,12 @@ impl<M: MemoryMut> Ring<M> {
     /// rest where they lie; the slot is freed when `look` returns.
     pub fn recv_in_place<T>(&mut self, look: impl FnOnce(u64, Body<'_, M>) -> T) -> T {
         let n = self.count;
+        let cpu = self.say_cpu(CONSUMER_CPU);
+        let spin = self.peer_elsewhere(cpu, PRODUCER_CPU);
         let last = self.last[n as usize % SLOTS];
         let word = self.head_word(n);
         let first =
-            self.wait_until(|| Some(word.load(Ordering::Acquire)).filter(|&w| w != last), word, CONSUMER_SLEEPS);
+            self.wait_until(|| Some(word.load(Ordering::Acquire)).filter(|&w| w != last), word, CONSUMER_SLEEPS, spin);
         // The consumer has the slot from seeing its new head until it hands it back below.
         let result = look(first, Body { mem: &self.mem, at: self.slot(n) + WORD, len: self.size - WORD });
         self.last[n as usize % SLOTS] = first;
@@ -168,7 +198,8 @@ impl<M: MemoryMut> Ring<M> {
         if self.wait == Wait::Futex {
             tail.store(self.count, Ordering::SeqCst);
             if self.control(PRODUCER_SLEEPS).load(Ordering::SeqCst) != 0 {
-                futex_wake(tail.as_ptr());
+                // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+                unsafe { crate::sys::futex_wake(tail.as_ptr()) };
             }
         } else {
             tail.store(self.count, Ordering::Release);
@@ -176,12 +207,13 @@ impl<M: MemoryMut> Ring<M> {
         result
     }
 
-    /// Waits until `ready()` gives a value. Both kinds spin for ~2 µs, then yield the CPU (so a
-    /// peer on the same CPU runs at once) and spin again; the futex kind, after
-    /// [`YIELDS_BEFORE_SLEEP`] rounds, sleeps in the kernel on the low 32 bits of `word` (which
-    /// differ between any two heads of a slot, and between two counts).
-    fn wait_until<T, W: AsWord>(&self, ready: impl Fn() -> Option<T>, word: &W, flag: usize) -> T {
-        let spins = SPINS.load(Ordering::Relaxed);
+    /// Waits until `ready()` gives a value. Both kinds spin for ~2 µs (unless `spin` is false:
+    /// the peer is on this CPU and cannot answer while we spin), then yield the CPU (so a peer on
+    /// the same CPU runs at once) and spin again; the futex kind, after [`YIELDS_BEFORE_SLEEP`]
+    /// rounds, sleeps in the kernel on the low 32 bits of `word` (which differ between any two
+    /// heads of a slot, and between two counts).
+    fn wait_until<T, W: AsWord>(&self, ready: impl Fn() -> Option<T>, word: &W, flag: usize, spin: bool) -> T {
+        let spins = if spin { SPINS.load(Ordering::Relaxed) } else { 1 };
         let mut rounds = 0;
         loop {
             for _ in 0..spins {
@@ -192,7 +224,7 @@ impl<M: MemoryMut> Ring<M> {
             }
             rounds += 1;
             if self.wait == Wait::Spin || rounds < YIELDS_BEFORE_SLEEP {
-                std::thread::yield_now();
+                crate::sys::sched_yield();
                 continue;
             }
             // Announce the sleep, look again, then sleep only if the word is unchanged (futex
@@ -204,7 +236,8 @@ impl<M: MemoryMut> Ring<M> {
                 self.control(flag).store(0, Ordering::SeqCst);
                 return v;
             }
-            futex_wait(word.ptr32(), seen);
+            // SAFETY: the word lies in the ring's mapping, which self keeps mapped.
+            unsafe { crate::sys::futex_wait(word.ptr32(), seen) };
             self.control(flag).store(0, Ordering::SeqCst);
         }
     }
@@ -274,20 +307,10 @@ impl AsWord for AtomicU64 {
     }
 }
 
-/// FUTEX_WAIT without FUTEX_PRIVATE_FLAG (the private flag keys the wait by address in one
-/// process's memory and would never see a wake from the other process). A 100 ms timeout: a
-/// lost wake-up would cost a pause, never a hang.
-fn futex_wait(word: *const u32, expected: u32) {
-    let timeout = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
-    // SAFETY: word points into a live shared mapping; timeout is a valid timespec.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAIT, expected, &timeout as *const libc::timespec);
-    }
-}
-
-fn futex_wake(word: *const u32) {
-    // SAFETY: word points into a live shared mapping.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, 1);
-    }
+/// The CPU this thread runs on, +1 (0 if unknown): sched_getcpu reads it from rseq or the vDSO,
+/// no system call.
+fn this_cpu() -> u32 {
+    // SAFETY: no arguments.
+    let c = unsafe { libc::sched_getcpu() };
+    if c < 0 { 0 } else { c as u32 + 1 }
 }

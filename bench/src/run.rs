@@ -67,6 +67,24 @@ pub struct Row {
     pub p50s: Vec<u64>,
     /// Limits measured just before the row (shared-memory rows on two CPUs; medians over runs).
     pub near: Option<Near>,
+    /// System calls per message in the round trips, on the side that sends it and on the side
+    /// that receives it (both directions averaged), as the traced wrappers count them.
+    pub calls: Calls,
+}
+
+/// System calls one message costs (see [`Row::calls`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Calls {
+    pub send: f64,
+    pub recv: f64,
+}
+
+/// Traced calls made while sending and while receiving, by one process over the measured round
+/// trips.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    send: u64,
+    recv: u64,
 }
 
 /// The limits next to one run of a shared-memory row on two CPUs: on a virtual machine they move
@@ -77,6 +95,15 @@ pub struct Near {
     pub cacheline: Option<u64>,
     /// The bare transfer at the row's size, MB/s (from 4 KiB on).
     pub transfer: Option<f64>,
+}
+
+impl Near {
+    /// The lower floor and the higher ceiling of two measurements.
+    pub fn widest(self, other: Near) -> Near {
+        let min = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
+        let max = |a: Option<f64>, b: Option<f64>| a.into_iter().chain(b).reduce(f64::max);
+        Near { cacheline: min(self.cacheline, other.cacheline), transfer: max(self.transfer, other.transfer) }
+    }
 }
 
 /// The CPUs this process may run on.
@@ -144,7 +171,7 @@ pub fn measure(mech: &Mechanism, size: usize, placement: Placement, cfg: &Config
     let result = fork_and_measure(&row, &setup, size, cfg, &parent_cpus, &child_cpus);
     setup.cleanup();
     pin(&allowed)?;
-    let (rtt, msgs_per_s, mb_per_s, messages) = result.map_err(|e| in_row(&row, e))?;
+    let (rtt, msgs_per_s, mb_per_s, messages, calls) = result.map_err(|e| in_row(&row, e))?;
     let p50s = vec![rtt.p50];
     Ok(Row {
         mechanism: mech.id,
@@ -157,6 +184,7 @@ pub fn measure(mech: &Mechanism, size: usize, placement: Placement, cfg: &Config
         messages,
         p50s,
         near: None,
+        calls,
     })
 }
 
@@ -177,17 +205,20 @@ fn fork_and_measure(
     cfg: &Config,
     parent_cpus: &[usize],
     child_cpus: &[usize],
-) -> Result<(Stats, f64, f64, u64)> {
+) -> Result<(Stats, f64, f64, u64, Calls)> {
     let setup = shared.as_ref();
     let parent = getpid();
     // The child's error goes up `report`; `alive` closes when the parent ends, however it ends.
     let (report_r, report_w) = pipe().sys("pipe", "report")?;
+    // The child's count of its calls, written once at its end (a few bytes: the pipe holds them).
+    let (counts_r, counts_w) = pipe().sys("pipe", "counts")?;
     let (alive_r, alive_w) = pipe().sys("pipe", "alive")?;
     // The stop thread exists here, parked in sigwait and holding no lock (see fork_child).
     let child = fork_child(|| {
         // The parent's ends: inherited, never used here (and alive's must close with the parent).
         let _ = nix::unistd::close(report_r.as_raw_fd());
         let _ = nix::unistd::close(alive_w.as_raw_fd());
+        let _ = nix::unistd::close(counts_r.as_raw_fd());
         let report = |e: Error| {
             let _ = nix::unistd::write(&report_w, format!("child: {e}").as_bytes());
             1
@@ -200,11 +231,14 @@ fn fork_and_measure(
         match ready {
             // Reported while the ends are still open: closing them first would make the parent
             // fail on an end of file, and stop the child, before it said why.
-            Ok(mut ends) => child_side(&mut ends, size, cfg).map_or_else(report, |()| 0),
+            Ok(mut ends) => child_side(&mut ends, size, cfg).map_or_else(report, |t| {
+                let _ = nix::unistd::write(&counts_w, format!("{} {}", t.send, t.recv).as_bytes());
+                0
+            }),
             Err(e) => report(e),
         }
     })?;
-    drop((report_w, alive_r));
+    drop((report_w, alive_r, counts_w));
     let watchdog = Watchdog::start(child, row.to_string(), report_r, shared.clone())?;
     let stop = {
         let (setup, done) = (shared.clone(), watchdog.done.clone());
@@ -224,9 +258,17 @@ fn fork_and_measure(
         // The child's failure comes first: the parent's (an end of file, say) follows from it.
         return Err(Error::Failed(child_said));
     }
-    let measured = result?;
+    let (rtt, rate, mb, messages, ours) = result?;
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::fs::File::from(counts_r), &mut text);
+    let theirs: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let n = 2.0 * cfg.rtts as f64; // messages in the measured round trips, both directions
+    let calls = match theirs[..] {
+        [send, recv] => Calls { send: (ours.send + send) as f64 / n, recv: (ours.recv + recv) as f64 / n },
+        _ => Calls::default(),
+    };
     match status {
-        WaitStatus::Exited(_, 0) => Ok(measured),
+        WaitStatus::Exited(_, 0) => Ok((rtt, rate, mb, messages, calls)),
         other => Err(Error::Failed(format!("the child failed ({other:?})"))),
     }
 }
@@ -239,20 +281,25 @@ fn parent_side(
     size: usize,
     cfg: &Config,
     progress: &AtomicU64,
-) -> Result<(Stats, f64, f64, u64)> {
+) -> Result<(Stats, f64, f64, u64, Tally)> {
     let Ends { mut tx, mut rx } = setup.open(Side::Parent, child)?;
     let (mut out, mut buf) = (PageBuf::new(size), PageBuf::new(size));
     let mut samples = Vec::with_capacity(cfg.rtts);
+    let mut tally = Tally::default();
     let pings = (cfg.warmup + cfg.rtts) as u64;
     for i in 0..pings {
         let (stamp, expect) = (Stamp::new(i), Expect::new(i, false));
+        let c0 = common::trace::calls();
         let t0 = Instant::now();
         tx.send_seq(&stamp, &mut out)?;
+        let c1 = common::trace::calls();
         rx.recv_seq(&mut buf, &expect)?;
         let ns = t0.elapsed().as_nanos() as u64;
         progress.store(i, Ordering::Relaxed);
         if i as usize >= cfg.warmup {
             samples.push(ns);
+            tally.send += c1 - c0;
+            tally.recv += common::trace::calls() - c1;
         }
     }
     let start = Instant::now();
@@ -269,10 +316,10 @@ fn parent_side(
     let secs = start.elapsed().as_secs_f64();
     let sent = (seq - pings) as f64;
     let messages = 2 * pings + (seq - pings) + 2; // round trips, streamed ones, stop, answer
-    Ok((Stats::from(samples), sent / secs, sent * size as f64 / secs / 1e6, messages))
+    Ok((Stats::from(samples), sent / secs, sent * size as f64 / secs / 1e6, messages, tally))
 }
 
-fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
+fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<Tally> {
     let pings = (cfg.warmup + cfg.rtts) as u64;
     let Ends { tx, rx } = ends;
     if let Some(how) = cfg.breakage {
@@ -282,10 +329,17 @@ fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
         *rx = broken::wrap(std::mem::replace(rx, Box::new(Nothing)), how, at);
     }
     let mut buf = PageBuf::new(size);
+    let mut tally = Tally::default();
     for i in 0..pings {
         let (expect, answer) = (Expect::new(i, false), Stamp::new(i));
+        let c0 = common::trace::calls();
         rx.recv_seq(&mut buf, &expect)?;
+        let c1 = common::trace::calls();
         tx.echo(&answer, &mut buf)?;
+        if i as usize >= cfg.warmup {
+            tally.recv += c1 - c0;
+            tally.send += common::trace::calls() - c1;
+        }
         if i == 0 && cfg.announce {
             common::diag!("bench: child {} measuring", getpid());
         }
@@ -294,7 +348,8 @@ fn child_side(ends: &mut Ends, size: usize, cfg: &Config) -> Result<()> {
     while rx.recv_seq(&mut buf, &Expect::new(seq, true))? == seq {
         seq += 1;
     }
-    tx.send_seq(&Stamp::new(seq), &mut buf)
+    tx.send_seq(&Stamp::new(seq), &mut buf)?;
+    Ok(tally)
 }
 
 /// A link that carries nothing (a placeholder).

@@ -20,7 +20,6 @@ use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -149,41 +148,45 @@ fn describe(status: &WaitStatus) -> String {
     }
 }
 
-/// In the child, right after the fork: starts the guard thread. `alive` is the read end of a
+/// In the child, right after the fork: starts the guard threads. `alive` is the read end of a
 /// pipe whose write end only the parent holds (closed when the parent ends, however it ends).
+/// Two threads, one waiting in poll on the pipe, one in sigwait for the stop signals: a signalfd
+/// would do both in one poll, but every signal the child is sent (the signal row's, one per
+/// message) wakes every poller of a signalfd, a context switch per message that C does not pay.
 pub fn guard_child(alive: OwnedFd, row: String, setup: Arc<dyn Setup>) -> Result<()> {
     let mut set = SigSet::empty();
     for sig in STOP_SIGNALS {
         set.add(sig); // blocked in this thread already: inherited from the parent's main thread
     }
-    let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).sys("signalfd", "stop signals")?;
+    let setup2 = setup.clone();
     std::thread::Builder::new()
         .name("guard".into())
         .spawn(move || {
-            let sig = loop {
-                let mut fds =
-                    [PollFd::new(alive.as_fd(), PollFlags::POLLIN), PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, PollTimeout::NONE) {
-                    Ok(_) if fds[1].any() == Some(true) => match signals.read_signal() {
-                        Ok(Some(info)) => break Signal::try_from(info.ssi_signo as i32).ok(),
-                        _ => continue,
-                    },
-                    Ok(_) if fds[0].any() == Some(true) => break None, // EOF: the parent is gone
-                    _ => continue,
+            loop {
+                let mut fds = [PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::NONE).is_ok() && fds[0].any() == Some(true) {
+                    break; // EOF: the parent is gone
                 }
-            };
-            if sig.is_none() {
-                // Said before the objects go: the main thread fails on their removal and ends
-                // the process, possibly before this thread runs again.
-                common::diag!("bench: {row}: child: the parent is gone; removing the row's objects");
             }
-            setup.cleanup();
-            match sig {
-                Some(sig) => die_by(sig),
-                // SAFETY: _exit ends the child at once, as fork_child's children end.
-                None => unsafe { libc::_exit(1) },
-            }
+            // Said before the objects go: the main thread fails on their removal and ends the
+            // process, possibly before this thread runs again.
+            common::diag!("bench: {row}: child: the parent is gone; removing the row's objects");
+            setup2.cleanup();
+            // SAFETY: _exit ends the child at once, as fork_child's children end.
+            unsafe { libc::_exit(1) }
         })
         .sys("pthread_create", "guard")?;
+    std::thread::Builder::new()
+        .name("stop".into())
+        .spawn(move || {
+            let sig = loop {
+                if let Ok(sig) = set.wait() {
+                    break sig;
+                }
+            };
+            setup.cleanup();
+            die_by(sig)
+        })
+        .sys("pthread_create", "stop guard")?;
     Ok(())
 }

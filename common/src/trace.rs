@@ -25,13 +25,16 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 
-/// What a traced call does besides its work: [`PRINT`] its line, [`KILL`] count it for the hook.
-/// One load of this is all a call costs when neither is on.
+/// What a traced call does besides its work: [`PRINT`] its line, [`KILL`] count it for the hook,
+/// [`COUNT`] add one to [`CALLS`]. One load of this is all a call costs when none is on.
 static MODE: AtomicU8 = AtomicU8::new(0);
 const PRINT: u8 = 1;
 const KILL: u8 = 2;
+const COUNT: u8 = 4;
 /// `--trace-time` (with [`PRINT`]); a bit of its own so the other bits keep their meaning.
 const TIME: u8 = 8;
+/// Traced calls made since [`count_calls`] (the bench's calls per message).
+static CALLS: AtomicU64 = AtomicU64::new(0);
 static WHO: OnceLock<&'static str> = OnceLock::new();
 
 /// The environment variable of the test hook: `CALL:N`, e.g. `msgrcv:2`.
@@ -90,6 +93,27 @@ pub fn arm_kill_hook() {
     }
 }
 
+/// Counts every traced call from now on (each try of a wait loop too), printing nothing: the
+/// bench's system calls per message. Formats no line, so a forked child may keep it.
+pub fn count_calls() {
+    MODE.fetch_or(COUNT, Ordering::Relaxed);
+}
+
+/// The traced calls made by this process since [`count_calls`].
+#[inline]
+pub fn calls() -> u64 {
+    CALLS.load(Ordering::Relaxed)
+}
+
+/// Counts a call made without a traced wrapper (a hot path that formats nothing, e.g. the
+/// bench's spin-then-yield), if counting is on.
+#[inline]
+pub fn count_one() {
+    if MODE.load(Ordering::Relaxed) & COUNT != 0 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Whether `--trace` is on.
 #[inline]
 pub fn on() -> bool {
@@ -101,7 +125,7 @@ pub fn on() -> bool {
 #[inline]
 pub fn call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
     let mode = MODE.load(Ordering::Relaxed);
-    if mode != 0 {
+    if mode != 0 && counted(mode) {
         let (call, ret) = show(Ret(result));
         emit(mode, &call, &ret);
     }
@@ -111,10 +135,19 @@ pub fn call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String
 #[inline]
 pub fn library_call<T>(result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
     let mode = MODE.load(Ordering::Relaxed);
-    if mode != 0 {
+    if mode != 0 && counted(mode) {
         let (call, ret) = show(Ret(result));
         emit(mode, &call, &format!("{ret}{LIBRARY}"));
     }
+}
+
+/// Counts the call if [`COUNT`] is on; whether a line must be made (printed or hooked).
+#[inline]
+fn counted(mode: u8) -> bool {
+    if mode & COUNT != 0 {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    mode & (PRINT | KILL) != 0
 }
 
 /// The line of a call that `--trace` shows: printed if tracing is on, then counted by the test
@@ -153,7 +186,7 @@ thread_local! {
 #[inline]
 pub fn call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
     let mode = MODE.load(Ordering::Relaxed);
-    if mode != 0 {
+    if mode != 0 && counted(mode) {
         try_line(mode, t, result, show, "");
     }
 }
@@ -162,7 +195,7 @@ pub fn call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>
 #[inline]
 pub fn library_call_try<T>(t: Try, result: &nix::Result<T>, show: impl FnOnce(Ret<'_, T>) -> (String, String)) {
     let mode = MODE.load(Ordering::Relaxed);
-    if mode != 0 {
+    if mode != 0 && counted(mode) {
         try_line(mode, t, result, show, LIBRARY);
     }
 }
@@ -459,9 +492,9 @@ pub fn timespec(t: &libc::timespec) -> String {
 /// Turns tracing off: for a child forked while other threads existed, where formatting a line
 /// (malloc, stderr's lock) could wait for a lock that a thread of the parent held at the fork and
 /// that nobody in the child will ever release. A store to an atomic is safe there. The test hook
-/// is disarmed too: it formats the line it counts.
+/// is disarmed too: it formats the line it counts. Counting ([`count_calls`]) stays.
 pub fn off() {
-    MODE.store(0, Ordering::Relaxed);
+    MODE.fetch_and(COUNT, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub struct Reader {
     claimed: PathBuf,
     arrived: Watch,
     hand: Arc<Hand>,
+    /// Whether a message may wait that no look has found yet: at the start (one may have come
+    /// before the watch), and after an event that names the path. Otherwise the next message's
+    /// arrival is an event still to come (every arrival after the watch is one), so the reader
+    /// waits for it before it looks: no look per message that finds nothing.
+    fresh: bool,
     /// With `--show-io`: what reading the messages cost (see [`IoTally`]).
     pub io: Option<IoTally>,
     _stop: OnStop,
@@ -69,7 +74,7 @@ impl Reader {
                 std::mem::forget(printing);
             })
         };
-        let reader = Reader { claimed, spot, arrived, hand, io: None, _stop: stop };
+        let reader = Reader { claimed, spot, arrived, hand, fresh: true, io: None, _stop: stop };
         // Refused before anything is read: only a message file of ours may sit at the path.
         open_message(&reader.spot.path)?;
         reader.spot.lock()?.remove_dead(Private::Claimed);
@@ -96,13 +101,20 @@ impl Reader {
         on_wait: &mut dyn FnMut(),
         deliver: &mut dyn FnMut(&[u8]) -> std::result::Result<(), Undelivered>,
     ) -> Result<()> {
+        let mut waited = false;
         loop {
+            if !self.fresh {
+                if !waited {
+                    on_wait();
+                    waited = true;
+                }
+                self.arrived.wait()?;
+            }
+            // Whatever this look finds, what comes after it comes with an event.
+            self.fresh = false;
             let locked = self.spot.lock()?;
             let Some((file, st)) = open_message(&self.spot.path)? else {
                 // The watch was made before the first look: an arrival since is not missed.
-                drop(locked);
-                on_wait();
-                self.arrived.wait()?;
                 continue;
             };
             let mut printing = lock(&self.hand.printing);
@@ -116,6 +128,7 @@ impl Reader {
                 Err(e) => return Err(Error::sys("rename", self.spot.path.display(), e)),
             }
             // The name was ours when opened; it must still be the same file now.
+            common::trace::count_one(); // the lstat below: untraced, counted
             if lstat(&self.claimed).map(|c| (c.st_dev, c.st_ino)) != Ok((st.st_dev, st.st_ino)) {
                 put_back(&self.claimed, &self.spot.path);
                 return Err(Error::Failed(format!(

@@ -104,6 +104,8 @@ impl Writer {
         // Exactly the mode asked for, whatever the umask (open's mode is cut by it).
         sys::fchmod(&fd, Mode::from_bits_truncate(self.mode)).sys("fchmod", self.tmp.display())?;
         let st = fstat(&fd).sys("fstat", self.tmp.display())?;
+        common::trace::count_one(); // untraced, counted
+
         let mut rest = msg;
         while !rest.is_empty() {
             match sys::write(&fd, rest) {

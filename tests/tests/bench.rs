@@ -339,3 +339,93 @@ fn ends_with_one_line(run: Running, id: &str, cause: &str) {
     );
     assert_nothing_left(pid);
 }
+
+/// The ratios a row line of the table prints against its limits: (`1.4` of `1.4x cacheline`,
+/// or `97` of `97% transfer`, with the limit's name).
+fn printed_ratios(stdout: &str) -> Vec<(f64, String)> {
+    let mut found = Vec::new();
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(2) {
+            let limit = w[1].trim_end_matches(',');
+            if let Some(x) = w[0].strip_suffix('x').filter(|_| limit == "cacheline") {
+                found.push((x.parse().unwrap(), format!("{x}x cacheline: {line}")));
+            }
+            if let Some(p) = w[0].strip_suffix('%').filter(|_| limit == "transfer" || limit == "memcpy") {
+                found.push((p.parse().unwrap(), format!("{p}% {limit}: {line}")));
+            }
+        }
+    }
+    found
+}
+
+/// No row prints a ratio below its floor (1.0x the cache line) or above its ceiling (100% of the
+/// transfer or of memcpy): the limits are the best of short trials measured beside each run, and
+/// a row that still beats one says so ("limit re-measured") instead. `--limits-skew` makes the
+/// limits look as a noisy moment measured them, so the second case happens every time.
+#[test]
+fn no_row_contradicts_its_limits() {
+    if bench::run::cpus().unwrap().len() < 2 {
+        eprintln!("skipped: the limits between two CPUs need two");
+        return;
+    }
+    for skew in ["1", "30"] {
+        let run = Running::spawn(Command::new(bin("bench", "bench")).args([
+            "--quick",
+            "--only",
+            "sysv-shm-spin,sysv-shm-inplace,posix-shm-futex",
+            "--limits-skew",
+            skew,
+        ]));
+        let done = run.finish();
+        assert!(done.status.success(), "{}", done.stderr);
+        let out = done.stdout_str();
+        for (ratio, what) in printed_ratios(&out) {
+            if what.split(':').next().is_some_and(|r| r.ends_with("cacheline")) {
+                assert!(ratio >= 1.0, "below the floor: {what}");
+            } else {
+                assert!(ratio <= 100.0, "above the ceiling: {what}");
+            }
+        }
+        if skew != "1" {
+            assert!(out.contains("limit re-measured"), "a row that beats a limit says so:\n{out}");
+        }
+    }
+}
+
+/// The calls/msg column and the JSON's `calls_per_msg`: a pipe and a SysV queue make one call
+/// to send a message and one to receive it, counted by the traced wrappers on each side.
+#[test]
+fn system_calls_per_message_are_counted_on_each_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let run = Running::spawn(
+        Command::new(bin("bench", "bench"))
+            .args(["--quick", "--no-limits", "--pin", "same", "--only", "pipe,sysv-mq", "--json"])
+            .arg(&json),
+    );
+    let done = run.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(done.stdout_str().contains("calls/msg"), "{}", done.stdout_str());
+    let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        let calls = &r["calls_per_msg"];
+        assert_eq!((calls["send"].as_f64(), calls["recv"].as_f64()), (Some(1.0), Some(1.0)), "{r}");
+    }
+}
+
+/// `--vs-c` compiles the C ping-pong of a row, runs it beside ours and prints both, with the calls
+/// each makes per message.
+#[test]
+fn vs_c_sets_a_row_beside_its_c_ping_pong() {
+    let run = Running::spawn(
+        Command::new(bin("bench", "bench"))
+            .args(["--vs-c", "--quick", "--runs", "1", "--pin", "same", "--only", "pipe"]),
+    );
+    let done = run.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    let out = done.stdout_str();
+    let row = out.lines().find(|l| l.starts_with("pipe ")).unwrap_or_else(|| panic!("no pipe row:\n{out}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(words[words.len() - 2..], ["1+1", "1+1"], "{row}");
+}

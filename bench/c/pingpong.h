@@ -1,0 +1,143 @@
+/* The C side of `bench --vs-c`: a plain ping-pong of the same system calls as the bench's row,
+ * between a parent and a forked child, each round trip timed. Each mechanism's file defines
+ * setup() (before the fork), open_side() (after it, in each process), send_msg(), recv_msg() and
+ * cleanup() (the parent, at the end), and makes every system call of a message through CALL(),
+ * which counts it.
+ *
+ * Usage: PROGRAM SIZE RTTS WARMUP PARENT_CPU CHILD_CPU DIR   (a CPU of -1: not pinned)
+ * Prints: p50_ns SEND_CALLS RECV_CALLS (system calls per message on the sending and on the
+ * receiving side, both directions averaged). Compiled with -D_GNU_SOURCE (bench --vs-c). */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned long calls;
+#define CALL(x) (calls++, (x))
+
+static pid_t peer;
+static size_t size;
+
+static void die(const char *what) {
+    fprintf(stderr, "%s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static void setup(const char *dir);
+static void open_side(int child);
+static void send_msg(const char *buf, size_t n);
+static void recv_msg(char *buf, size_t n);
+static void cleanup(void);
+
+static void pin(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set)) die("sched_setaffinity");
+}
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The first 8 bytes carry the message's number, checked by the receiver. */
+static void stamp(char *buf, uint64_t seq) { memcpy(buf, &seq, sizeof seq); }
+static void check(const char *buf, uint64_t seq) {
+    uint64_t got;
+    memcpy(&got, buf, sizeof got);
+    if (got != seq) {
+        fprintf(stderr, "message %llu: got %llu\n", (unsigned long long)seq, (unsigned long long)got);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s SIZE RTTS WARMUP PARENT_CPU CHILD_CPU DIR\n", argv[0]);
+        return 2;
+    }
+    size = strtoul(argv[1], 0, 10);
+    long rtts = atol(argv[2]), warm = atol(argv[3]);
+    int pcpu = atoi(argv[4]), ccpu = atoi(argv[5]);
+    if (size < 8 || rtts < 1) return 2;
+    /* The bench blocks its stop signals and SIGRTMIN in every thread, and a spawned program
+     * inherits the mask: unblocked here, so that a stop ends this program too. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, 0);
+    alarm(120); /* never hangs for good */
+    char *buf = malloc(size);
+    uint64_t *ns = malloc(rtts * sizeof *ns);
+    if (!buf || !ns) die("malloc");
+    memset(buf, 0xa5, size);
+    setup(argv[6]);
+    int counts[2];
+    if (pipe(counts)) die("pipe");
+    pid_t parent = getpid();
+    pid_t child = fork();
+    if (child < 0) die("fork");
+    if (child == 0) {
+        close(counts[0]);
+        pin(ccpu);
+        peer = parent;
+        open_side(1);
+        unsigned long sent = 0, taken = 0;
+        for (long i = 0; i < warm + rtts; i++) {
+            unsigned long c0 = calls;
+            recv_msg(buf, size);
+            check(buf, (uint64_t)i);
+            unsigned long c1 = calls;
+            send_msg(buf, size);
+            if (i >= warm) taken += c1 - c0, sent += calls - c1;
+        }
+        char line[64];
+        int n = snprintf(line, sizeof line, "%lu %lu", sent, taken);
+        if (write(counts[1], line, n) != n) die("write");
+        _exit(0);
+    }
+    close(counts[1]);
+    pin(pcpu);
+    peer = child;
+    open_side(0);
+    unsigned long sent = 0, taken = 0;
+    for (long i = 0; i < warm + rtts; i++) {
+        stamp(buf, (uint64_t)i);
+        uint64_t t0 = now_ns();
+        unsigned long c0 = calls;
+        send_msg(buf, size);
+        unsigned long c1 = calls;
+        recv_msg(buf, size);
+        uint64_t t = now_ns() - t0;
+        check(buf, (uint64_t)i);
+        if (i >= warm) ns[i - warm] = t, sent += c1 - c0, taken += calls - c1;
+    }
+    char line[64] = {0};
+    if (read(counts[0], line, sizeof line - 1) < 0) die("read");
+    unsigned long csent = 0, ctaken = 0;
+    sscanf(line, "%lu %lu", &csent, &ctaken);
+    int status;
+    if (waitpid(child, &status, 0) < 0) die("waitpid");
+    cleanup();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "the child failed\n");
+        return 1;
+    }
+    qsort(ns, rtts, sizeof *ns, by_value);
+    printf("%llu %.2f %.2f\n", (unsigned long long)ns[rtts / 2], (double)(sent + csent) / (2.0 * rtts),
+           (double)(taken + ctaken) / (2.0 * rtts));
+    return 0;
+}
