@@ -105,3 +105,31 @@ fn walk_throughs_end_quietly_when_the_reader_goes() {
         assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{package} {name}: {:?}", out.status);
     }
 }
+
+/// Issue 23.7: every binary's help ends with what its exit statuses mean, and every writer's shows
+/// its default message in full.
+#[test]
+fn help_ends_with_exit_statuses_and_shows_the_default_message() {
+    for (package, name) in BINARIES {
+        let out = cmd(package, name).arg("--help").assert().success().get_output().stdout.clone();
+        let help = String::from_utf8_lossy(&out);
+        let (_, statuses) = help
+            .rsplit_once("\nExit status:\n")
+            .unwrap_or_else(|| panic!("{package} {name} --help has no 'Exit status:' block at its end:\n{help}"));
+        let first: Vec<&str> = statuses.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(first, ["0", "1", "2", "128+n"], "{package} {name}: the exit statuses, in order:\n{statuses}");
+    }
+    let defaults = [
+        ("file-ipc", file_ipc::DEFAULT_MESSAGE),
+        ("pipe-ipc", pipe_ipc::DEFAULT_MESSAGE),
+        ("msgq-ipc", msgq_ipc::DEFAULT_MESSAGE),
+        ("shm-ipc", shm_ipc::DEFAULT_MESSAGE),
+    ];
+    for (package, message) in defaults {
+        cmd(package, "writer")
+            .arg("--help")
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("[default: the note's \"{message}\"]")));
+    }
+}

@@ -13,7 +13,7 @@ const ME: common::Program = common::program!();
 /// Message queue writer: msgget(key, IPC_CREAT|0600), then msgsnd of each message (its text and a
 /// NUL, as the C sends strlen+1) with IPC_NOWAIT.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -39,7 +39,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
-    let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
+    let cli: Cli =
+        common::cli::parse_adjusted(|c| common::cli::default_message(msgq_ipc::contract_help(c), DEFAULT_MESSAGE));
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);

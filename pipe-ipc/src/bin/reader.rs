@@ -17,7 +17,7 @@ const ME: common::Program = common::program!();
 /// printed only whole: bytes left without a newline at end of file (a writer that died in the
 /// middle of a line) are dropped, said on stderr, and the reader exits 1.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// Read a named pipe (FIFO) instead of stdin
     #[arg(long)]

@@ -15,7 +15,7 @@ use shm_ipc::{
 const ME: common::Program = common::program!();
 
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, about = about())]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, about = about(), after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -37,7 +37,7 @@ fn about() -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_adjusted(|c| common::cli::default_message(c, DEFAULT_MESSAGE));
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call

@@ -12,7 +12,7 @@ const ME: common::Program = common::program!();
 /// Signal writer: sends SIGINT (or --signal NAME) to PID with kill(2); with --value, sends it with
 /// sigqueue(3) carrying that integer.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// The process to signal (the reader prints its PID)
     #[arg(value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
