@@ -367,3 +367,37 @@ fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
         place.assert_clean();
     }
 }
+
+/// Issue 23.3: a writer that ends while its messages wait in the object, with no reader there,
+/// says so in one line: where they wait, the command that reads them and the one that removes
+/// them. Both commands are run as hinted (issue 23.4): the first prints the messages, the second
+/// leaves nothing behind.
+#[test]
+fn a_writer_that_leaves_its_messages_says_where_and_how_to_read_or_remove_them() {
+    for m in EVERY {
+        let (messages, shown): (&[&str], &str) = match m {
+            Mechanism::File => (&[], "the message waits at "),
+            Mechanism::SysvQueue | Mechanism::PosixQueue => (&["one", "two"], "2 messages wait in "),
+            Mechanism::SysvShm | Mechanism::PosixShm => (&[], "the message waits in "),
+            // A FIFO keeps bytes only while an end is open: its writer waits until they are read.
+            Mechanism::Fifo => continue,
+            // No object holds anything: the pipe's bytes die with it, a signal is delivered or not.
+            Mechanism::Pipe | Mechanism::Signal => continue,
+        };
+        let place = Place::new(m);
+        let wrote = run(place.writer().args(messages)).success().get_output().stderr.clone();
+        let wrote = String::from_utf8_lossy(&wrote).into_owned();
+        let lines: Vec<&str> = wrote.lines().collect();
+        assert!(lines.len() == 1 && lines[0].starts_with(&format!("writer: {shown}")), "{m:?}: {wrote}");
+        let hinted = tests::hints::commands_in(lines[0]);
+        assert_eq!(hinted.len(), 2, "{m:?}: a command that reads and one that removes: {wrote}");
+        assert!(hinted[1].args.contains(&"--clean".to_string()), "{m:?}: {wrote}");
+        let want = if messages.is_empty() { format!("{}\n", m.default_message()) } else { "one\ntwo\n".into() };
+        run(&mut hinted[0].command()).success().stdout(want);
+        place.assert_clean();
+        // Again, and removed this time.
+        run(place.writer().args(messages)).success();
+        run(&mut hinted[1].command()).success();
+        place.assert_clean();
+    }
+}

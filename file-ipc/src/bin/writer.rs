@@ -41,6 +41,12 @@ fn main() -> ExitCode {
         for msg in cli.send.each(DEFAULT_MESSAGE) {
             writer.send(&msg, &mut || ready.show())?;
         }
+        // A file does not tell whether a reader is about to take it: "if none runs".
+        let place = format!("at {}", path.display());
+        let args = common::paths::peer_args("--path", cli.path.as_deref());
+        if let Some(line) = ME.left_waiting(writer.last_waits().into(), &place, &args, None) {
+            common::diag!("{line}");
+        }
         Ok(())
     })
 }

@@ -71,7 +71,15 @@ fn main() -> ExitCode {
         queue.recreate_if_removed();
         let mut room = waiting_for_room(ME, &queue, &peer);
         texts.iter().try_for_each(|t| queue.send(cli.mtype, t, WhenFull::wait_if(cli.wait), &mut || room.show()))?;
-        // The queue is the reader's now: nothing to remove at a normal end.
+        // The queue is the reader's now: nothing to remove at a normal end. A queue does not tell
+        // whether a reader is about to take what it holds: "if none runs".
+        let handle = queue.handle();
+        let held = handle.remaining().unwrap_or(0);
+        let args =
+            if cli.mtype == 1 { peer.clone() } else { format!("{peer} --type {}", cli.mtype).trim().to_string() };
+        if let Some(line) = ME.left_waiting(held, &format!("in {}", handle.name()), &args, None) {
+            common::diag!("{line}");
+        }
         cleanup.finish(|_| Ok(()))
     })
 }
