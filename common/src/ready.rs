@@ -153,6 +153,11 @@ impl Ready {
         format!("{}: waiting {}{holds} ({about_peer})", self.bin, self.what)
     }
 
+    /// Whether the line was shown already.
+    pub fn shown(&self) -> bool {
+        self.shown
+    }
+
     /// Shows the line, the first time only.
     pub fn show(&mut self) {
         if !self.shown {

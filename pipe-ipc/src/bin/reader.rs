@@ -89,8 +89,7 @@ fn from_fifo(
     out: &mut common::out::Out,
 ) -> Result<()> {
     common::stop::install()?;
-    let mut ready =
-        ME.waiting(format!("for a writer on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(given));
+    let mut ready = ME.waiting(format!("for a line on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(given));
     let mut reader = fifo::Reader::open(path, mode)?;
     let mut printed = 0;
     let result = loop {
@@ -98,10 +97,10 @@ fn from_fifo(
             break Ok(());
         }
         // The ready line is for a reader with nothing yet, not for a pause between lines.
-        let mut on_wait = |others: bool| {
-            if printed == 0 {
-                let peer = if others {
-                    PeerState::Present("another process has the FIFO open".into())
+        let mut on_wait = |others: &dyn Fn() -> bool| {
+            if printed == 0 && !ready.shown() {
+                let peer = if others() {
+                    PeerState::Present("another process holds the FIFO: a writer, or a reader before this one".into())
                 } else {
                     PeerState::Absent
                 };
