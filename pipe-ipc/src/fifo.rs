@@ -141,7 +141,7 @@ fn kind(st: &FileStat) -> &'static str {
 fn check_ours(st: &FileStat, path: &Path) -> Result<()> {
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
         return Err(Error::Failed(format!(
-            "{} is {}, not a FIFO: refused and left as it was; remove it or choose another --fifo=PATH",
+            "{} is {}, not a FIFO: refused and left as it was; remove it or choose another with --path PATH",
             path.display(),
             kind(st)
         )));
@@ -150,7 +150,7 @@ fn check_ours(st: &FileStat, path: &Path) -> Result<()> {
     if st.st_uid != me {
         return Err(Error::Failed(format!(
             "FIFO {} belongs to uid {}, not to you (uid {me}): refused and left as it was, since its owner could read \
-             or feed what goes through it; choose another --fifo=PATH",
+             or feed what goes through it; choose another with --path PATH",
             path.display(),
             st.st_uid
         )));
