@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         // A file does not tell whether a reader is about to take it: "if none runs".
         let place = format!("at {}", path.display());
         let args = common::paths::peer_args("--path", cli.path.as_deref());
-        if let Some(line) = ME.left_waiting(writer.last_waits().into(), &place, &args, None) {
+        if let Some(line) = ME.left_waiting(writer.last_waits().into(), &place, &args, "", None) {
             common::diag!("{line}");
         }
         Ok(())

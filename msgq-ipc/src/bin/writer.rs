@@ -75,9 +75,11 @@ fn main() -> ExitCode {
         // whether a reader is about to take what it holds: "if none runs".
         let handle = queue.handle();
         let held = handle.remaining().unwrap_or(0);
-        let args =
-            if cli.mtype == 1 { peer.clone() } else { format!("{peer} --type {}", cli.mtype).trim().to_string() };
-        if let Some(line) = ME.left_waiting(held, &format!("in {}", handle.name()), &args, None) {
+        // The queue may hold other types too (another writer's): a SysV reader takes them all,
+        // oldest first, with --type 0.
+        let any_type = !cli.posix && (cli.mtype != 1 || held > 1);
+        let read_args = if any_type { "--type 0" } else { "" };
+        if let Some(line) = ME.left_waiting(held, &format!("in {}", handle.name()), &peer, read_args, None) {
             common::diag!("{line}");
         }
         cleanup.finish(|_| Ok(()))

@@ -87,7 +87,7 @@ fn send_all(cli: &Cli, cleanup: &Cleanup<(Objects, Ender)>, mut chan: impl Chann
     let ended = cleanup.finish(|(o, ender)| {
         let ended = ender.finish();
         if let Ok(Outcome::Left { pending, others }) = ended
-            && let Some(line) = ME.left_waiting(pending, &format!("in {}", o.name()), &peer, Some(others > 0))
+            && let Some(line) = ME.left_waiting(pending, &format!("in {}", o.name()), &peer, "", Some(others > 0))
         {
             common::diag!("{line}");
         }
