@@ -15,7 +15,7 @@ use common::{Error, Result, SysResult};
 /// (ping-pong, min/p50/p99/p99.9) and one-way throughput, next to the hardware's limits (a
 /// cache line bouncing between two CPUs, memcpy bandwidth). Every message is checked.
 #[derive(Parser)]
-#[command(name = "bench", version)]
+#[command(name = "bench", version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// A short run (fewer round trips, sizes 64 B and 4 KiB, one placement): under 15 s
     #[arg(long)]

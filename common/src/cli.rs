@@ -54,7 +54,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub numbered: bool,
 
-    /// Messages to send, each as given (any bytes, not only UTF-8) [default: the note's message]
+    /// Messages to send (help: common::cli::default_message)
     #[arg(value_name = "MESSAGE")]
     pub messages: Vec<OsString>,
 }
@@ -80,6 +80,24 @@ impl SendArgs {
         })
     }
 }
+
+/// For [`parse_adjusted`]: a writer's help shows its default message in full, from the crate's
+/// constant (a derive's doc comment can hold only literals).
+pub fn default_message(cmd: clap::Command, message: &str) -> clap::Command {
+    with_help(
+        cmd,
+        "messages",
+        format!("Messages to send, each as given (any bytes, not only UTF-8) [default: the note's {message:?}]"),
+    )
+}
+
+/// The end of every binary's `--help` (`#[command(after_help = ...)]`): what its exit status says.
+pub const EXIT_STATUSES: &str = "\
+Exit status:
+  0      done
+  1      a system call failed (the line names it, the object, the errno text and a hint), or the peer broke the protocol
+  2      bad usage: an unknown flag, a bad value, a message too long, a flag that needs another
+  128+n  stopped by signal n: 129 SIGHUP, 130 SIGINT (Ctrl-C), 131 SIGQUIT, 143 SIGTERM; 141 SIGPIPE when stdout's reader has gone";
 
 #[derive(Args, Debug, Clone)]
 pub struct ReceiveArgs {

@@ -301,7 +301,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration, t: Try) ->
     let r = Errno::result(ret).map(drop);
     trace::call_try(t, &r, |r| {
         let call = format!("futex({}, FUTEX_WAIT, {expected}, {})", trace::ptr(word.as_ptr()), trace::timespec(&ts));
-        (call, r.zero())
+        (call, r.interrupted(trace::Interrupted::RestartBlock).unwrap_or_else(|| r.zero()))
     });
     match r {
         Ok(()) => Ok(true),

@@ -42,6 +42,47 @@ impl Program {
     }
 }
 
+impl Program {
+    /// The one line of a writer that ends while `count` messages it sent wait `place` (e.g.
+    /// "in queue 0x4d2", "at /run/user/0/file-ipc.msg"), so that delivered is told from left: where they wait, the command that
+    /// reads them and the one that removes them (`--clean`). `args` are what the reader needs to
+    /// meet the writer (`--key 0x40...`, `--posix`), `read_args` what only the reading command
+    /// needs (a queue's `--type`). `reader_there`: Some(true) when a reader is
+    /// known to be there (no line: the normal hand-over), Some(false) when none is, None where the
+    /// mechanism cannot tell (the line then says "if no reader takes it").
+    pub fn left_waiting(
+        self,
+        count: u64,
+        place: &str,
+        args: &str,
+        read_args: &str,
+        reader_there: Option<bool>,
+    ) -> Option<String> {
+        if count == 0 || reader_there == Some(true) {
+            return None;
+        }
+        let (what, it) = if count == 1 {
+            ("the message waits".to_string(), "it")
+        } else {
+            (format!("{count} messages wait"), "them")
+        };
+        let with = |extra: &str| [extra, args].iter().filter(|a| !a.is_empty()).copied().collect::<Vec<_>>().join(" ");
+        let count_arg = if count > 1 { format!("--count {count}") } else { String::new() };
+        let read_args = [count_arg.as_str(), read_args].iter().filter(|a| !a.is_empty()).copied().collect::<Vec<_>>();
+        let reader = self.counterpart();
+        let read = Peer { package: self.package, bin: reader, args: with(&read_args.join(" ")) }.command();
+        let clean = Peer { package: self.package, bin: reader, args: with("--clean") }.command();
+        Some(match reader_there {
+            Some(_) => {
+                format!("{self}: {what} {place} for a {reader}: read {it} with {read}, or remove {it} with {clean}")
+            }
+            None => format!(
+                "{self}: {what} {place} until a {reader} takes {it}; if none runs, read {it} with {read}, or remove {it} with {clean}"
+            ),
+        })
+    }
+}
+
 /// The peer a waiting process needs, as a command: `cargo run -p <package> --bin <bin> -- <args>`.
 struct Peer {
     package: &'static str,
@@ -121,6 +162,11 @@ impl Ready {
         format!("{}: waiting {}{holds} ({about_peer})", self.bin, self.what)
     }
 
+    /// Whether the line was shown already.
+    pub fn shown(&self) -> bool {
+        self.shown
+    }
+
     /// Shows the line, the first time only.
     pub fn show(&mut self) {
         if !self.shown {
@@ -145,6 +191,28 @@ mod tests {
     use super::*;
 
     const READER: Program = Program { package: "msgq-ipc", bin: "reader" };
+
+    #[test]
+    fn a_writer_that_leaves_messages_says_where_and_how_to_read_or_remove_them() {
+        let writer = Program { package: "msgq-ipc", bin: "writer" };
+        assert_eq!(writer.left_waiting(0, "in queue 0x4d2", "", "", None), None);
+        assert_eq!(writer.left_waiting(1, "in queue 0x4d2", "", "", Some(true)), None);
+        assert_eq!(
+            writer.left_waiting(1, "in segment 0x40", "--key 0x40", "", Some(false)).as_deref(),
+            Some(
+                "writer: the message waits in segment 0x40 for a reader: read it with cargo run -p msgq-ipc --bin reader \
+                 -- --key 0x40, or remove it with cargo run -p msgq-ipc --bin reader -- --clean --key 0x40"
+            )
+        );
+        assert_eq!(
+            writer.left_waiting(2, "in queue 0x4d2", "--posix", "", None).as_deref(),
+            Some(
+                "writer: 2 messages wait in queue 0x4d2 until a reader takes them; if none runs, read them with cargo \
+                 run -p msgq-ipc --bin reader -- --count 2 --posix, or remove them with cargo run -p msgq-ipc --bin \
+                 reader -- --clean --posix"
+            )
+        );
+    }
 
     #[test]
     fn says_what_it_waits_for_what_is_there_and_how_to_start_the_peer() {

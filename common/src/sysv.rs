@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 
 use nix::errno::Errno;
 
-use crate::trace::{self, Try};
+use crate::trace::{self, Interrupted, Try};
 use crate::{Access, Key, Memory, MemoryMut, ReadOnly, ReadWrite};
 
 fn check(ret: i32) -> nix::Result<i32> {
@@ -47,7 +47,8 @@ pub fn msgsnd(id: i32, mtype: i64, text: &[u8], flags: i32) -> nix::Result<()> {
     let r = check(unsafe { libc::msgsnd(id, buf.as_ptr().cast(), text.len(), flags) }).map(drop);
     trace::call(&r, |r| {
         let msg = format!("{{mtype={mtype}, mtext={}}}", trace::quote(text));
-        (format!("msgsnd({id}, {msg}, {}, {})", text.len(), trace::flags(flags.into(), &MSG_FLAGS)), r.zero())
+        let ret = r.interrupted(Interrupted::NoHandler).unwrap_or_else(|| r.zero());
+        (format!("msgsnd({id}, {msg}, {}, {})", text.len(), trace::flags(flags.into(), &MSG_FLAGS)), ret)
     });
     r
 }
@@ -83,7 +84,8 @@ pub fn msgrcv_try(id: i32, buf: &mut MsgBuf, mtype: i64, flags: i32, t: Try) -> 
             None => trace::ptr(buf.0.as_ptr()),
         };
         let f = trace::flags(flags.into(), &MSG_FLAGS);
-        (format!("msgrcv({id}, {shown}, {}, {mtype}, {f})", buf.1), r.decimal())
+        let ret = r.interrupted(Interrupted::NoHandler).unwrap_or_else(|| r.decimal());
+        (format!("msgrcv({id}, {shown}, {}, {mtype}, {f})", buf.1), ret)
     });
     let n = n? as usize;
     // SAFETY: the kernel wrote n <= buf.1 bytes after mtype.

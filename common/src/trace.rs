@@ -251,6 +251,33 @@ impl<T> Ret<'_, T> {
     }
 }
 
+/// What the kernel returns from a blocking call that a signal cut short. The program sees
+/// `-1 EINTR` (a handler ran, so there is no restart); strace shows the kernel's own value, and so
+/// does the trace. A call the kernel restarts by itself (no handler ran) never returns to the
+/// program: strace shows it twice, the trace once.
+#[derive(Clone, Copy, Debug)]
+pub enum Interrupted {
+    /// msgrcv, msgsnd, sigsuspend: `? ERESTARTNOHAND (To be restarted if no handler)`.
+    NoHandler,
+    /// A wait with a timeout (futex): `? ERESTART_RESTARTBLOCK (Interrupted by signal)`.
+    RestartBlock,
+}
+
+impl<T> Ret<'_, T> {
+    /// The kernel's value as strace shows it when the call failed with EINTR; None otherwise.
+    pub fn interrupted(&self, how: Interrupted) -> Option<String> {
+        match (self.0, how) {
+            (Err(Errno::EINTR), Interrupted::NoHandler) => {
+                Some("? ERESTARTNOHAND (To be restarted if no handler)".into())
+            }
+            (Err(Errno::EINTR), Interrupted::RestartBlock) => {
+                Some("? ERESTART_RESTARTBLOCK (Interrupted by signal)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
 impl<T: std::fmt::Display> Ret<'_, T> {
     /// The value in decimal, or the errno.
     pub fn decimal(&self) -> String {

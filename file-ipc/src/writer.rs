@@ -97,6 +97,12 @@ impl Writer {
         }
     }
 
+    /// Our last message is still at the path, unread (by the time of the look).
+    pub fn last_waits(&self) -> bool {
+        let ours = *lock(&self.last);
+        ours.is_some() && lstat(&self.spot.path).ok().map(|st| (st.st_dev, st.st_ino)) == ours
+    }
+
     fn write_tmp(&self, msg: &[u8]) -> Result<(u64, u64)> {
         // O_EXCL never follows a symlink planted at the name; 0600: only we may read it.
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;

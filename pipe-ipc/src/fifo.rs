@@ -47,7 +47,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, lstat, stat};
 use nix::unistd::geteuid;
 
 use crate::sys::{self, Fd};
@@ -141,7 +141,7 @@ fn kind(st: &FileStat) -> &'static str {
 fn check_ours(st: &FileStat, path: &Path) -> Result<()> {
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
         return Err(Error::Failed(format!(
-            "{} is {}, not a FIFO: refused and left as it was; remove it or choose another --fifo=PATH",
+            "{} is {}, not a FIFO: refused and left as it was; remove it or choose another with --path PATH",
             path.display(),
             kind(st)
         )));
@@ -150,7 +150,7 @@ fn check_ours(st: &FileStat, path: &Path) -> Result<()> {
     if st.st_uid != me {
         return Err(Error::Failed(format!(
             "FIFO {} belongs to uid {}, not to you (uid {me}): refused and left as it was, since its owner could read \
-             or feed what goes through it; choose another --fifo=PATH",
+             or feed what goes through it; choose another with --path PATH",
             path.display(),
             st.st_uid
         )));
@@ -193,6 +193,24 @@ impl Anchor {
 
     fn proc_path(&self) -> String {
         format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+
+    /// Another process holds the FIFO in any way, end or no end: a writer waiting for a reader
+    /// holds only its O_PATH descriptor (it cannot open its end before a reader is there, nor lock
+    /// anything), so it is found through /proc/PID/fd, whose links stat() follows to the inode.
+    /// Processes of other users are not readable there, and their FIFO is not ours anyway.
+    fn held_elsewhere(&self) -> bool {
+        let me = std::process::id().to_string();
+        let Ok(procs) = std::fs::read_dir("/proc") else { return false };
+        procs.flatten().any(|p| {
+            let name = p.file_name();
+            let pid = name.to_string_lossy();
+            if pid == me || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else { return false };
+            fds.flatten().any(|fd| stat(&fd.path()).is_ok_and(|st| (st.st_dev, st.st_ino) == (self.dev, self.ino)))
+        })
     }
 
     /// The FIFO's name was removed (or replaced): nobody new can open what we hold.

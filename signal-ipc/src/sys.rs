@@ -159,10 +159,7 @@ pub fn sigsuspend(mask: &libc::sigset_t) -> Errno {
     // The kernel returns ERESTARTNOHAND, which becomes the program's -1 EINTR because a handler
     // ran; strace shows the kernel's value, and so does the trace.
     trace::call(&r, |ret| {
-        let ret = match r {
-            Err(Errno::EINTR) => "? ERESTARTNOHAND (To be restarted if no handler)".into(),
-            _ => ret.zero(),
-        };
+        let ret = ret.interrupted(trace::Interrupted::NoHandler).unwrap_or_else(|| ret.zero());
         (format!("rt_sigsuspend({}, 8)", show::sigset(mask)), ret)
     });
     r.err().unwrap_or(Errno::UnknownErrno)

@@ -23,6 +23,7 @@
 
 pub mod bins;
 pub mod crash;
+pub mod hints;
 pub mod keys;
 pub mod mechanisms;
 pub mod procfs;

@@ -53,6 +53,17 @@ impl Mechanism {
         }
     }
 
+    /// What its writer sends when given no message (the note's); none for signals.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            Mechanism::File => file_ipc::DEFAULT_MESSAGE,
+            Mechanism::Pipe | Mechanism::Fifo => pipe_ipc::DEFAULT_MESSAGE,
+            Mechanism::SysvQueue | Mechanism::PosixQueue => msgq_ipc::DEFAULT_MESSAGE,
+            Mechanism::SysvShm | Mechanism::PosixShm => shm_ipc::DEFAULT_MESSAGE,
+            Mechanism::Signal => "",
+        }
+    }
+
     /// The flag that picks this variant of its package, if any.
     pub fn variant(self) -> Option<&'static str> {
         match self {

@@ -367,3 +367,97 @@ fn a_reader_started_with_sigint_ignored_stays_deaf_to_it() {
         place.assert_clean();
     }
 }
+
+/// Issue 23.3: a writer that ends while its messages wait in the object, with no reader there,
+/// says so in one line: where they wait, the command that reads them and the one that removes
+/// them. Both commands are run as hinted (issue 23.4): the first prints the messages, the second
+/// leaves nothing behind.
+#[test]
+fn a_writer_that_leaves_its_messages_says_where_and_how_to_read_or_remove_them() {
+    for m in EVERY {
+        let (messages, shown): (&[&str], &str) = match m {
+            Mechanism::File => (&[], "the message waits at "),
+            Mechanism::SysvQueue | Mechanism::PosixQueue => (&["one", "two"], "2 messages wait in "),
+            Mechanism::SysvShm | Mechanism::PosixShm => (&[], "the message waits in "),
+            // A FIFO keeps bytes only while an end is open: its writer waits until they are read.
+            Mechanism::Fifo => continue,
+            // No object holds anything: the pipe's bytes die with it, a signal is delivered or not.
+            Mechanism::Pipe | Mechanism::Signal => continue,
+        };
+        let place = Place::new(m);
+        let wrote = run(place.writer().args(messages)).success().get_output().stderr.clone();
+        let wrote = String::from_utf8_lossy(&wrote).into_owned();
+        let lines: Vec<&str> = wrote.lines().collect();
+        assert!(lines.len() == 1 && lines[0].starts_with(&format!("writer: {shown}")), "{m:?}: {wrote}");
+        let hinted = tests::hints::commands_in(lines[0]);
+        assert_eq!(hinted.len(), 2, "{m:?}: a command that reads and one that removes: {wrote}");
+        assert!(hinted[1].args.contains(&"--clean".to_string()), "{m:?}: {wrote}");
+        let want = if messages.is_empty() { format!("{}\n", m.default_message()) } else { "one\ntwo\n".into() };
+        run(&mut hinted[0].command()).success().stdout(want);
+        place.assert_clean();
+        // Again, and removed this time.
+        run(place.writer().args(messages)).success();
+        run(&mut hinted[1].command()).success();
+        place.assert_clean();
+    }
+}
+
+/// Issue 23.2: a waiting line names what is there. Each pair in both start orders: a line that the
+/// second process prints (the first one is running) never says to start the first, and every
+/// command a waiting line hints at parses (issue 23.4).
+#[test]
+fn a_waiting_line_never_calls_a_peer_that_is_there_absent() {
+    for m in EVERY {
+        let (writer_args, reader_args): (&[&str], &[&str]) = match m {
+            Mechanism::File
+            | Mechanism::SysvQueue
+            | Mechanism::PosixQueue
+            | Mechanism::SysvShm
+            | Mechanism::PosixShm => (&["one", "two"], &["--count", "2"]),
+            Mechanism::Fifo => (&["one", "two"], &[]),
+            // `writer | reader` start together, and a pipe reader says nothing unless stdin is a
+            // terminal (tests/tests/terminal.rs).
+            Mechanism::Pipe => continue,
+            // The writer needs the reader's PID, so it cannot come first; the reader's line is
+            // checked in signal_ipc.rs.
+            Mechanism::Signal => continue,
+        };
+        for writer_first in [false, true] {
+            let place = Place::new(m);
+            let (mut first_cmd, mut second_cmd, second_name, first_name) = if writer_first {
+                (place.writer(), place.reader(), "reader", "writer")
+            } else {
+                (place.reader(), place.writer(), "writer", "reader")
+            };
+            let (first_args, second_args) =
+                if writer_first { (writer_args, reader_args) } else { (reader_args, writer_args) };
+            first_cmd.args(first_args);
+            // A FIFO writer that waits for a reader is woken by the reader's open and joins at
+            // once, mostly before the reader looks: its fcntl calls (the lock that makes it a
+            // member, then blocking writes) are slowed down (strace), so that the reader looks
+            // while the writer is there but not yet a member.
+            if m == Mechanism::Fifo && writer_first && tests::strace::found_or_skip() {
+                first_cmd = tests::strace::injecting(&first_cmd, "fcntl", "fcntl:delay_enter=100000");
+            }
+            let mut first = Running::spawn(&mut first_cmd);
+            let first_line = first.wait_for_stderr_or_end("waiting");
+            let second = Running::spawn(second_cmd.args(second_args)).finish();
+            let first = first.finish();
+            let order = if writer_first { "writer first" } else { "reader first" };
+            assert!(first.status.success() && second.status.success(), "{m:?}, {order}: {first:?}\n{second:?}");
+            let reader_out = if writer_first { second.stdout_str() } else { first.stdout_str() };
+            assert_eq!(reader_out, "one\ntwo\n", "{m:?}, {order}");
+            for line in second.stderr.lines().filter(|l| l.contains(" waiting ")) {
+                assert!(
+                    !line.contains(&format!("(start the {first_name}:")),
+                    "{m:?}, {order}: the {second_name} says to start the {first_name}, which runs: {line}"
+                );
+                tests::hints::assert_parses(line);
+            }
+            if let Some(line) = first_line {
+                tests::hints::assert_parses(&line);
+            }
+            place.assert_clean();
+        }
+    }
+}

@@ -180,7 +180,7 @@ fn two_readers_at_once_share_the_lines_and_neither_fails() {
     let a = a.finish();
     assert!(a.status.success(), "{a:?}");
     assert_eq!(a.stdout_str(), "only\n");
-    b.wait_for_stderr("reader: waiting for a writer");
+    b.wait_for_stderr("reader: waiting for a line");
     assert_eq!(entries(dir.path()), ["f"], "the waiting reader still uses it");
     b.signal(Signal::SIGHUP);
     let b = b.finish();
@@ -215,7 +215,7 @@ fn a_peer_killed_with_sigkill_leaves_nobody_waiting_for_ever() {
     w.signal(Signal::SIGKILL);
     assert_eq!(w.finish().shell_status(), 137);
     let mut r = Running::spawn(reader().args(["--fifo", &fifo]));
-    r.wait_for_stderr("reader: waiting for a writer");
+    r.wait_for_stderr("reader: waiting for a line");
     run_ok(writer().args(["--fifo", &fifo, "fresh"]));
     assert_eq!(r.finish().stdout_str(), "fresh\n");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));

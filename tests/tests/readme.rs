@@ -358,3 +358,13 @@ fn file_readme() {
 fn timeline_readme() {
     run_readme("timeline/README.md");
 }
+
+/// The top README in Korean (issue 23.8) runs the same commands, block for block.
+#[test]
+fn top_readme_in_korean() {
+    let sh = |page: &str| -> Vec<Vec<String>> {
+        blocks(page).iter().map(|b| b.iter().map(|s| format!("{} {}", s.terminal, s.line)).collect()).collect()
+    };
+    assert_eq!(sh("README.ko.md"), sh("README.md"), "README.ko.md's commands are not README.md's");
+    run_readme("README.ko.md");
+}

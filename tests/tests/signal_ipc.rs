@@ -110,11 +110,45 @@ fn bad_pids_and_names_are_refused_before_any_call() {
     {
         cmd("signal-ipc", "writer").arg(pid).assert().code(2).stderr(predicate::str::contains(why));
     }
+    // PID 1 too (issue 23): one line says why and names the option that sends anyway.
+    let refused = cmd("signal-ipc", "writer").arg("1").assert().code(2).get_output().stderr.clone();
+    let refused = String::from_utf8_lossy(&refused);
+    assert_eq!(
+        refused.lines().next(),
+        Some(
+            "error: invalid value '1' for '<PID>': PID 1 is init (in a container often your shell or application, which \
+         SIGINT ends); pass --allow-init if you mean it"
+        ),
+        "{refused}"
+    );
     cmd("signal-ipc", "writer")
         .args(["1", "--signal", "SIGALRAM"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("unknown signal 'SIGALRAM'").and(predicate::str::contains("ALRM")));
+}
+
+/// `--allow-init` sends to PID 1: checked in a PID namespace of its own, where the writer is PID 1
+/// itself (init ignores a signal it has no handler for), so no real init is touched.
+#[test]
+fn allow_init_sends_to_pid_1() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root for a PID namespace (unshare --pid)");
+        return;
+    }
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(bin("signal-ipc", "writer"))
+        .args(["--allow-init", "1", "--trace"])
+        .output()
+        .expect("run unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("unshare failed") {
+        eprintln!("skipped: no PID namespace here: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{out:?}");
+    assert!(err.contains("kill(1, SIGINT)") && err.trim_end().ends_with("= 0"), "{err}");
 }
 
 #[test]

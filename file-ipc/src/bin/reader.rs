@@ -13,7 +13,7 @@ const ME: common::Program = common::program!();
 /// it on its own line and removes it, --count times; the writer's further messages wait at PATH
 /// for the next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// Where the writer puts its message file [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
     #[arg(long, value_name = "PATH")]

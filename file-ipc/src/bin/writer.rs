@@ -13,7 +13,7 @@ const ME: common::Program = common::program!();
 /// File IPC writer: each message becomes one whole file at PATH (written beside it, then renamed
 /// onto it); waits while an unread message is still there, so nothing is overwritten.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// Where the message file goes [default: $XDG_RUNTIME_DIR/file-ipc.msg, else a 0700 directory of yours under the temp dir]
     #[arg(long, value_name = "PATH")]
@@ -27,7 +27,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_adjusted(|c| common::cli::default_message(c, DEFAULT_MESSAGE));
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         common::stop::install()?;
@@ -40,6 +40,12 @@ fn main() -> ExitCode {
             .looking(|| Seen { holds: Some("the last message waits there".into()), peer: PeerState::Unknown });
         for msg in cli.send.each(DEFAULT_MESSAGE) {
             writer.send(&msg, &mut || ready.show())?;
+        }
+        // A file does not tell whether a reader is about to take it: "if none runs".
+        let place = format!("at {}", path.display());
+        let args = common::paths::peer_args("--path", cli.path.as_deref());
+        if let Some(line) = ME.left_waiting(writer.last_waits().into(), &place, &args, "", None) {
+            common::diag!("{line}");
         }
         Ok(())
     })

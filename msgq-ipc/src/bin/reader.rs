@@ -16,7 +16,7 @@ const ME: common::Program = common::program!();
 /// of one message of type T per line printed, --count of them. At the end it removes the queue if
 /// it is empty; messages beyond --count stay in it for the next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,

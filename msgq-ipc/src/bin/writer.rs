@@ -13,7 +13,7 @@ const ME: common::Program = common::program!();
 /// Message queue writer: msgget(key, IPC_CREAT|0600), then msgsnd of each message (its text and a
 /// NUL, as the C sends strlen+1) with IPC_NOWAIT.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -39,7 +39,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     // The help of --posix, --serve and --request tells the contract as the library has it.
-    let cli: Cli = common::cli::parse_adjusted(msgq_ipc::contract_help);
+    let cli: Cli =
+        common::cli::parse_adjusted(|c| common::cli::default_message(msgq_ipc::contract_help(c), DEFAULT_MESSAGE));
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         let flavor = Flavor::posix_if(cli.posix);
@@ -70,7 +71,17 @@ fn main() -> ExitCode {
         queue.recreate_if_removed();
         let mut room = waiting_for_room(ME, &queue, &peer);
         texts.iter().try_for_each(|t| queue.send(cli.mtype, t, WhenFull::wait_if(cli.wait), &mut || room.show()))?;
-        // The queue is the reader's now: nothing to remove at a normal end.
+        // The queue is the reader's now: nothing to remove at a normal end. A queue does not tell
+        // whether a reader is about to take what it holds: "if none runs".
+        let handle = queue.handle();
+        let held = handle.remaining().unwrap_or(0);
+        // The queue may hold other types too (another writer's): a SysV reader takes them all,
+        // oldest first, with --type 0.
+        let any_type = !cli.posix && (cli.mtype != 1 || held > 1);
+        let read_args = if any_type { "--type 0" } else { "" };
+        if let Some(line) = ME.left_waiting(held, &format!("in {}", handle.name()), &peer, read_args, None) {
+            common::diag!("{line}");
+        }
         cleanup.finish(|_| Ok(()))
     })
 }

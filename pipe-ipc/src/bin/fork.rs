@@ -9,7 +9,7 @@ const ME: common::Program = common::program!();
 /// Runs the note's pipe program: pipe(), fork(), the parent writes "Hello Child Process" and its
 /// NUL (20 bytes), the child prints `20 Hello Child Process`, and the parent waits for it.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     trace: common::cli::TraceArgs,

@@ -17,7 +17,7 @@ const ME: common::Program = common::program!();
 /// printed only whole: bytes left without a newline at end of file (a writer that died in the
 /// middle of a line) are dropped, said on stderr, and the reader exits 1.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// Read a named pipe (FIFO) instead of stdin
     #[arg(long)]
@@ -89,8 +89,7 @@ fn from_fifo(
     out: &mut common::out::Out,
 ) -> Result<()> {
     common::stop::install()?;
-    let mut ready =
-        ME.waiting(format!("for a writer on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(given));
+    let mut ready = ME.waiting(format!("for a line on FIFO {}", path.display())).peer_args(pipe_ipc::peer_args(given));
     let mut reader = fifo::Reader::open(path, mode)?;
     let mut printed = 0;
     let result = loop {
@@ -98,10 +97,10 @@ fn from_fifo(
             break Ok(());
         }
         // The ready line is for a reader with nothing yet, not for a pause between lines.
-        let mut on_wait = |others: bool| {
-            if printed == 0 {
-                let peer = if others {
-                    PeerState::Present("another process has the FIFO open".into())
+        let mut on_wait = |others: &dyn Fn() -> bool| {
+            if printed == 0 && !ready.shown() {
+                let peer = if others() {
+                    PeerState::Present("another process holds the FIFO: a writer, or a reader before this one".into())
                 } else {
                     PeerState::Absent
                 };

@@ -15,7 +15,7 @@ const ME: common::Program = common::program!();
 /// --fifo to a named pipe that a reader in another terminal opens. With --fifo it ends once a
 /// reader has taken every line; lines a reader leaves (--count) wait for the next one.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// Write to a named pipe (FIFO) instead of stdout, made 0600 if missing
     #[arg(long)]
@@ -32,7 +32,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = common::cli::parse_adjusted(|c| c.mut_arg("mode", |a| a.requires("fifo")));
+    let cli: Cli = common::cli::parse_adjusted(|c| {
+        common::cli::default_message(c.mut_arg("mode", |a| a.requires("fifo")), DEFAULT_MESSAGE)
+    });
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         if !cli.fifo {

@@ -146,9 +146,14 @@ impl Reader {
 
     /// Prints the next line on `out`; false at end of file (every writer gone, nothing left).
     /// `on_wait` is called when there is nothing to read yet, with whether another process (a
-    /// writer, or a reader whose turn it is) has the FIFO open. Bytes that end without a newline
+    /// writer, a reader whose turn it is, or a writer still waiting for a reader) holds the FIFO,
+    /// as a question asked only if wanted (it may look through /proc). Bytes that end without a newline
     /// when the last writer has gone are a line cut short: dropped, and an error.
-    pub fn print_next(&mut self, out: &mut common::out::Out, on_wait: &mut dyn FnMut(bool)) -> Result<bool> {
+    pub fn print_next(
+        &mut self,
+        out: &mut common::out::Out,
+        on_wait: &mut dyn FnMut(&dyn Fn() -> bool),
+    ) -> Result<bool> {
         let (shared, side) = (self.shared.clone(), self.side.clone());
         let fd = side.end.as_fd();
         // A line too long for the largest pipe, taken in parts: the turn is kept until it is whole.
@@ -200,7 +205,7 @@ impl Reader {
                 )));
             }
             if avail == 0 && part.is_empty() {
-                on_wait(others_use(fd));
+                on_wait(&|| others_use(fd) || side.anchor.held_elsewhere());
             }
             if part.is_empty() {
                 turn = None; // nothing in hand: a stop may end the run during the wait

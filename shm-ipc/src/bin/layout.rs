@@ -9,7 +9,7 @@ const ME: common::Program = common::program!();
 /// Forks; parent and child share a SysV segment but not a plain variable, then prints where the
 /// segment, heap and stack sit in a 64-bit address space.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     trace: common::cli::TraceArgs,

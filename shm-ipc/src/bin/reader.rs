@@ -19,7 +19,7 @@ const ME: common::Program = common::program!();
 /// The last process out removes the objects; what the writer sends beyond --count waits in them
 /// for the next reader (one line says so).
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,

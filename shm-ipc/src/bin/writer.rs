@@ -7,15 +7,15 @@ use common::cleanup::{AtEnd, Cleanup};
 use common::cli::{KeyArgs, ModeArgs, SendArgs, TraceArgs};
 use common::{Error, Result, Seen};
 use shm_ipc::{
-    Channel, Create, DEFAULT_MESSAGE, End, Ender, Objects, PosixChannel, SIZE, Side, SysvChannel, check_fits, opened,
-    posix_help, report_end, stop_guard,
+    Channel, Create, DEFAULT_MESSAGE, End, Ender, Objects, Outcome, PosixChannel, SIZE, Side, SysvChannel, check_fits,
+    opened, posix_help, report_end, stop_guard,
 };
 
 // The help is formatted at run time from the pair's contract (SIZE), so it follows a change of it.
 const ME: common::Program = common::program!();
 
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, about = about())]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, about = about(), after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
@@ -37,7 +37,7 @@ fn about() -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = common::cli::parse_adjusted(|c| common::cli::default_message(c, DEFAULT_MESSAGE));
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || {
         cli.send.each(DEFAULT_MESSAGE).try_for_each(|t| check_fits(&t))?; // before any system call
@@ -81,7 +81,18 @@ fn send_all(cli: &Cli, cleanup: &Cleanup<(Objects, Ender)>, mut chan: impl Chann
         )),
     });
     // What it wrote is the readers'; the last one out removes the objects.
-    let ended = cleanup.finish(|(o, ender)| report_end(ME.bin, o, Side::Writer, End::Finished, ender.finish()));
+    // A message left with nobody else attached waits for a reader that may never come: one line
+    // says where, and how to read or remove it.
+    let peer = cli.key.peer_args(cli.posix.then_some("--posix"));
+    let ended = cleanup.finish(|(o, ender)| {
+        let ended = ender.finish();
+        if let Ok(Outcome::Left { pending, others }) = ended
+            && let Some(line) = ME.left_waiting(pending, &format!("in {}", o.name()), &peer, "", Some(others > 0))
+        {
+            common::diag!("{line}");
+        }
+        report_end(ME.bin, o, Side::Writer, End::Finished, ended)
+    });
     drop(chan); // shmdt, or munmap
     sending.and(ended)
 }

@@ -9,7 +9,7 @@ const ME: common::Program = common::program!();
 /// Shows each signal claim of the note on a forked child: ignored, blocked, handled, default
 /// action, SIGKILL/SIGSTOP, SIGTSTP, SIGCONT, SIGSEGV, SIGUSR1, SIGALRM, the list, and queueing.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     #[command(flatten)]
     trace: common::cli::TraceArgs,

@@ -12,7 +12,7 @@ const ME: common::Program = common::program!();
 /// --ignore, SIGINT is ignored and SIGTERM ends it; with --signal, waits for any other signal and
 /// prints who sent it and the value it carries.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = signal_ipc::READER_EXIT_STATUSES)]
 struct Cli {
     /// Ignore SIGINT, as the note's second program does: Ctrl-C does nothing; SIGTERM ends it
     #[arg(long, conflicts_with = "signal")]

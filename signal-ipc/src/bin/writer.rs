@@ -12,7 +12,7 @@ const ME: common::Program = common::program!();
 /// Signal writer: sends SIGINT (or --signal NAME) to PID with kill(2); with --value, sends it with
 /// sigqueue(3) carrying that integer.
 #[derive(Parser)]
-#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version)]
+#[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
     /// The process to signal (the reader prints its PID)
     #[arg(value_name = "PID", allow_negative_numbers = true, value_parser = parse_pid)]
@@ -26,6 +26,9 @@ struct Cli {
     /// Send N signals; queued ones carry --value, --value+1, ...
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     count: u64,
+    /// Let PID be 1 (init, in a container often your shell or application), which is refused otherwise
+    #[arg(long)]
+    allow_init: bool,
     #[command(flatten)]
     trace: common::cli::TraceArgs,
 }
@@ -46,6 +49,15 @@ fn parse_pid(s: &str) -> std::result::Result<i32, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.pid == 1 && !cli.allow_init {
+        // Worded as clap words the other refused PIDs (0, negatives): one reason, exit 2, before
+        // any call. Checked here, not in parse_pid, because --allow-init lifts it.
+        eprintln!(
+            "error: invalid value '1' for '<PID>': PID 1 is init (in a container often your shell or application, \
+             which SIGINT ends); pass --allow-init if you mean it\n\nFor more information, try '--help'."
+        );
+        return ExitCode::from(2);
+    }
     cli.trace.start(ME.bin);
     common::error::main(ME.bin, || -> Result<()> {
         if cli.count > 1 && cli.signal.standard().is_some() {
