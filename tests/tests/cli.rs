@@ -19,6 +19,7 @@ const BINARIES: &[(&str, &str)] = &[
     ("signal-ipc", "reader"),
     ("signal-ipc", "demo"),
     ("bench", "bench"),
+    ("timeline", "timeline"),
 ];
 
 #[test]

@@ -9,6 +9,7 @@
 //! - checked for its shape: a `--trace` block, every `[bin pid]` line of which is a call in
 //!   strace's syntax that the workspace traces, made by a binary of the page's package; or the
 //!   bench's output, whose lines are the kinds a real run prints and whose rows have its columns;
+//! - or a timeline chart: `<!-- timeline: docs/timeline/NAME.txt -->`, the same as that file;
 //! - or quoted, not ours: the line before its fence says `<!-- quoted: WHAT -->` (the note's C,
 //!   strace of the note's C programs).
 //!
@@ -327,6 +328,16 @@ fn every_output_block_is_made_by_a_run_or_checked_for_its_shape() {
             }
             match b.marker.as_deref() {
                 Some(m) if m.starts_with("quoted: ") => continue,
+                // A timeline chart: the committed one, which tests/tests/timeline.rs compares
+                // with a fresh run's calls and hand-overs.
+                Some(m) if m.starts_with("timeline: ") => {
+                    let file = root().join(&m["timeline: ".len()..]);
+                    let chart = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                    if b.lines.join("\n").trim_end() != chart.trim_end() {
+                        stale.push(format!("{at}: the chart is not {}", file.display()));
+                    }
+                    continue;
+                }
                 Some(m) if m.starts_with("output: ") => {
                     let name = &m["output: ".len()..];
                     let want = output(name);

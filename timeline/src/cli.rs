@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 /// middle, each wait as a bar and an arrow from the call that hands a message over to the call
 /// that takes it. The pair runs on a key (or in a directory) of its own, removed at the end.
 #[derive(Parser, Debug)]
-#[command(name = "timeline", version)]
+#[command(name = "timeline", version, after_help = common::cli::EXIT_STATUSES)]
 pub struct Cli {
     #[command(subcommand)]
     pub pair: Pair,
