@@ -4,7 +4,8 @@
 //! to run and are left out; so are the timed-out tries of a wait loop (EAGAIN, ETIMEDOUT), whose
 //! number depends on how soon the other side came. Each side's calls up to its last hand-over must
 //! be the same in order; what comes after (who of the two is last out and removes) may fall to
-//! either side, so both sides' calls after that are compared as one set.
+//! either side, so both sides' calls after that are compared as one set, a look that found the
+//! object already gone counted as the same look.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -51,12 +52,24 @@ fn shape(chart: &str) -> Shape {
     let mut after = BTreeSet::new();
     let [writer, reader] = sides.map(|calls| {
         let last = calls.iter().rposition(|(_, a)| *a).map_or(0, |p| p + 1);
-        after.extend(calls[last..].iter().map(|(l, _)| l.clone()).filter(|l| !retry(l)));
+        // A look at the object after the hand-overs finds it or finds it gone (EINVAL, EIDRM,
+        // ENOENT), as the other side's removal came before or after: the same call either way.
+        after.extend(calls[last..].iter().filter(|(l, _)| !retry(l)).map(|(l, _)| gone_or_not(l)));
         let mut kept: Vec<String> = calls[..last].iter().map(|(l, _)| l.clone()).filter(|l| !retry(l)).collect();
         kept.dedup();
         kept
     });
     Shape { writer, reader, after, arrows }
+}
+
+/// `msgctl STAT → EINVAL` as `msgctl STAT`: whether the object was still there is timing.
+fn gone_or_not(label: &str) -> String {
+    for gone in [" → EINVAL", " → EIDRM", " → ENOENT"] {
+        if let Some(call) = label.strip_suffix(gone) {
+            return call.to_string();
+        }
+    }
+    label.to_string()
 }
 
 /// A timed-out try of a wait loop.
