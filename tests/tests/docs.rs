@@ -275,7 +275,7 @@ fn bench_shape() -> BenchShape {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let header = text.lines().find(|l| l.starts_with("mechanism ")).expect("a table header").trim_end().to_string();
     let mut ends = Vec::new();
-    let cols = ["size", "min", "p50", "spread", "p99", "p99.9", "msgs/s", "MB/s", "x p50"];
+    let cols = ["size", "min", "p50", "spread", "p99", "p99.9", "msgs/s", "MB/s", "x p50", "calls/msg"];
     // The header is ASCII: its byte offsets are a row's character offsets.
     let mut from = header.find("cpus").expect("cpus column");
     for c in cols {
