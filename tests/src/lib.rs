@@ -69,3 +69,17 @@ pub fn run(c: &mut std::process::Command) -> assert_cmd::assert::Assert {
     use assert_cmd::assert::OutputAssertExt;
     c.assert()
 }
+
+/// Every `.rs` file under `dir`, for the tests that read the sources (hints, output blocks).
+pub fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rust_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -169,7 +169,7 @@ fn every_option_a_source_names_exists() {
     // Hidden options (`#[arg(long = "break", hide = true, ...)]`) are in no help: the sources name them.
     let mut hidden: Vec<(&str, String)> = Vec::new();
     for (package, _) in SOURCES {
-        for file in rust_files(&root.join(package).join("src")) {
+        for file in tests::rust_files(&root.join(package).join("src")) {
             let text = std::fs::read_to_string(&file).expect("read source");
             for line in text.lines().filter(|l| l.contains("hide = true")) {
                 if let Some(name) = line.split("long = \"").nth(1).and_then(|r| r.split('"').next()) {
@@ -190,7 +190,7 @@ fn every_option_a_source_names_exists() {
         // A doc comment may name another crate's binary's option (`reader --serve`).
         let all: Vec<&str> =
             helps.iter().map(|(_, _, h)| h.as_str()).chain(hidden.iter().map(|(_, h)| h.as_str())).collect();
-        for file in rust_files(&root.join(package).join("src")) {
+        for file in tests::rust_files(&root.join(package).join("src")) {
             let text = std::fs::read_to_string(&file).expect("read source");
             for (n, comment, piece) in texts_of(&text) {
                 let theirs = if comment { &all } else { &theirs };
@@ -210,19 +210,6 @@ fn every_option_a_source_names_exists() {
         }
     }
     assert!(wrong.is_empty(), "options that no binary of the crate has (or that take no value):\n{}", wrong.join("\n"));
-}
-
-fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(rust_files(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The texts of a Rust source that a user may read: its string literals (across lines) and its

@@ -229,7 +229,7 @@ fn pick(text: &str, keep: impl Fn(&str) -> bool) -> String {
 fn traced_calls() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for dir in ["common", "file-ipc", "pipe-ipc", "msgq-ipc", "shm-ipc", "signal-ipc"] {
-        for file in rust_files(&root().join(dir).join("src")) {
+        for file in tests::rust_files(&root().join(dir).join("src")) {
             let text = std::fs::read_to_string(&file).expect("read source");
             // `format!("msgrcv(...`, a wrapper's doc line `` `renameat(AT_FDCWD, ...` ``.
             let pieces =
@@ -243,19 +243,6 @@ fn traced_calls() -> BTreeSet<String> {
         }
     }
     names
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(rust_files(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The bench's output from a real (quick) run: its line kinds and its table header.

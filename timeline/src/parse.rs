@@ -73,12 +73,10 @@ fn seconds(s: &str) -> Option<u64> {
     Some(secs.parse::<u64>().ok()? * 1_000_000_000 + frac.parse::<u64>().ok()? * 1000)
 }
 
-/// The index of the `)` that closes the `(` at `open`, past quoted strings and nested brackets.
-fn closing(s: &str, open: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in s[open..].char_indices() {
+/// The characters of `s` outside quoted strings, each with its bracket depth before it.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
+    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    s.char_indices().filter_map(move |(i, c)| {
         if quoted {
             match c {
                 _ if escaped => escaped = false,
@@ -86,46 +84,32 @@ fn closing(s: &str, open: usize) -> Option<usize> {
                 '"' => quoted = false,
                 _ => {}
             }
-            continue;
+            return None;
         }
+        let before = depth;
         match c {
             '"' => quoted = true,
             '(' | '{' | '[' => depth += 1,
-            ')' | '}' | ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(open + i);
-                }
-            }
+            ')' | '}' | ']' => depth -= 1,
             _ => {}
         }
-    }
-    None
+        Some((i, c, before))
+    })
+}
+
+/// The index of the `)` that closes the `(` at `open`, past quoted strings and nested brackets.
+fn closing(s: &str, open: usize) -> Option<usize> {
+    unquoted(&s[open..]).find(|&(_, c, depth)| matches!(c, ')' | '}' | ']') && depth == 1).map(|(i, ..)| open + i)
 }
 
 /// Splits at the commas outside quotes and brackets.
 pub fn split_args(s: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0);
-    for (i, c) in s.char_indices() {
-        if quoted {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => quoted = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            '(' | '{' | '[' => depth += 1,
-            ')' | '}' | ']' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(s[start..i].trim().to_string());
-                start = i + 1;
-            }
-            _ => {}
+    let mut start = 0;
+    for (i, c, depth) in unquoted(s) {
+        if c == ',' && depth == 0 {
+            out.push(s[start..i].trim().to_string());
+            start = i + 1;
         }
     }
     if !s[start..].trim().is_empty() {
