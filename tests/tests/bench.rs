@@ -410,7 +410,12 @@ fn system_calls_per_message_are_counted_on_each_side() {
     let v: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     for r in v["results"].as_array().unwrap() {
         let calls = &r["calls_per_msg"];
-        assert_eq!((calls["send"].as_f64(), calls["recv"].as_f64()), (Some(1.0), Some(1.0)), "{r}");
+        // One each; a call the kernel cut short (EINTR under load) and made again counts too, so
+        // a few in thousands may be more: within 1%, and never 2 calls a message.
+        for side in ["send", "recv"] {
+            let n = calls[side].as_f64().unwrap_or(0.0);
+            assert!((1.0..1.01).contains(&n), "{side}: {n} calls a message, not 1: {r}");
+        }
     }
 }
 
