@@ -26,21 +26,9 @@ static void open_side(int child) {
     if (tx < 0 || rx < 0) die("open");
 }
 
-static void send_msg(const char *buf, size_t n) {
-    while (n) {
-        ssize_t k = CALL(write(tx, buf, n));
-        if (k < 0) die("write");
-        buf += k, n -= (size_t)k;
-    }
-}
+static void send_msg(const char *buf, size_t n) { write_all(tx, buf, n); }
 
-static void recv_msg(char *buf, size_t n) {
-    while (n) {
-        ssize_t k = CALL(read(rx, buf, n));
-        if (k <= 0) die("read");
-        buf += k, n -= (size_t)k;
-    }
-}
+static void recv_msg(char *buf, size_t n) { read_all(rx, buf, n); }
 
 static void cleanup(void) {
     unlink(down);

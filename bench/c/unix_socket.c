@@ -15,20 +15,8 @@ static void open_side(int child) {
     close(sv[child ? 0 : 1]);
 }
 
-static void send_msg(const char *buf, size_t n) {
-    while (n) {
-        ssize_t k = CALL(write(fd, buf, n));
-        if (k < 0) die("write");
-        buf += k, n -= (size_t)k;
-    }
-}
+static void send_msg(const char *buf, size_t n) { write_all(fd, buf, n); }
 
-static void recv_msg(char *buf, size_t n) {
-    while (n) {
-        ssize_t k = CALL(read(fd, buf, n));
-        if (k <= 0) die("read");
-        buf += k, n -= (size_t)k;
-    }
-}
+static void recv_msg(char *buf, size_t n) { read_all(fd, buf, n); }
 
 static void cleanup(void) {}
