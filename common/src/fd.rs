@@ -84,6 +84,17 @@ pub fn fchmod(fd: impl AsFd, mode: Mode) -> nix::Result<()> {
     r
 }
 
+/// Whether the umask takes a bit of `mode` away at creation, so that a [`fchmod`] must put it
+/// back: read once from /proc/self/status (Linux 4.7 and later); not known counts as yes.
+pub fn umask_cuts(mode: u32) -> bool {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let umask = UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        status.lines().find_map(|l| u32::from_str_radix(l.strip_prefix("Umask:")?.trim(), 8).ok())
+    });
+    umask.is_none_or(|u| mode & u != 0)
+}
+
 /// `read(4, "Hello", 4096) = 5`: what was read, as strace shows it, or the buffer's address when
 /// nothing was.
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> nix::Result<usize> {

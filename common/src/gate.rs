@@ -29,6 +29,9 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 static ENDING: AtomicBool = AtomicBool::new(false);
 static STATE: Mutex<State> = Mutex::new(State { parked: false, held: None });
 static CHANGED: Condvar = Condvar::new();
+/// Set (for good) by the first wait on CHANGED for the message in hand, before it looks: until
+/// then nobody waits, and [`hold`] and its drop make no futex call per message.
+static WATCHED: AtomicBool = AtomicBool::new(false);
 /// How many messages this process has held: the number of the one in hand.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 
@@ -78,14 +81,14 @@ pub fn hold(msg: &[u8]) -> Holding {
     let number = TAKEN.fetch_add(1, Ordering::Relaxed) + 1;
     let head = msg[..msg.len().min(HEAD)].to_vec();
     state().held = Some(Held { number, len: msg.len(), head, if_lost: None });
-    CHANGED.notify_all();
+    held_changed();
     Holding(PhantomData)
 }
 
 impl Holding {
     /// If the message is given up (a second stop signal while it is held), `undo` runs before the
     /// process dies, on the stop's thread: it removes what would deliver the message again to the
-    /// next reader (a claimed file, bytes still in a FIFO), so that it is lost, never doubled.
+    /// next reader (bytes still in a FIFO), so that it is lost, never doubled.
     pub fn if_lost(self, undo: impl FnOnce() + Send + 'static) -> Holding {
         if let Some(held) = state().held.as_mut() {
             held.if_lost = Some(Box::new(undo));
@@ -97,6 +100,15 @@ impl Holding {
 impl Drop for Holding {
     fn drop(&mut self) {
         state().held = None;
+        held_changed();
+    }
+}
+
+/// Tells a waiter that the message in hand changed, if there can be one: a waiter sets WATCHED
+/// before it takes the state lock to look, and the change was made under that lock, so a waiter
+/// that saw the old state is seen here.
+fn held_changed() {
+    if WATCHED.load(Ordering::SeqCst) {
         CHANGED.notify_all();
     }
 }
@@ -118,6 +130,7 @@ pub(crate) fn give_up() -> Option<String> {
 /// Waits (the state lock held by `s`) until no message is held, saying on stderr why after a
 /// quiet moment. Returns with the lock held again.
 fn wait_released(s: MutexGuard<'static, State>) -> MutexGuard<'static, State> {
+    WATCHED.store(true, Ordering::SeqCst);
     let (mut s, quiet) =
         CHANGED.wait_timeout_while(s, QUIET, |s| s.held.is_some()).unwrap_or_else(PoisonError::into_inner);
     if quiet.timed_out()

@@ -1,5 +1,5 @@
 //! File IPC (note section 1, claims F1-F2): each message is one whole file. The writer writes a
-//! private temp file and renames it onto the agreed path, so a reader never sees half a message
+//! temp file in a private directory and renames it onto the agreed path, so a reader never sees half a message
 //! (the note's hidden trap); the reader is told by inotify, because nothing else tells it that a
 //! file arrived (the real cost of file IPC, more than the disk the note blames: the page cache
 //! usually means no disk I/O at all).
@@ -14,12 +14,11 @@ macro_rules! say {
 }
 
 pub mod print;
+mod private;
 mod reader;
 pub mod sys;
 mod writer;
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -53,24 +52,23 @@ struct Spot {
     path: PathBuf,
     dir: PathBuf,
     name: PathBuf,
+    /// The directory, kept open between two locks by a writer (one lock and one unlock per
+    /// message). Never while the process waits: an open descriptor holds back the watch's
+    /// IN_DELETE_SELF until it is closed, and a removed directory must be noticed at once.
+    spare: Mutex<Option<Fd>>,
+    /// Whether the directory is kept open between locks: a writer's choice. A reader waits for
+    /// an event after every message, so it closes the directory each time (the close unlocks).
+    keep_open: bool,
 }
 
 impl Spot {
-    fn new(path: &Path) -> Result<Self> {
+    fn new(path: &Path, keep_open: bool) -> Result<Self> {
         let name = path.file_name().ok_or_else(|| Error::Usage(format!("{} does not name a file", path.display())))?;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Ok(Spot { path: path.to_path_buf(), dir, name: name.into() })
-    }
-
-    /// A private name beside the agreed one: dot-prefixed and with our PID, so it never matches.
-    fn private(&self, what: &str) -> PathBuf {
-        let mut n = b".".to_vec();
-        n.extend_from_slice(self.name.as_os_str().as_bytes());
-        n.extend_from_slice(format!(".{}.{what}", std::process::id()).as_bytes());
-        self.dir.join(OsStr::from_bytes(&n))
+        Ok(Spot { path: path.to_path_buf(), dir, name: name.into(), spare: Mutex::new(None), keep_open })
     }
 
     /// Watches the directory for `mask` events. Made before the first look at the path, so an
@@ -137,9 +135,7 @@ fn check_message(st: &FileStat, path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    // Asked once: it never changes in our process, and every message is checked.
-    static EUID: OnceLock<u32> = OnceLock::new();
-    let me = *EUID.get_or_init(|| geteuid().as_raw());
+    let me = my_uid();
     if st.st_uid != me {
         return Err(Error::Failed(format!(
             "{} belongs to uid {}, not to you (uid {me}): refused and left as it was; choose another --path",
@@ -148,6 +144,12 @@ fn check_message(st: &FileStat, path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Our effective UID, asked once: it never changes in our process, and every message is checked.
+fn my_uid() -> u32 {
+    static EUID: OnceLock<u32> = OnceLock::new();
+    *EUID.get_or_init(|| geteuid().as_raw())
 }
 
 /// Opens what is at `path` without following a symlink or blocking on a FIFO, and checks it with
@@ -170,87 +172,73 @@ fn open_message(path: &Path) -> Result<Option<(Fd, FileStat)>> {
     Ok(Some((fd, st)))
 }
 
+/// Writes `msg` to `tmp`, a new file of ours, with permissions `mode` exactly: 0600 unless the
+/// user widens it, and never a moment wider than asked. Returns its (dev, ino).
+fn write_file(tmp: &Path, msg: &[u8], mode: u32) -> Result<(u64, u64)> {
+    // O_EXCL never follows a symlink planted at the name.
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+    let mode = Mode::from_bits_truncate(mode);
+    let fd = sys::open(tmp, flags, mode).sys("open", tmp.display())?;
+    // open's mode is cut by the umask: only then put back (never under the usual 022 or 077 with
+    // 0600, so no call per message).
+    if common::fd::umask_cuts(mode.bits()) {
+        sys::fchmod(&fd, mode).sys("fchmod", tmp.display())?;
+    }
+    let st = fstat(&fd).sys("fstat", tmp.display())?;
+    common::trace::count_one(); // untraced, counted
+    let mut rest = msg;
+    while !rest.is_empty() {
+        match sys::write(&fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("write", tmp.display(), e)),
+        }
+    }
+    Ok((st.st_dev, st.st_ino))
+}
+
 fn alive(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH)
 }
 
-/// The directory, flock()ed: a claim and its delivery, and a writer's rename, never overlap.
+/// The directory, flock()ed until dropped: a reader's take and its delivery, and a writer's
+/// rename, never overlap.
 struct Locked<'a> {
     spot: &'a Spot,
-    _fd: Fd,
+    fd: Option<Fd>,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(fd) = self.fd.take() else { return };
+        // The close of a reader's descriptor lets go of the lock. An unlock cannot fail on a
+        // descriptor we hold; were it to, the exit would let go of it.
+        if self.spot.keep_open && sys::flock_un(&fd).is_ok() {
+            *lock(&self.spot.spare) = Some(fd);
+        }
+    }
 }
 
 impl Spot {
     fn lock(&self) -> Result<Locked<'_>> {
-        let fd = sys::open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .sys("open", self.dir.display())?;
+        let spare = lock(&self.spare).take();
+        let fd = match spare {
+            Some(fd) => fd,
+            None => sys::open(&self.dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .sys("open", self.dir.display())?,
+        };
         loop {
             match sys::flock_ex(&fd) {
-                Ok(()) => return Ok(Locked { spot: self, _fd: fd }),
+                Ok(()) => return Ok(Locked { spot: self, fd: Some(fd) }),
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(Error::sys("flock", self.dir.display(), e)),
             }
         }
     }
 
-    /// Our private files beside the path that no live process will use: (path, pid, kind).
-    /// `mine` is the kind this process makes: one of that kind named after our own PID was left
-    /// by a dead process that had our PID (we have made none yet).
-    fn dead_private(&self, mine: Private) -> Vec<(PathBuf, i32, Private)> {
-        let prefix = format!(".{}.", self.name.display());
-        let me = std::process::id() as i32;
-        let Ok(dir) = std::fs::read_dir(&self.dir) else { return Vec::new() };
-        dir.flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let rest = name.strip_prefix(&prefix)?;
-                let (pid, what) = rest.split_once('.')?;
-                let what = match what {
-                    "tmp" => Private::Tmp,
-                    "claimed" => Private::Claimed,
-                    _ => return None,
-                };
-                let pid: i32 = pid.parse().ok()?;
-                let st = lstat(&e.path()).ok()?;
-                check_message(&st, &e.path()).ok()?;
-                let dead = if pid == me { what == mine } else { !alive(pid) };
-                dead.then(|| (e.path(), pid, what))
-            })
-            .collect()
-    }
-}
-
-/// The two kinds of private file beside the agreed path.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Private {
-    /// `.NAME.PID.tmp`: a writer's message being written, never delivered.
-    Tmp,
-    /// `.NAME.PID.claimed`: a message a reader has taken.
-    Claimed,
-}
-
-impl Locked<'_> {
-    /// At the start of a writer or a reader (never per message): what killed peers left. A
-    /// writer's temp file was never delivered. A reader's claimed message was taken, and may have
-    /// been printed in part or whole: it never goes back (it would be printed twice, or behind a
-    /// newer message), it is removed, and a reader says so. Only the reader removes claimed files.
-    fn remove_dead(&self, mine: Private) {
-        for (p, pid, what) in self.spot.dead_private(mine) {
-            match what {
-                Private::Tmp => {
-                    let _ = sys::unlink(&p);
-                }
-                Private::Claimed if mine == Private::Claimed => {
-                    if sys::unlink(&p).is_ok() {
-                        say!(
-                            "reader: removed {}, the message that reader {pid} had taken when it was killed: it is not delivered again",
-                            p.display()
-                        );
-                    }
-                }
-                Private::Claimed => {}
-            }
-        }
+    /// Before a wait: the directory kept open is closed (see `spare`).
+    fn close_spare(&self) {
+        drop(lock(&self.spare).take());
     }
 }
 
@@ -259,25 +247,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `reader --clean`: removes an unread message at `path` and the private files that a writer or
-/// reader killed with SIGKILL left beside it (`.NAME.PID.tmp`, `.NAME.PID.claimed`).
+/// `reader --clean`: removes an unread message at `path` and the private directories that a
+/// writer or reader killed with SIGKILL left beside it (`.NAME.PID.d`, see [`private`]).
 pub fn clean(path: &Path) -> Result<String> {
-    let spot = Spot::new(path)?;
+    let spot = Spot::new(path, false)?;
     let mut removed = Vec::new();
     if let Ok(st) = lstat(path) {
         check_message(&st, path)?;
         sys::unlink(path).sys("unlink", path.display())?;
         removed.push(path.display().to_string());
     }
-    let prefix = format!(".{}.", spot.name.display());
-    for entry in std::fs::read_dir(&spot.dir).sys("opendir", spot.dir.display())?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = lstat(&entry.path()).is_ok_and(|st| check_message(&st, &entry.path()).is_ok());
-        if ours && name.starts_with(&prefix) && (name.ends_with(".tmp") || name.ends_with(".claimed")) {
-            sys::unlink(&entry.path()).sys("unlink", entry.path().display())?;
-            removed.push(entry.path().display().to_string());
-        }
-    }
+    removed.extend(private::remove_all(&spot)?);
     Ok(if removed.is_empty() {
         format!("nothing to remove at {}", path.display())
     } else {
@@ -307,14 +287,15 @@ fn io_now() -> Result<(u64, u64, u64)> {
     Ok((field("rchar"), field("read_bytes"), io.len() as u64))
 }
 
-/// The note's fgets: reads `file` to its end (read() until it returns 0), 4096 bytes at a time as
-/// the note's C does through stdio (its buffer is the file's st_blksize), adding what it cost to
-/// `tally` (if one is kept).
-fn read_counted(file: &Fd, msg: &mut Vec<u8>, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
+/// The note's fgets: reads `file`, `size` bytes as its fstat gave (a message file never changes
+/// once at the path, so no read() that returns 0 is needed to see its end) or to an earlier end,
+/// 4096 bytes at a time as the note's C does through stdio (its buffer is the file's st_blksize),
+/// adding what it cost to `tally` (if one is kept).
+fn read_counted(file: &Fd, msg: &mut Vec<u8>, size: i64, tally: Option<&mut IoTally>, path: &Path) -> Result<usize> {
     let before = if tally.is_some() { Some(io_now()?) } else { None };
     let mut chunk = [0u8; 4096];
     let start = msg.len();
-    loop {
+    while ((msg.len() - start) as i64) < size {
         match sys::read(file, &mut chunk) {
             Ok(0) => break,
             Ok(n) => msg.extend_from_slice(&chunk[..n]),

@@ -1,16 +1,18 @@
-//! The reader: claims a message by renaming it to a private name, prints it and removes it, all
-//! under the directory's flock, which a writer's rename also takes. So a claimed message that goes
-//! back to the path goes back in its place: no newer one can be there, nor have been read.
+//! The reader: takes a message by reading it and removing it from the path, then prints it, all
+//! under the directory's flock, which a writer's rename also takes. So a message taken and not
+//! printed goes back in its place: no newer one can be there, nor have been read.
 //!
-//! What may happen to a claimed message, and when:
-//! - printed whole, then removed: delivered;
-//! - put back, only if not a byte of it was printed and the flock is still ours: a stop that
-//!   comes before its print starts, or a print that failed at its first byte;
-//! - removed unprinted: part of it was printed when stdout failed, or its reader was killed
-//!   (the next reader removes the dead reader's claimed file and says so). It is never put back
-//!   once any of it may have been printed, so it is never printed twice nor behind a newer one.
+//! What may happen to a message once it is taken (removed from the path), and when:
+//! - printed whole: delivered. A stop that comes once it is taken waits for the print;
+//! - put back, as a new file at the path, only if not a byte of it was printed: a print that
+//!   failed at its first byte (`reader | head -1` once `head` has gone);
+//! - lost: part of it was printed when stdout failed (it is never put back, or that part would
+//!   be printed twice), or its reader was killed with SIGKILL (the one loss the promise allows).
+//!
+//! A stop before the take leaves the message where it is. Nothing of a taken message is left on
+//! disk, so a killed reader leaves nothing that could be printed twice or behind a newer one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -18,19 +20,19 @@ use common::stop::{OnStop, on_stop};
 use common::{Error, Result, SysResult};
 use nix::errno::Errno;
 use nix::sys::inotify::AddWatchFlags;
-use nix::sys::stat::lstat;
+use nix::sys::stat::{FileStat, lstat};
 
 use crate::print::Undelivered;
-use crate::{IoTally, Private, Spot, Watch, check_message, lock, open_message, read_counted, sys};
+use crate::private::{Private, remove_dead};
+use crate::{IoTally, Spot, Watch, check_message, lock, open_message, read_counted, sys, write_file};
 
 /// What the stop thread must know of the message in the main thread's hand.
 #[derive(Default)]
 struct Hand {
-    /// Set by a stop, before it looks at `printing`: the main thread claims nothing more, and a
-    /// message it claimed and has not begun to print goes back.
+    /// Set by a stop, before it looks at `printing`: the main thread takes nothing more.
     stopping: AtomicBool,
-    /// Held by the main thread from its claim to the start of the print (a short read of a
-    /// file), and true while it prints.
+    /// Held by the main thread from its look to the start of the print (a short read of a file),
+    /// and true while it prints.
     printing: Mutex<bool>,
     /// Told when a print ends.
     printed: Condvar,
@@ -38,7 +40,6 @@ struct Hand {
 
 pub struct Reader {
     spot: Spot,
-    claimed: PathBuf,
     arrived: Watch,
     hand: Arc<Hand>,
     /// Whether a message may wait that no look has found yet: at the start (one may have come
@@ -53,35 +54,34 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(path: &Path) -> Result<Self> {
-        let spot = Spot::new(path)?;
+        let spot = Spot::new(path, false)?;
         // IN_MOVED_TO: our writer renames onto the path (that is no IN_CREATE). IN_CLOSE_WRITE: a
         // plain `echo hi > path` is complete once closed.
         let arrived = spot.watch(AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE)?;
-        let claimed = spot.private("claimed");
         let hand = Arc::new(Hand::default());
         let stop = {
             let hand = hand.clone();
             on_stop(move || {
                 hand.stopping.store(true, Ordering::SeqCst);
-                // However long stdout blocks: a message half printed must not go back, and one
-                // cut short would be lost (the print is held in common::gate, which says so).
+                // However long stdout blocks: a message taken is printed whole, never cut short
+                // nor lost (the print is held in common::gate, which says so).
                 common::gate::wait_while_held();
                 let mut printing = lock(&hand.printing);
                 while *printing {
                     printing = hand.printed.wait(printing).unwrap_or_else(PoisonError::into_inner);
                 }
-                // Kept locked until the process dies: the main thread claims nothing more.
+                // Kept locked until the process dies: the main thread takes nothing more.
                 std::mem::forget(printing);
             })
         };
-        let reader = Reader { claimed, spot, arrived, hand, fresh: true, io: None, _stop: stop };
+        let reader = Reader { spot, arrived, hand, fresh: true, io: None, _stop: stop };
         // Refused before anything is read: only a message file of ours may sit at the path.
         open_message(&reader.spot.path)?;
-        reader.spot.lock()?.remove_dead(Private::Claimed);
+        remove_dead(&reader.spot, &reader.spot.lock()?);
         Ok(reader)
     }
 
-    /// Waits for a message, claims it, reads and removes it: the bench's receive.
+    /// Waits for a message, takes and returns it: the bench's receive.
     pub fn recv(&mut self, on_wait: &mut dyn FnMut()) -> Result<Vec<u8>> {
         let mut got = Vec::new();
         self.recv_with(on_wait, &mut |m| {
@@ -91,11 +91,10 @@ impl Reader {
         Ok(got)
     }
 
-    /// Waits for a message (calling `on_wait` once if there is none yet), claims it by renaming it
-    /// to a private name, so two readers never both get it, hands it to `deliver` and removes it
-    /// once delivered. If the process is stopped before `deliver` starts, or `deliver` fails
-    /// before any of it went out, the message goes back to the path for the next reader; if part
-    /// of it went out, it is removed (see the module's text).
+    /// Waits for a message (calling `on_wait` once if there is none yet), takes it (reads it and
+    /// removes it from the path, so two readers never both get it) and hands it to `deliver`. If
+    /// `deliver` fails before any of it went out, the message goes back to the path for the next
+    /// reader; if part of it went out, it is lost (see the module's text).
     pub fn recv_with(
         &mut self,
         on_wait: &mut dyn FnMut(),
@@ -122,56 +121,32 @@ impl Reader {
                 drop(printing);
                 park();
             }
-            match sys::rename(&self.spot.path, &self.claimed) {
-                Ok(()) => {}
-                Err(Errno::ENOENT) => continue, // a foreign reader took it
-                Err(e) => return Err(Error::sys("rename", self.spot.path.display(), e)),
-            }
-            // The name was ours when opened; it must still be the same file now.
-            common::trace::count_one(); // the lstat below: untraced, counted
-            if lstat(&self.claimed).map(|c| (c.st_dev, c.st_ino)) != Ok((st.st_dev, st.st_ino)) {
-                put_back(&self.claimed, &self.spot.path);
-                return Err(Error::Failed(format!(
-                    "{} was replaced while it was claimed: refused",
-                    self.spot.path.display()
-                )));
-            }
             let mut msg = Vec::new();
-            if let Err(e) = read_counted(&file, &mut msg, self.io.as_mut(), &self.spot.path) {
-                put_back(&self.claimed, &self.spot.path);
-                return Err(e);
-            }
-            // A stop came while we claimed: not a byte printed and the flock still ours, so the
-            // message goes back in its place.
-            if self.stopping() {
-                put_back(&self.claimed, &self.spot.path);
-                drop(printing);
-                park();
+            read_counted(&file, &mut msg, st.st_size, self.io.as_mut(), &self.spot.path)?;
+            drop(file);
+            // The take: from here the message is in this process alone. Under the flock no writer
+            // of ours can have put another at the path since the open.
+            match sys::unlink(&self.spot.path) {
+                Ok(()) => {}
+                Err(Errno::ENOENT) => continue, // a foreign process took it: not ours to print
+                Err(e) => return Err(Error::sys("unlink", self.spot.path.display(), e)),
             }
             *printing = true;
             drop(printing);
-            // A second stop signal gives up a print that stdout blocks (common::gate): the message
-            // is then lost, so its claimed file goes, never to be printed again.
-            let claimed = self.claimed.clone();
-            let held = common::gate::hold(&msg).if_lost(move || {
-                let _ = sys::unlink(&claimed);
-            });
+            // A second stop signal gives up a print that stdout blocks (common::gate): the
+            // message is then lost, and nothing of it is left to be printed again.
+            let held = common::gate::hold(&msg);
             let delivered = deliver(&msg);
             drop(held);
             let done = match delivered {
-                // Gone already (someone removed it by hand) is no failure after success.
-                Ok(()) => match sys::unlink(&self.claimed) {
-                    Err(Errno::ENOENT) => Ok(()),
-                    other => other.sys("unlink", self.claimed.display()),
-                },
+                Ok(()) => Ok(()),
                 Err(Undelivered { error, partly: false }) => {
-                    put_back(&self.claimed, &self.spot.path);
+                    self.put_back(&msg, &st);
                     Err(error)
                 }
                 Err(Undelivered { error, partly: true }) => {
-                    let _ = sys::unlink(&self.claimed);
                     say!(
-                        "reader: the message was printed in part when stdout failed; it is removed, not put back (the next reader would print that part again)"
+                        "reader: the message was printed in part when stdout failed; it is not put back (the next reader would print that part again)"
                     );
                     Err(error)
                 }
@@ -193,6 +168,24 @@ impl Reader {
         self.hand.stopping.load(Ordering::SeqCst)
     }
 
+    /// A message taken and not a byte of it printed goes back to the path, as the writer puts
+    /// one there (a file in our private directory, renamed, never over another message), with
+    /// the mode it had. The flock is still ours, so no writer of ours has put a newer one there.
+    fn put_back(&self, msg: &[u8], st: &FileStat) {
+        let private = Private::of(&self.spot);
+        let back = private.make().and_then(|()| write_file(&private.tmp, msg, st.st_mode & 0o7777)).and_then(|_| {
+            sys::rename_noreplace(&private.tmp, &self.spot.path).sys("renameat2", self.spot.path.display())
+        });
+        if back.is_ok() {
+            private.remove_empty();
+        } else {
+            private.remove();
+        }
+        if let Err(e) = back {
+            say!("reader: could not put the unprinted message back at {} ({e}): it is lost", self.spot.path.display());
+        }
+    }
+
     /// The end of a run: one line if a message still waits at the path (it is left for the next
     /// reader), none otherwise.
     pub fn pending(&self) -> Option<String> {
@@ -207,17 +200,5 @@ impl Reader {
 fn park() -> ! {
     loop {
         std::thread::park();
-    }
-}
-
-/// Puts a claimed message back at the agreed path, never over another message.
-fn put_back(claimed: &Path, path: &Path) {
-    match sys::rename_noreplace(claimed, path) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => say!(
-            "reader: could not put back the message claimed as {} ({}); `reader --clean` removes it",
-            claimed.display(),
-            e.desc()
-        ),
     }
 }

@@ -21,11 +21,20 @@ use nix::unistd::UnlinkatFlags;
 
 /// `flock(4, LOCK_EX) = 0`: the whole wait for the lock (EINTR is the caller's to retry).
 pub fn flock_ex(fd: &Fd) -> nix::Result<()> {
+    flock(fd, libc::LOCK_EX, "LOCK_EX")
+}
+
+/// `flock(4, LOCK_UN) = 0`: the lock let go, the descriptor kept for the next message.
+pub fn flock_un(fd: &Fd) -> nix::Result<()> {
+    flock(fd, libc::LOCK_UN, "LOCK_UN")
+}
+
+fn flock(fd: &Fd, op: libc::c_int, name: &str) -> nix::Result<()> {
     // libc: nix's `Flock` would own the descriptor and its plain `flock` is deprecated.
     trace::begin();
     // SAFETY: flock takes a descriptor that `fd` keeps open and an integer operation.
-    let r = Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }).map(drop);
-    trace::call(&r, |r| (format!("flock({}, LOCK_EX)", fd.as_raw_fd()), r.zero()));
+    let r = Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop);
+    trace::call(&r, |r| (format!("flock({}, {name})", fd.as_raw_fd()), r.zero()));
     r
 }
 
@@ -41,29 +50,24 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> nix::Result<()> {
     r
 }
 
-/// glibc's renameat() is the renameat system call where the architecture has one (x86_64), and
-/// renameat2 with no flags where it has not.
-const RENAMEAT: (&str, &str) =
-    if cfg!(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")) {
-        ("renameat2", ", 0")
-    } else {
-        ("renameat", "")
-    };
-
-/// `renameat(AT_FDCWD, "from", AT_FDCWD, "to") = 0`: replaces whatever is at `to`.
-pub fn rename(from: &Path, to: &Path) -> nix::Result<()> {
-    let r = nix::fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to);
-    trace::call(&r, |r| {
-        let (name, tail) = RENAMEAT;
-        (format!("{name}(AT_FDCWD, {}, AT_FDCWD, {}{tail})", trace::path(from), trace::path(to)), r.zero())
-    });
-    r
-}
-
 /// `unlinkat(AT_FDCWD, "path", 0) = 0` (unlinkat on every architecture, where unlink() is not).
 pub fn unlink(path: &Path) -> nix::Result<()> {
     let r = nix::unistd::unlinkat(AT_FDCWD, path, UnlinkatFlags::NoRemoveDir);
     trace::call(&r, |r| (format!("unlinkat(AT_FDCWD, {}, 0)", trace::path(path)), r.zero()));
+    r
+}
+
+/// `mkdirat(AT_FDCWD, "dir", 0700) = 0`: a private directory, ours alone.
+pub fn mkdir(dir: &Path) -> nix::Result<()> {
+    let r = nix::sys::stat::mkdirat(AT_FDCWD, dir, nix::sys::stat::Mode::S_IRWXU);
+    trace::call(&r, |r| (format!("mkdirat(AT_FDCWD, {}, 0700)", trace::path(dir)), r.zero()));
+    r
+}
+
+/// `unlinkat(AT_FDCWD, "dir", AT_REMOVEDIR) = 0`.
+pub fn rmdir(dir: &Path) -> nix::Result<()> {
+    let r = nix::unistd::unlinkat(AT_FDCWD, dir, UnlinkatFlags::RemoveDir);
+    trace::call(&r, |r| (format!("unlinkat(AT_FDCWD, {}, AT_REMOVEDIR)", trace::path(dir)), r.zero()));
     r
 }
 

@@ -178,16 +178,22 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// What a writer or reader killed with SIGKILL may leave beside the path: its private directory
+/// (`.NAME.PID.d`) with the message it was writing or putting back, never delivered.
+fn dead_private_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let private = dir.join(format!(".msg.{}.d", dead_pid()));
+    std::fs::create_dir(&private).unwrap();
+    std::fs::write(private.join("tmp"), "half").unwrap();
+    private
+}
+
 #[test]
 fn a_killed_peer_wedges_nothing_and_its_leftovers_go() {
-    // A reader killed after its claim: the message was taken and may have been printed, so the
-    // next reader removes it (it never comes again, nor behind a newer one) and says so.
+    // A dead process's private directory: the next reader removes it, and works.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
-    std::fs::write(dir.path().join(format!(".msg.{}.claimed", dead_pid())), "taken").unwrap();
+    dead_private_dir(dir.path());
     let mut r = Running::spawn(reader().arg("--path").arg(&path));
-    let said = r.wait_for_stderr("reader: removed");
-    assert!(said.contains("had taken when it was killed: it is not delivered again"), "{said}");
     r.wait_for_stderr("reader: waiting");
     cmd("file-ipc", "writer").arg("--path").arg(&path).arg("next").assert().success();
     let done = r.finish();
@@ -195,12 +201,12 @@ fn a_killed_peer_wedges_nothing_and_its_leftovers_go() {
     assert_eq!(done.stdout_str(), "next\n");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 
-    // A writer killed while it waits: its undelivered temp file goes, its delivered message stays.
+    // A writer killed while it waits: its undelivered temp file goes (with its directory), its delivered message stays.
     let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["delivered", "never delivered"]));
     w.wait_for_stderr("writer: waiting");
     w.signal(Signal::SIGKILL);
     assert_eq!(w.finish().shell_status(), 137);
-    assert_eq!(entries(dir.path()).len(), 2, "message and temp file");
+    assert_eq!(entries(dir.path()).len(), 2, "message and private directory");
     cmd("file-ipc", "reader").arg("--path").arg(&path).assert().success().stdout("delivered\n");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 
@@ -214,16 +220,14 @@ fn a_killed_peer_wedges_nothing_and_its_leftovers_go() {
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
 
-/// `reader --clean` removes the unread message and whatever killed peers left (a claimed message,
-/// a temp file), live or not: nothing is left.
+/// `reader --clean` removes the unread message and whatever killed peers left (a private
+/// directory with a message being written or put back): nothing is left.
 #[test]
 fn clean_leaves_nothing_after_killed_peers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
     cmd("file-ipc", "writer").arg("--path").arg(&path).arg("unread").assert().success();
-    let dead = dead_pid();
-    std::fs::write(dir.path().join(format!(".msg.{dead}.claimed")), "taken").unwrap();
-    std::fs::write(dir.path().join(format!(".msg.{dead}.tmp")), "half").unwrap();
+    dead_private_dir(dir.path());
     let out = cmd("file-ipc", "reader").arg("--path").arg(&path).arg("--clean").output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("reader: removed "), "{out:?}");
@@ -246,7 +250,7 @@ fn snapshot(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
-fn only_a_message_file_of_ours_is_ever_claimed_or_replaced() {
+fn only_a_message_file_of_ours_is_ever_taken_or_replaced() {
     let root = nix::unistd::geteuid().is_root();
     let cases: [(&str, MakeAt); 4] = [
         ("a directory", |p| std::fs::create_dir(p).unwrap()),
@@ -301,7 +305,7 @@ fn mode_is_exact_whatever_the_umask() {
 
 /// Point 6: readers and writers stopped at many pseudo-random moments of a numbered stream. Each
 /// message that a writer delivered is printed exactly once, or is still there for a final reader;
-/// no temp or claimed file is left.
+/// no private directory or temp file is left.
 #[test]
 fn stops_at_random_moments_neither_lose_nor_double_a_message() {
     use std::io::{BufRead, BufReader};
@@ -496,7 +500,7 @@ const TRACED: [&str; 11] = [
     "close",
     "fchmod",
     "flock",
-    "renameat",
+    "mkdirat",
     "renameat2",
     "unlinkat",
     "inotify_init1",
@@ -522,17 +526,9 @@ fn assert_trace_matches(stderr: &str, straced: &tests::strace::Straced, expect: 
         assert_in_order(&ours, &theirs, name, |c| Some(c.text()));
     }
     // Calls that only the pair makes (no std or loader call among strace's): none may be missing.
-    let only_ours = ["inotify_init1", "inotify_add_watch", "flock", "fchmod", "renameat", "renameat2", "unlinkat"];
+    let only_ours = ["inotify_init1", "inotify_add_watch", "flock", "fchmod", "mkdirat", "renameat2", "unlinkat"];
     tests::strace::assert_exact(&ours, &theirs, &only_ours);
 }
-
-/// glibc's rename() (the reader's claim): renameat, or renameat2 where the architecture has no
-/// renameat (the lib says the same).
-const CLAIM: &str = if cfg!(any(target_arch = "aarch64", target_arch = "riscv64", target_arch = "loongarch64")) {
-    "renameat2"
-} else {
-    "renameat"
-};
 
 #[test]
 fn trace_shows_the_calls_strace_sees_reader_first() {
@@ -556,10 +552,11 @@ fn trace_shows_the_calls_strace_sees_reader_first() {
     let done = r.finish();
     assert!(done.status.success(), "{done:?}");
     assert_eq!(done.stdout_str(), format!("{msg}\n"));
+    // No fchmod: a umask takes nothing from 0600 unless it takes the owner's own bits.
     let writer_calls =
-        ["inotify_init1", "inotify_add_watch", "openat", "flock", "fchmod", "write", "renameat2", "close"];
+        ["inotify_init1", "inotify_add_watch", "mkdirat", "openat", "flock", "write", "renameat2", "close"];
     assert_trace_matches(&w.stderr, &ws, &writer_calls);
-    let reader_calls = ["inotify_init1", "inotify_add_watch", "openat", "flock", "read", CLAIM, "unlinkat", "close"];
+    let reader_calls = ["inotify_init1", "inotify_add_watch", "openat", "flock", "read", "unlinkat", "close"];
     assert_trace_matches(&done.stderr, &rs, &reader_calls);
     assert!(done.stderr.contains(", IN_CLOSE_WRITE|IN_MOVED_TO|IN_DELETE_SELF|IN_MOVE_SELF) = "), "{}", done.stderr);
     assert!(w.stderr.contains(", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0600) = "), "{}", w.stderr);
@@ -589,7 +586,7 @@ fn trace_shows_the_writer_waiting_on_an_unread_message() {
     assert!(w.status.success(), "{w:?}");
     assert!(w.stderr.contains(" RENAME_NOREPLACE) = -1 EEXIST (File exists)"), "{}", w.stderr);
     assert_trace_matches(&w.stderr, &ws, &["renameat2", "read", "write"]);
-    assert_trace_matches(&done.stderr, &rs, &["read", CLAIM, "unlinkat"]);
+    assert_trace_matches(&done.stderr, &rs, &["read", "unlinkat"]);
     assert!(entries(dir.path()).is_empty());
 }
 
@@ -627,38 +624,39 @@ fn wait_in_syscall(pid: nix::unistd::Pid, nr: libc::c_long, arg0: Option<u64>) {
     }
 }
 
-/// A reader killed after it printed a message and before it removed its claimed file: the next
-/// reader removes that file and never prints the message again.
+/// A reader killed as it prints (at its write to stdout, the message already taken from the
+/// path): that message is the one loss allowed. Nothing of it is left to be printed again, nor
+/// to come behind a newer one: the next reader prints the next message only.
 #[test]
-fn a_reader_killed_between_print_and_unlink_is_not_printed_twice() {
+fn a_reader_killed_as_it_prints_loses_that_message_only() {
     if !tests::strace::found_or_skip() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
     cmd("file-ipc", "writer").arg("--path").arg(&path).arg("first").assert().success();
-    // A clean directory: the reader's first unlinkat is the removal of the message it printed.
+    // The message is there: the reader's first write is its print.
     let killed = Command::new("strace")
-        .args(["-qq", "-o", "/dev/null", "-e", "trace=unlinkat", "-e", "inject=unlinkat:signal=KILL:when=1", "--"])
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=write", "-e", "inject=write:signal=KILL:when=1", "--"])
         .arg(bin("file-ipc", "reader"))
         .arg("--path")
         .arg(&path)
         .output()
         .unwrap();
     assert_eq!(killed.status.signal(), Some(libc::SIGKILL), "{killed:?}");
-    assert_eq!(killed.stdout, b"first\n");
+    assert_eq!(killed.stdout, b"", "killed before its print");
+    assert!(entries(dir.path()).is_empty(), "taken, and nothing of it left: {:?}", entries(dir.path()));
     let mut next = Running::spawn(reader().arg("--path").arg(&path));
     next.wait_for_stderr_or_end("reader: waiting");
     cmd("file-ipc", "writer").arg("--path").arg(&path).arg("second").assert().success();
     let done = next.finish();
     assert!(done.status.success(), "{done:?}");
-    assert_eq!(done.stdout_str(), "second\n", "the killed reader's printed message came again: {done:?}");
-    assert!(done.stderr.contains("was killed"), "one line says what was removed: {done:?}");
+    assert_eq!(done.stdout_str(), "second\n", "the killed reader's message came again: {done:?}");
     assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
 
-/// A reader killed after it claimed a message and before it printed any of it: the writer's next
-/// message takes the path, and the killed reader's message is never put back behind it.
+/// A reader killed after it took a message and before it printed any of it: the writer's next
+/// message takes the path, and the killed reader's message never comes behind it.
 #[test]
 fn a_reader_killed_after_its_claim_never_reorders() {
     let dir = tempfile::tempdir().unwrap();
@@ -666,7 +664,7 @@ fn a_reader_killed_after_its_claim_never_reorders() {
     let (drain, full) = full_pipe();
     let w = Running::spawn(writer().arg("--path").arg(&path).args(["--numbered", "--repeat", "2", "m"]));
     let r = Running::spawn_with_stdout(reader().arg("--path").arg(&path), full.into());
-    // Blocked writing "0 m" to the full pipe: claimed, and not a byte of it printed.
+    // Blocked writing "0 m" to the full pipe: taken, and not a byte of it printed.
     wait_in_syscall(r.pid, libc::SYS_write, Some(1));
     r.signal(Signal::SIGKILL);
     assert_eq!(r.finish().shell_status(), 137);
@@ -693,7 +691,7 @@ fn a_writer_blocked_on_the_directory_lock_stops_within_a_second() {
     let mut r = Running::spawn_with_stdout(reader().arg("--path").arg(&path), full.into());
     r.wait_for_stderr("reader: waiting");
     let w = Running::spawn(writer().arg("--path").arg(&path).args(["held", "next"]));
-    // The reader claimed "held" and prints it to the full pipe, the directory locked; the writer
+    // The reader took "held" and prints it to the full pipe, the directory locked; the writer
     // is past its start (it delivered "held"), so its flock is the one before it delivers "next".
     wait_in_syscall(r.pid, libc::SYS_write, Some(1));
     wait_in_syscall(w.pid, libc::SYS_flock, None);
@@ -704,7 +702,7 @@ fn a_writer_blocked_on_the_directory_lock_stops_within_a_second() {
     assert_eq!(done.shell_status(), 143, "{done:?}");
     assert!(took < std::time::Duration::from_secs(1), "the stop took {took:?}");
     let left = entries(dir.path());
-    assert!(left.len() == 1 && left[0].ends_with(".claimed"), "only the reader's claimed file: {left:?}");
+    assert!(left.is_empty(), "the message is in the reader's hand, the writer's directory gone: {left:?}");
     let mut out = Vec::new();
     drain.read_to_end(&mut out).unwrap();
     assert!(out.ends_with(b"\0held\n"), "the reader printed its message once the pipe drained");

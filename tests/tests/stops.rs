@@ -155,8 +155,8 @@ fn file_reader_stopped_with_stdout_blocked_prints_a_long_message_once_whole() {
 
 /// The second stop: a reader whose stop waits for a blocked stdout ends at once on a second stop
 /// signal, with its status, and one line naming the message given up. That message is lost, not
-/// delivered again: the next reader gets the ones after it (msgq), finds no claimed file to take
-/// back (file-ipc), or no line left of it in the FIFO.
+/// delivered again: the next reader gets the ones after it (msgq), finds no file of it left at
+/// the path (file-ipc), or no line left of it in the FIFO.
 #[test]
 fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
     // Stopped (SIGTERM) while blocked on stdout, then again (SIGINT): it ends at once naming the
@@ -187,7 +187,7 @@ fn a_second_stop_gives_up_the_message_in_hand_and_names_it() {
     run(&mut msgq(&k, "reader")).success().stdout(format!("1 {text}\n"));
     k.assert_clean();
 
-    // file-ipc: the claimed file goes with it.
+    // file-ipc: taken from the path before its print, nothing of it is left.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("msg");
     run(Command::new(bin("file-ipc", "writer")).arg("--path").arg(&path).arg("given up")).success();

@@ -310,7 +310,7 @@ fn role(kind: Kind, side: Side, c: &Call, me: &mut SideState) -> Role {
         (Kind::Pipe, "write") if writer && c.arg(0) == "1" => stream(c, true),
         (Kind::Pipe, "read") if !writer && c.arg(0) == "0" => stream(c, false),
         (Kind::File, "renameat2") if writer => Role::Give(vec![None]),
-        (Kind::File, "renameat") if !writer && c.arg(3).contains(".claimed") => Role::Take(vec![None]),
+        (Kind::File, "unlinkat") if !writer && takes_message(c) => Role::Take(vec![None]),
         (Kind::Signal, "kill" | "rt_sigqueueinfo") if writer => Role::Give(vec![None]),
         (Kind::Signal, "rt_sigsuspend" | "rt_sigtimedwait") if !writer => Role::Take(vec![None]),
         _ => Role::None,
@@ -424,8 +424,7 @@ fn state(kind: Kind, side: Side, c: &Call, role: &Role, o: &mut Object) -> Optio
         }
         (Kind::Fifo, "unlink") if ok => Some("FIFO removed".into()),
         (Kind::File, "renameat2") if ok => Some("message file".into()),
-        (Kind::File, "renameat") if ok => Some("claimed".into()),
-        (Kind::File, "unlinkat") if ok => Some("no file".into()),
+        (Kind::File, "unlinkat") if ok && takes_message(c) => Some("no file".into()),
         (Kind::Signal, "kill" | "rt_sigqueueinfo") if ok => {
             o.pending += 1;
             Some(format!("{} pending", o.pending))
@@ -438,11 +437,18 @@ fn state(kind: Kind, side: Side, c: &Call, role: &Role, o: &mut Object) -> Optio
     }
 }
 
-/// The file name of a quoted path, with its PID part (`.m.4242.tmp`) down to what it is: `tmp`.
+/// file-ipc's unlinkat of the message itself (a reader's take), not of a file or directory of
+/// its own (`.m.4242.d/tmp`, `.m.4242.d`).
+fn takes_message(c: &Call) -> bool {
+    c.arg(2) == "0" && !c.arg(1).trim_matches('"').ends_with("/tmp")
+}
+
+/// The file name of a quoted path, its private directory (`.m.4242.d`) or the file in it
+/// (`.m.4242.d/tmp`) down to what it is: `private`, `tmp`.
 fn base(quoted: &str) -> String {
     let p = quoted.trim_matches('"');
     let name = p.rsplit('/').next().unwrap_or(p);
-    if name.starts_with('.') { name.rsplit('.').next().unwrap_or(name).to_string() } else { name.to_string() }
+    if name.starts_with('.') && name.ends_with(".d") { "private".into() } else { name.to_string() }
 }
 
 /// Flags without their prefixes and the ones every call has: `RDONLY|NONBLOCK`.
@@ -558,12 +564,13 @@ fn label(kind: Kind, c: &Call, waited: Option<u64>) -> String {
         "close" => format!("close {}", a(0)),
         // Their names hold the run's key.
         "shm_unlink" | "mq_unlink" => c.name.clone(),
+        "unlinkat" if a(2) == "AT_REMOVEDIR" => format!("rmdir {}", base(a(1))),
         "unlink" | "unlinkat" => {
             let p = if c.name == "unlinkat" { a(1) } else { a(0) };
             format!("{} {}", if c.name == "unlinkat" { "unlink" } else { &c.name }, base(p))
         }
         "renameat2" => format!("rename {} → {}", base(a(1)), base(a(3))),
-        "renameat" => format!("rename {} → {}", base(a(1)), base(a(3))),
+        "mkdirat" => format!("mkdir {}", base(a(1))),
         "flock" => format!("flock {}", a(1)),
         "inotify_add_watch" => "inotify_add_watch".into(),
         "rt_sigprocmask" => format!("sigprocmask {} {}", a(0).trim_start_matches("SIG_"), a(1)),

@@ -9,8 +9,8 @@ use file_ipc::{IoTally, Reader, default_path, print_line};
 
 const ME: common::Program = common::program!();
 
-/// File IPC reader: waits (by inotify, not polling) for a message file at PATH, claims it, prints
-/// it on its own line and removes it, --count times; the writer's further messages wait at PATH
+/// File IPC reader: waits (by inotify, not polling) for a message file at PATH, takes it (reads it
+/// and removes it from PATH) and prints it on its own line, --count times; the writer's further messages wait at PATH
 /// for the next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
             .waiting(format!("for a message file at {}", path.display()))
             .peer_args(common::paths::peer_args("--path", cli.path.as_deref()));
         for _ in 0..cli.recv.count.unwrap_or(1) {
-            // Removed once printed whole; it goes back only if not a byte of it was printed.
+            // Taken from the path, then printed; it goes back only if not a byte of it was printed.
             reader.recv_with(&mut || ready.show(), &mut print_line)?;
         }
         if let Some(line) = reader.pending() {
