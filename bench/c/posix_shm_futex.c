@@ -35,19 +35,23 @@ enum { TAIL, CONSUMER_SLEEPS, PRODUCER_SLEEPS, PRODUCER_CPU, CONSUMER_CPU };
 /* One end of a ring: tx is this process's producer end, rx its consumer end. */
 struct ring {
     char *mem;
-    uint32_t count; /* messages sent (producer) or taken (consumer) */
-    uint32_t seen;  /* producer: the consumer's count as last read */
+    uint32_t count;       /* messages sent (producer) or taken (consumer) */
+    uint32_t seen;        /* producer: the consumer's count as last read */
     uint64_t last[SLOTS]; /* consumer: the head taken from each slot a lap ago */
-    uint32_t cpu;   /* the CPU this end last said it runs on (+1) */
+    uint32_t cpu;         /* the CPU this end last said it runs on (+1) */
 };
 static char *obj[2];
 static struct ring tx, rx;
 static size_t stride;
 static uint32_t spins = 1000; /* pause instructions in ~2 µs */
 
-static _Atomic uint32_t *control(struct ring *r, int which) { return (_Atomic uint32_t *)(r->mem + which * LINE); }
+static _Atomic uint32_t *control(struct ring *r, int which) {
+    return (_Atomic uint32_t *)(r->mem + which * LINE);
+}
 static size_t slot(uint32_t n) { return PAGE + (n % SLOTS) * stride; }
-static _Atomic uint64_t *head(struct ring *r, uint32_t n) { return (_Atomic uint64_t *)(r->mem + slot(n)); }
+static _Atomic uint64_t *head(struct ring *r, uint32_t n) {
+    return (_Atomic uint64_t *)(r->mem + slot(n));
+}
 
 /* sched_getcpu: from rseq or the vDSO, no system call. */
 static uint32_t this_cpu(void) {
@@ -82,7 +86,8 @@ static int ready(struct ring *r, int producer, uint32_t n, uint64_t *v) {
 }
 
 static uint64_t wait_until(struct ring *r, int producer, uint32_t n, int spin) {
-    uint32_t *word = producer ? (uint32_t *)control(r, TAIL) : (uint32_t *)head(r, n); /* low 32 bits */
+    /* The futex word: the count, or the head's low 32 bits (little-endian: its first 4 bytes). */
+    uint32_t *word = producer ? (uint32_t *)control(r, TAIL) : (uint32_t *)head(r, n);
     _Atomic uint32_t *flag = control(r, producer ? PRODUCER_SLEEPS : CONSUMER_SLEEPS);
     uint32_t k = spin ? spins : 1;
     uint64_t v;
@@ -95,6 +100,7 @@ static uint64_t wait_until(struct ring *r, int producer, uint32_t n, int spin) {
             CALL(sched_yield());
             continue;
         }
+        /* Announce the sleep, look again, sleep only if the word is unchanged (as ring.rs). */
         uint32_t seen = producer ? atomic_load(control(r, TAIL)) : (uint32_t)atomic_load(head(r, n));
         atomic_store(flag, 1);
         if (ready(r, producer, n, &v)) {
@@ -145,12 +151,14 @@ static void open_side(int child) {
 static void send_msg(const char *buf, size_t n) {
     uint32_t k = tx.count;
     uint32_t cpu = say_cpu(&tx, PRODUCER_CPU);
-    if (k - tx.seen >= SLOTS) tx.seen = (uint32_t)wait_until(&tx, 1, k, peer_elsewhere(&tx, cpu, CONSUMER_CPU));
+    if (k - tx.seen >= SLOTS)
+        tx.seen = (uint32_t)wait_until(&tx, 1, k, peer_elsewhere(&tx, cpu, CONSUMER_CPU));
     memcpy(tx.mem + slot(k) + 8, buf + 8, n - 8);
     uint64_t first;
     memcpy(&first, buf, 8);
     atomic_store(head(&tx, k), first);
-    if (atomic_load(control(&tx, CONSUMER_SLEEPS))) CALL(syscall(SYS_futex, head(&tx, k), FUTEX_WAKE, 1, 0, 0, 0));
+    if (atomic_load(control(&tx, CONSUMER_SLEEPS)))
+        CALL(syscall(SYS_futex, head(&tx, k), FUTEX_WAKE, 1, 0, 0, 0));
     tx.count = k + 1;
 }
 
@@ -163,7 +171,8 @@ static void recv_msg(char *buf, size_t n) {
     rx.last[k % SLOTS] = first;
     rx.count = k + 1;
     atomic_store(control(&rx, TAIL), rx.count);
-    if (atomic_load(control(&rx, PRODUCER_SLEEPS))) CALL(syscall(SYS_futex, control(&rx, TAIL), FUTEX_WAKE, 1, 0, 0, 0));
+    if (atomic_load(control(&rx, PRODUCER_SLEEPS)))
+        CALL(syscall(SYS_futex, control(&rx, TAIL), FUTEX_WAKE, 1, 0, 0, 0));
 }
 
 static void cleanup(void) {}
