@@ -146,6 +146,9 @@ fn bench(cli: &Cli) -> Result<()> {
         cfg.rtts = n.max(1);
     }
     let mechs: Vec<_> = ALL.iter().filter(|m| cli.only.is_empty() || cli.only.iter().any(|o| o == m.id)).collect();
+    // Before any row (the children inherit it), --vs-c too: else its rings would spin the
+    // uncalibrated 1000 pauses per round, not ~2 µs as the C side (and every other run) does.
+    let spins = bench::ring::calibrate_spin();
     if cli.vs_c {
         let rounds = cli.runs.unwrap_or(5);
         let cfg =
@@ -169,7 +172,6 @@ fn bench(cli: &Cli) -> Result<()> {
         }
     }
 
-    let spins = bench::ring::calibrate_spin();
     let limits = if cli.no_limits {
         Limits { cacheline: None, memcpy: Default::default(), transfer: Default::default() }
     } else {
