@@ -88,6 +88,8 @@ pub enum Wait {
 pub struct Ring<M: MemoryMut> {
     mem: M,
     size: usize,
+    /// stride(size), computed once.
+    stride: usize,
     wait: Wait,
     /// Messages this end has sent (producer) or taken (consumer).
     count: u32,
@@ -102,7 +104,7 @@ pub struct Ring<M: MemoryMut> {
 impl<M: MemoryMut> Ring<M> {
     pub fn new(mem: M, size: usize, wait: Wait) -> Self {
         assert!(mem.len() >= bytes(size) && size >= WORD && size.is_multiple_of(WORD));
-        Ring { mem, size, wait, count: 0, seen: 0, last: [0; SLOTS], cpu: 0 }
+        Ring { mem, size, stride: stride(size), wait, count: 0, seen: 0, last: [0; SLOTS], cpu: 0 }
     }
 
     fn control(&self, which: usize) -> &AtomicU32 {
@@ -128,7 +130,7 @@ impl<M: MemoryMut> Ring<M> {
 
     /// Where slot `n` starts in the mapping (bytes(size) covers the first page and SLOTS strides).
     fn slot(&self, n: u32) -> usize {
-        PAGE + (n as usize % SLOTS) * stride(self.size)
+        PAGE + (n as usize % SLOTS) * self.stride
     }
 
     fn head_word(&self, n: u32) -> &AtomicU64 {

@@ -260,10 +260,13 @@ pub enum LockKind {
 // SAFETY: mmap mapped len bytes at the page-aligned addr, readable and writable, until drop
 // unmaps them; addr and len never change.
 unsafe impl Memory for Mapped {
+    // Inline: a ring reaches its control words through these on every message, from other crates.
+    #[inline]
     fn base(&self) -> NonNull<u8> {
         self.addr
     }
 
+    #[inline]
     fn len(&self) -> usize {
         self.len
     }

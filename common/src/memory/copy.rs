@@ -3,6 +3,8 @@
 //! invents accesses to it; the private side is an ordinary slice. Aligned vector chunks in the
 //! middle (32 bytes with AVX, else 16 with SSE2, which every x86-64 CPU has; 8-byte words on
 //! other CPUs) keep a copy close to memcpy's speed; words and bytes only at the unaligned ends.
+//! A short copy of whole words from an 8-aligned address (a message in a ring slot) takes an
+//! inlined path instead, 16-byte chunks between at most two words, so its set-up costs nothing.
 
 const WORD: usize = size_of::<u64>();
 /// From this many bytes on, a copy takes the AVX path where the CPU has it.
@@ -15,11 +17,110 @@ const LONG: usize = 256;
 ///
 /// `src..src + out.len()` must be readable memory that is not a Rust object (no reference to it
 /// exists): another process may write it meanwhile.
+#[inline]
 pub(super) unsafe fn out_of(src: *const u8, out: &mut [u8]) {
+    if short_words(src.addr(), out.len()) {
+        // SAFETY: the caller's range, 8-aligned and whole words (short_words).
+        return unsafe { short_out_of(src, out) };
+    }
+    // SAFETY: the caller's range.
+    unsafe { out_of_any(src, out) }
+}
+
+/// Copies `data` into shared memory at `dst`.
+///
+/// # Safety
+///
+/// `dst..dst + data.len()` must be writable memory that is not a Rust object (no reference to it
+/// exists): another process may read or write it meanwhile.
+#[inline]
+pub(super) unsafe fn into(data: &[u8], dst: *mut u8) {
+    if short_words(dst.addr(), data.len()) {
+        // SAFETY: the caller's range, 8-aligned and whole words (short_words).
+        return unsafe { short_into(data, dst) };
+    }
+    // SAFETY: the caller's range.
+    unsafe { into_any(data, dst) }
+}
+
+/// Whether a copy takes the short path: under [`SHORT`] bytes, whole words from an 8-aligned
+/// address (a message in a ring slot). Such a copy is a few loads and stores, so it is inlined
+/// into its caller with no alignment prologue, no byte loops and no call: the general path's
+/// set-up would cost as much as the copy.
+#[inline(always)]
+fn short_words(addr: usize, n: usize) -> bool {
+    n < SHORT && (addr | n).is_multiple_of(WORD)
+}
+
+/// Copies below this many bytes may take the short path.
+const SHORT: usize = 256;
+/// The short path's 16 bytes: an SSE2 register on x86-64 (one aligned load or store).
+#[cfg(target_arch = "x86_64")]
+type Chunk = std::arch::x86_64::__m128i;
+#[cfg(not(target_arch = "x86_64"))]
+type Chunk = u128;
+
+/// The short path of [`out_of`]: one word if `src` is not 16-aligned, then 16-byte chunks
+/// (aligned to 16 on the shared side), then a last word if one is left.
+///
+/// # Safety
+///
+/// As for `out_of`, and `src` is 8-aligned and `out.len()` a multiple of 8.
+#[inline(always)]
+unsafe fn short_out_of(src: *const u8, out: &mut [u8]) {
+    let (n, mut i) = (out.len(), 0);
+    let p = out.as_mut_ptr();
+    if n >= WORD && !src.addr().is_multiple_of(16) {
+        // SAFETY: 8 bytes inside the range, 8-aligned; the private side is inside `out`.
+        unsafe { p.cast::<u64>().write_unaligned(src.cast::<u64>().read_volatile()) };
+        i = WORD;
+    }
+    while n - i >= 16 {
+        // SAFETY: 16 bytes inside the range, 16-aligned (src + i is, after the word above); the
+        // private side is inside `out`, written unaligned.
+        unsafe { p.add(i).cast::<Chunk>().write_unaligned(src.add(i).cast::<Chunk>().read_volatile()) };
+        i += 16;
+    }
+    if n - i >= WORD {
+        // SAFETY: the last 8 bytes of the range, 8-aligned; inside `out`.
+        unsafe { p.add(i).cast::<u64>().write_unaligned(src.add(i).cast::<u64>().read_volatile()) };
+    }
+}
+
+/// The short path of [`into`] (see [`short_out_of`]).
+///
+/// # Safety
+///
+/// As for `into`, and `dst` is 8-aligned and `data.len()` a multiple of 8.
+#[inline(always)]
+unsafe fn short_into(data: &[u8], dst: *mut u8) {
+    let (n, mut i) = (data.len(), 0);
+    let p = data.as_ptr();
+    if n >= WORD && !dst.addr().is_multiple_of(16) {
+        // SAFETY: 8 bytes inside the range, 8-aligned; the private side is inside `data`.
+        unsafe { dst.cast::<u64>().write_volatile(p.cast::<u64>().read_unaligned()) };
+        i = WORD;
+    }
+    while n - i >= 16 {
+        // SAFETY: 16 bytes inside the range, 16-aligned (see short_out_of); inside `data`.
+        unsafe { dst.add(i).cast::<Chunk>().write_volatile(p.add(i).cast::<Chunk>().read_unaligned()) };
+        i += 16;
+    }
+    if n - i >= WORD {
+        // SAFETY: the last 8 bytes of the range, 8-aligned; inside `data`.
+        unsafe { dst.add(i).cast::<u64>().write_volatile(p.add(i).cast::<u64>().read_unaligned()) };
+    }
+}
+
+/// The general [`out_of`]: any address, any length.
+///
+/// # Safety
+///
+/// As for `out_of`.
+#[inline(never)]
+unsafe fn out_of_any(src: *const u8, out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     {
-        // A short copy is done inline: the feature test and the call would cost more than AVX
-        // saves.
         if out.len() >= LONG && std::arch::is_x86_feature_detected!("avx") {
             // SAFETY: this CPU has AVX; the range is the caller's.
             return unsafe { x86::out_of_avx(src, out) };
@@ -34,13 +135,13 @@ pub(super) unsafe fn out_of(src: *const u8, out: &mut [u8]) {
     }
 }
 
-/// Copies `data` into shared memory at `dst`.
+/// The general [`into`]: any address, any length.
 ///
 /// # Safety
 ///
-/// `dst..dst + data.len()` must be writable memory that is not a Rust object (no reference to it
-/// exists): another process may read or write it meanwhile.
-pub(super) unsafe fn into(data: &[u8], dst: *mut u8) {
+/// As for `into`.
+#[inline(never)]
+unsafe fn into_any(data: &[u8], dst: *mut u8) {
     #[cfg(target_arch = "x86_64")]
     {
         if data.len() >= LONG && std::arch::is_x86_feature_detected!("avx") {
