@@ -496,7 +496,7 @@ fn file_reader_during_the_write_sees_an_empty_file() {
 
     // The full writer, stopped at the same point (its file open, its write not made): its file
     // is a temp file in its private directory, so the reader sees no message and waits.
-    let filters = ["-e", "trace=write", "-e", "inject=write:signal=STOP"];
+    let filters = ["-e", "trace=write", "-e", "inject=write:signal=STOP:when=1"];
     let writer = Stopped::start(&bin("file-ipc", "writer"), &["--path".as_ref(), path.as_os_str()], &filters);
     let mut r = Running::spawn(&mut full_reader(&path));
     r.wait_for_stderr("reader: waiting for a message file");
