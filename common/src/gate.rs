@@ -29,8 +29,9 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 static ENDING: AtomicBool = AtomicBool::new(false);
 static STATE: Mutex<State> = Mutex::new(State { parked: false, held: None });
 static CHANGED: Condvar = Condvar::new();
-/// Set (for good) by the first wait on CHANGED for the message in hand, before it looks: until
-/// then nobody waits, and [`hold`] and its drop make no futex call per message.
+/// Set (for good) by the first wait on CHANGED for the message in hand, under the state lock and
+/// before that wait: until then nobody waits, and [`hold`] and its drop make no futex call per
+/// message.
 static WATCHED: AtomicBool = AtomicBool::new(false);
 /// How many messages this process has held: the number of the one in hand.
 static TAKEN: AtomicU64 = AtomicU64::new(0);
@@ -105,8 +106,8 @@ impl Drop for Holding {
 }
 
 /// Tells a waiter that the message in hand changed, if there can be one: a waiter sets WATCHED
-/// before it takes the state lock to look, and the change was made under that lock, so a waiter
-/// that saw the old state is seen here.
+/// while it holds the state lock, before it waits (which lets go of the lock), and the change was
+/// made under that lock, so a waiter that saw the old state is seen here.
 fn held_changed() {
     if WATCHED.load(Ordering::SeqCst) {
         CHANGED.notify_all();

@@ -131,11 +131,12 @@ impl Reader {
                 Err(Errno::ENOENT) => continue, // a foreign process took it: not ours to print
                 Err(e) => return Err(Error::sys("unlink", self.spot.path.display(), e)),
             }
+            // Held before `printing` is let go: a stop from here on waits in common::gate, which
+            // says why after a moment, and a second stop signal gives up a print that stdout
+            // blocks (the message is then lost, and nothing of it is left to be printed again).
+            let held = common::gate::hold(&msg);
             *printing = true;
             drop(printing);
-            // A second stop signal gives up a print that stdout blocks (common::gate): the
-            // message is then lost, and nothing of it is left to be printed again.
-            let held = common::gate::hold(&msg);
             let delivered = deliver(&msg);
             drop(held);
             let done = match delivered {
@@ -172,7 +173,7 @@ impl Reader {
     /// one there (a file in our private directory, renamed, never over another message), with
     /// the mode it had. The flock is still ours, so no writer of ours has put a newer one there.
     fn put_back(&self, msg: &[u8], st: &FileStat) {
-        let private = Private::of(&self.spot);
+        let private = Private::new(&self.spot);
         let back = private.make().and_then(|()| write_file(&private.tmp, msg, st.st_mode & 0o7777)).and_then(|_| {
             sys::rename_noreplace(&private.tmp, &self.spot.path).sys("renameat2", self.spot.path.display())
         });

@@ -9,19 +9,19 @@ use common::stop::{OnStop, on_stop};
 use common::{Error, Result};
 use nix::errno::Errno;
 use nix::sys::inotify::AddWatchFlags;
-use nix::sys::stat::lstat;
 
 use crate::private::{Private, remove_dead};
 use crate::sys;
-use crate::{Spot, Watch, lock, open_message, write_file};
+use crate::{Spot, Watch, lock, open_message, waits_at, write_file};
 
 pub struct Writer {
     spot: Spot,
     private: Private,
     gone: Watch,
     mode: u32,
-    /// (dev, ino) of our last delivered message, for the line of a stopped writer.
-    last: Arc<Mutex<Option<(u64, u64)>>>,
+    /// The bytes of our last delivered message, for the line of a stopped writer: a message with
+    /// them at the path is ours still waiting (a reader's put-back makes it a new file).
+    last: Arc<Mutex<Option<Vec<u8>>>>,
     /// Held while the temp file is written and while it is renamed, and for good by a stop: none
     /// is made or renamed after the stop removed it. Never held while blocked (in flock on the
     /// directory, or waiting for the path to be free): the stop would wait as long.
@@ -37,22 +37,21 @@ impl Writer {
         // Refused before anything is written: only a message file of ours may sit at the path.
         open_message(&spot.path)?;
         remove_dead(&spot, &spot.lock()?);
+        let private = Private::new(&spot);
         let last = Arc::new(Mutex::new(None));
         let creating = Arc::new(Mutex::new(()));
         let stop = {
-            let (mine, path, last, creating) = (Private::of(&spot), spot.path.clone(), last.clone(), creating.clone());
+            let (mine, path, last, creating) = (private.same(), spot.path.clone(), last.clone(), creating.clone());
             on_stop(move || {
                 // Never leave a half-written message behind, nor let one be renamed after this.
                 std::mem::forget(lock(&creating));
                 mine.remove();
-                let ours = *lock(&last);
-                if ours.is_some() && lstat(&path).ok().map(|st| (st.st_dev, st.st_ino)) == ours {
+                if lock(&last).as_deref().is_some_and(|m| waits_at(&path, m)) {
                     say!("writer: our last message still waits at {} for a reader; left in place", path.display());
                 }
             })
         };
         // Made under `creating`, as the messages in it are: a stop removes it or finds none.
-        let private = Private::of(&spot);
         {
             let _creating = lock(&creating);
             private.make()?;
@@ -63,16 +62,18 @@ impl Writer {
     /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
     /// and waits until it is gone: nothing is ever overwritten.
     pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
-        let id = {
+        {
             let _creating = lock(&self.creating);
             write_file(&self.private.tmp, msg, self.mode).inspect_err(|_| {
                 let _ = sys::unlink(&self.private.tmp);
-            })?
-        };
+            })?;
+        }
         loop {
             // Under the directory lock: a reader that took the message before has printed it
             // (or put it back) before the next one can take its place.
-            let locked = self.spot.lock()?;
+            let locked = self.spot.lock().inspect_err(|_| {
+                let _ = sys::unlink(&self.private.tmp);
+            })?;
             // Taken only now that the flock is ours: a stop does not wait for a reader that keeps
             // the directory locked. A stop that came meanwhile removed the temp file and keeps
             // this lock: we wait here until the process dies, and never rename.
@@ -81,7 +82,11 @@ impl Writer {
             // see it free and the second would overwrite the first's message.
             match sys::rename_noreplace(&self.private.tmp, &self.spot.path) {
                 Ok(()) => {
-                    *lock(&self.last) = Some(id);
+                    // Kept to know it again at the end (a buffer reused, no allocation per message).
+                    let mut last = lock(&self.last);
+                    let kept = last.get_or_insert_with(Vec::new);
+                    kept.clear();
+                    kept.extend_from_slice(msg);
                     return Ok(());
                 }
                 Err(Errno::EEXIST) => {
@@ -100,7 +105,8 @@ impl Writer {
                 }
                 Err(e) => {
                     let _ = sys::unlink(&self.private.tmp);
-                    return Err(Error::sys("renameat2", self.spot.path.display(), e));
+                    let what = format!("{} to {}", self.private.tmp.display(), self.spot.path.display());
+                    return Err(Error::sys("renameat2", what, e));
                 }
             }
         }
@@ -108,8 +114,7 @@ impl Writer {
 
     /// Our last message is still at the path, unread (by the time of the look).
     pub fn last_waits(&self) -> bool {
-        let ours = *lock(&self.last);
-        ours.is_some() && lstat(&self.spot.path).ok().map(|st| (st.st_dev, st.st_ino)) == ours
+        lock(&self.last).as_deref().is_some_and(|m| waits_at(&self.spot.path, m))
     }
 }
 

@@ -179,9 +179,9 @@ fn dead_pid() -> u32 {
 }
 
 /// What a writer or reader killed with SIGKILL may leave beside the path: its private directory
-/// (`.NAME.PID.d`) with the message it was writing or putting back, never delivered.
+/// (`.NAME.PID.N.d`) with the message it was writing or putting back, never delivered.
 fn dead_private_dir(dir: &std::path::Path) -> std::path::PathBuf {
-    let private = dir.join(format!(".msg.{}.d", dead_pid()));
+    let private = dir.join(format!(".msg.{}.0.d", dead_pid()));
     std::fs::create_dir(&private).unwrap();
     std::fs::write(private.join("tmp"), "half").unwrap();
     private
@@ -282,14 +282,15 @@ fn only_a_message_file_of_ours_is_ever_taken_or_replaced() {
     }
 }
 
+/// The mode asked for, whatever the umask: an fchmod puts back what the umask cut, and only then.
 #[test]
 fn mode_is_exact_whatever_the_umask() {
     use std::os::unix::process::CommandExt;
-    for (umask, mode) in [(0o077, 0o640), (0o022, 0o666), (0o022, 0o600)] {
+    for (umask, mode) in [(0o077, 0o640), (0o022, 0o666), (0o022, 0o600), (0o077, 0o600)] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("msg");
         let mut w = writer();
-        w.arg("--path").arg(&path).args(["--mode", &format!("{mode:o}"), "x"]);
+        w.arg("--trace").arg("--path").arg(&path).args(["--mode", &format!("{mode:o}"), "x"]);
         // SAFETY: umask() is async-signal-safe, as pre_exec requires.
         unsafe {
             w.pre_exec(move || {
@@ -297,10 +298,37 @@ fn mode_is_exact_whatever_the_umask() {
                 Ok(())
             });
         }
-        assert!(w.status().unwrap().success());
+        let out = w.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
         let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(got, mode, "--mode {mode:o} under umask {umask:03o}");
+        let fchmod = String::from_utf8_lossy(&out.stderr).contains("] fchmod(");
+        assert_eq!(fchmod, mode & umask != 0, "an fchmod for --mode {mode:o} under umask {umask:03o}");
     }
+}
+
+/// A reader whose stdout is gone before its print (EPIPE at the first byte): the message it took
+/// goes back to the path, whole, with its mode and before the writer's next one, and the next
+/// reader prints it. The writer, stopped, still knows it as its own.
+#[test]
+fn a_message_whose_print_fails_at_its_first_byte_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("msg");
+    let mut w = Running::spawn(writer().arg("--path").arg(&path).args(["--mode", "640", "back", "next"]));
+    w.wait_for_stderr("writer: waiting");
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = reader().arg("--path").arg(&path).stdout(std::process::Stdio::from(write)).output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "ends by SIGPIPE (141 in a shell): {out:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"back", "put back whole, before \"next\"");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640, "with its mode");
+    w.signal(Signal::SIGTERM);
+    let stopped = w.finish();
+    assert_eq!(stopped.shell_status(), 143, "{stopped:?}");
+    assert!(stopped.stderr.contains("our last message still waits at"), "{stopped:?}");
+    assert_eq!(entries(dir.path()), ["msg"], "nothing else left");
+    cmd("file-ipc", "reader").arg("--path").arg(&path).assert().success().stdout("back\n");
+    assert!(entries(dir.path()).is_empty(), "left {:?}", entries(dir.path()));
 }
 
 /// Point 6: readers and writers stopped at many pseudo-random moments of a numbered stream. Each
