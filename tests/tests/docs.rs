@@ -423,7 +423,8 @@ fn figures_in_prose_come_from_the_bench_table() {
     let file = row("file");
     let (one, two) = (micros(&file[1]), micros(&file[2]));
     let r10 = |v: f64| (v / 10.0).round() as i64 * 10;
-    let file_range = format!("{}-{} µs", r10(one.min(two)), r10(one.max(two)));
+    let (lo10, hi10) = (r10(one.min(two)), r10(one.max(two)));
+    let file_range = if lo10 == hi10 { format!("{lo10} µs") } else { format!("{lo10}-{hi10} µs") };
     // Shared memory polled across CPUs: the three shm rows, 64 B on two CPUs, in ns.
     let shm: Vec<i64> = ["sysv-shm-inplace", "sysv-shm-spin", "posix-shm-futex"]
         .iter()
