@@ -1,8 +1,8 @@
 //! File IPC (note section 1, claims F1-F2): each message is one whole file. The writer writes a
-//! temp file in a private directory and renames it onto the agreed path, so a reader never sees half a message
-//! (the note's hidden trap); the reader is told by inotify, because nothing else tells it that a
-//! file arrived (the real cost of file IPC, more than the disk the note blames: the page cache
-//! usually means no disk I/O at all).
+//! temp file in a private directory and renames it onto the agreed path, so a reader never sees
+//! half a message (the note's hidden trap); the reader is told by inotify, because nothing else
+//! tells it that a file arrived (the real cost of file IPC, more than the disk the note blames:
+//! the page cache usually means no disk I/O at all).
 
 /// One line on stderr, never a panic: a stop may run when stderr is a closed pipe, and a panic
 /// in the stop thread would keep the process from dying.

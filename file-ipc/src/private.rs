@@ -14,6 +14,7 @@ use nix::sys::stat::{FileStat, SFlag, lstat};
 use crate::{Locked, Spot, alive, lock, my_uid, sys};
 
 /// The directory and the one file it ever holds.
+#[derive(Clone)]
 pub(crate) struct Private {
     pub dir: PathBuf,
     pub tmp: PathBuf,
@@ -31,11 +32,6 @@ impl Private {
         let n = NAMED.fetch_add(1, Ordering::Relaxed);
         let dir = spot.dir.join(format!(".{}.{}.{n}.d", spot.name.display(), std::process::id()));
         Private { tmp: dir.join("tmp"), dir }
-    }
-
-    /// The same directory, for the stop thread to remove.
-    pub fn same(&self) -> Private {
-        Private { dir: self.dir.clone(), tmp: self.tmp.clone() }
     }
 
     /// Makes the directory, 0700.

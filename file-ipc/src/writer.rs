@@ -41,7 +41,7 @@ impl Writer {
         let last = Arc::new(Mutex::new(None));
         let creating = Arc::new(Mutex::new(()));
         let stop = {
-            let (mine, path, last, creating) = (private.same(), spot.path.clone(), last.clone(), creating.clone());
+            let (mine, path, last, creating) = (private.clone(), spot.path.clone(), last.clone(), creating.clone());
             on_stop(move || {
                 // Never leave a half-written message behind, nor let one be renamed after this.
                 std::mem::forget(lock(&creating));
@@ -60,7 +60,8 @@ impl Writer {
     }
 
     /// Delivers one message as one file. If an unread message is still there, calls `on_wait`
-    /// and waits until it is gone: nothing is ever overwritten.
+    /// and waits until it is gone: nothing is ever overwritten. A message not delivered leaves no
+    /// temp file, whatever failed.
     pub fn send(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
         {
             let _creating = lock(&self.creating);
@@ -68,12 +69,17 @@ impl Writer {
                 let _ = sys::unlink(&self.private.tmp);
             })?;
         }
+        self.publish(msg, on_wait).inspect_err(|_| {
+            let _ = sys::unlink(&self.private.tmp);
+        })
+    }
+
+    /// Renames the temp file holding `msg` onto the path once it is free.
+    fn publish(&mut self, msg: &[u8], on_wait: &mut dyn FnMut()) -> Result<()> {
         loop {
             // Under the directory lock: a reader that took the message before has printed it
             // (or put it back) before the next one can take its place.
-            let locked = self.spot.lock().inspect_err(|_| {
-                let _ = sys::unlink(&self.private.tmp);
-            })?;
+            let locked = self.spot.lock()?;
             // Taken only now that the flock is ours: a stop does not wait for a reader that keeps
             // the directory locked. A stop that came meanwhile removed the temp file and keeps
             // this lock: we wait here until the process dies, and never rename.
@@ -92,19 +98,12 @@ impl Writer {
                 Err(Errno::EEXIST) => {
                     drop(creating);
                     drop(locked);
-                    if let Err(e) = open_message(&self.spot.path) {
-                        let _ = sys::unlink(&self.private.tmp);
-                        return Err(e);
-                    }
+                    open_message(&self.spot.path)?;
                     on_wait();
                     self.spot.close_spare();
-                    if let Err(e) = self.gone.wait() {
-                        let _ = sys::unlink(&self.private.tmp);
-                        return Err(e);
-                    }
+                    self.gone.wait()?;
                 }
                 Err(e) => {
-                    let _ = sys::unlink(&self.private.tmp);
                     let what = format!("{} to {}", self.private.tmp.display(), self.spot.path.display());
                     return Err(Error::sys("renameat2", what, e));
                 }

@@ -10,8 +10,8 @@ use file_ipc::{IoTally, Reader, default_path, print_line};
 const ME: common::Program = common::program!();
 
 /// File IPC reader: waits (by inotify, not polling) for a message file at PATH, takes it (reads it
-/// and removes it from PATH) and prints it on its own line, --count times; the writer's further messages wait at PATH
-/// for the next reader (one line says so).
+/// and removes it from PATH) and prints it on its own line, --count times; the writer's further
+/// messages wait at PATH for the next reader (one line says so).
 #[derive(Parser)]
 #[command(name = common::command_name!(), bin_name = env!("CARGO_BIN_NAME"), version, after_help = common::cli::EXIT_STATUSES)]
 struct Cli {
